@@ -1,0 +1,501 @@
+//! Configuration layering: admin policy > command line > project berth.toml > user
+//! config > defaults. Every resolved value keeps the [`Source`] it came from, so `check`
+//! and `--dry-run` can say why a value is what it is.
+
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cli::DeployArgs;
+use crate::dockerargs::{self, GpuSpec, PortSpec, VolumeSpec};
+use crate::error::{Error, Result};
+use crate::host::Paths;
+use file::{Argv, FileConfig, ScalarText};
+
+pub const PROJECT_FILE: &str = "berth.toml";
+
+/// Changes under these paths never block a retire (DESIGN.md section 5).
+pub const DEFAULT_DISPOSABLE: &[&str] = &[
+    "/tmp",
+    "/var/tmp",
+    "/var/cache",
+    "/var/log",
+    "/run",
+    "**/.cache",
+    "**/__pycache__",
+    "**/*.pyc",
+];
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    Policy(PathBuf),
+    CommandLine,
+    Project(PathBuf),
+    User(PathBuf),
+    Env(&'static str),
+    EnvFile { path: PathBuf, line: usize },
+}
+
+impl Source {
+    /// The directory a relative path in this source is relative to.
+    pub fn base_dir(&self, cwd: &Path) -> PathBuf {
+        match self {
+            Self::Policy(path) | Self::Project(path) | Self::User(path) => path
+                .parent()
+                .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
+            Self::EnvFile { path, .. } => path
+                .parent()
+                .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
+            Self::Default | Self::CommandLine | Self::Env(_) => cwd.to_path_buf(),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::Policy(path) => write!(f, "policy {}", path.display()),
+            Self::CommandLine => f.write_str("command line"),
+            Self::Project(path) => write!(f, "project {}", path.display()),
+            Self::User(path) => write!(f, "user config {}", path.display()),
+            Self::Env(name) => write!(f, "environment {name}"),
+            Self::EnvFile { path, line } => write!(f, "{}:{line}", path.display()),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// A data root as some source wrote it, before it is resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataRootValue {
+    pub raw: String,
+    /// What a relative `raw` is relative to.
+    pub base: PathBuf,
+}
+
+/// The configuration after layering: what the plan is built from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    pub image: Option<Sourced<String>>,
+    pub command: Option<Sourced<Vec<String>>>,
+    pub user: Option<Sourced<String>>,
+    pub gpus: Option<Sourced<GpuSpec>>,
+    pub nano_cpus: Option<Sourced<i64>>,
+    pub memory: Option<Sourced<u64>>,
+    pub shm_size: Option<Sourced<u64>>,
+    pub env: BTreeMap<String, Sourced<String>>,
+    pub ports: Vec<Sourced<PortSpec>>,
+    /// Extra mounts, host paths already made absolute.
+    pub volumes: Vec<Sourced<VolumeSpec>>,
+    /// Every place that names the data root, in precedence order.
+    pub data_roots: Vec<Sourced<DataRootValue>>,
+    pub data_target: Sourced<String>,
+    pub data_group: Option<Sourced<String>>,
+    pub disposable: Sourced<Vec<String>>,
+}
+
+/// The files a project's settings are read from.
+pub struct Files {
+    pub policy: Option<(PathBuf, FileConfig)>,
+    pub project: Option<(PathBuf, FileConfig)>,
+    pub user: Option<(PathBuf, FileConfig)>,
+}
+
+impl Files {
+    /// Reads the policy, the user config and `<workspace>/berth.toml`, each optional
+    /// unless named explicitly by its environment variable.
+    pub fn read(paths: &Paths, workspace: &Path) -> Result<Self> {
+        let explicit = |path: &Path, var: &str, is_explicit: bool| -> Result<()> {
+            if is_explicit && !path.exists() {
+                return Err(Error::failed(format!(
+                    "{var} names {}, which does not exist",
+                    path.display()
+                ))
+                .hint(format!("create the file, or unset {var}")));
+            }
+            Ok(())
+        };
+        explicit(&paths.policy, "BERTH_POLICY", paths.policy_explicit)?;
+        explicit(
+            &paths.user_config,
+            "BERTH_CONFIG",
+            paths.user_config_explicit,
+        )?;
+        let load = |path: PathBuf| -> Result<Option<(PathBuf, FileConfig)>> {
+            Ok(file::read(&path)?.map(|config| (path, config)))
+        };
+        Ok(Self {
+            policy: load(paths.policy.clone())?,
+            project: load(workspace.join(PROJECT_FILE))?,
+            user: load(paths.user_config.clone())?,
+        })
+    }
+}
+
+/// The command line's deploy options as one more layer.
+pub fn command_line_layer(args: &DeployArgs) -> Result<FileConfig> {
+    let usage = |flag: &str, why: String| Error::usage(format!("{flag}: {why}"));
+    let mut env = BTreeMap::new();
+    for entry in &args.env {
+        match entry.split_once('=') {
+            Some((key, value)) if !key.is_empty() => {
+                env.insert(key.to_string(), ScalarText(value.to_string()));
+            }
+            Some(_) => return Err(usage("--env", format!("{entry:?} has no name"))),
+            // docker's `-e NAME`: take the value from here, or drop it when unset.
+            None => {
+                if let Ok(value) = std::env::var(entry) {
+                    env.insert(entry.clone(), ScalarText(value));
+                }
+            }
+        }
+    }
+    Ok(FileConfig {
+        image: args.image.clone(),
+        command: (!args.command.is_empty()).then(|| Argv(args.command.clone())),
+        gpus: parse_flag(&args.gpus, GpuSpec::parse, "--gpus")?.map(file::Gpus),
+        cpus: parse_flag(&args.cpus, dockerargs::parse_cpus, "--cpus")?.map(file::Cpus),
+        memory: parse_flag(&args.memory, dockerargs::parse_size, "--memory")?.map(file::Size),
+        shm_size: parse_flag(&args.shm_size, dockerargs::parse_size, "--shm-size")?.map(file::Size),
+        env,
+        ports: parse_each(&args.publish, PortSpec::parse, "--publish")?
+            .into_iter()
+            .map(file::Port)
+            .collect(),
+        volumes: parse_each(&args.volume, VolumeSpec::parse, "--volume")?
+            .into_iter()
+            .map(file::Volume)
+            .collect(),
+        ..FileConfig::default()
+    })
+}
+
+fn parse_flag<T>(
+    raw: &Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+    flag: &str,
+) -> Result<Option<T>> {
+    raw.as_deref()
+        .map(|text| parse(text).map_err(|why| Error::usage(format!("{flag}: {why}"))))
+        .transpose()
+}
+
+fn parse_each<T>(
+    raw: &[String],
+    parse: impl Fn(&str) -> Result<T, String>,
+    flag: &str,
+) -> Result<Vec<T>> {
+    raw.iter()
+        .map(|text| parse(text).map_err(|why| Error::usage(format!("{flag}: {why}"))))
+        .collect()
+}
+
+/// Layers the files, the command line and the environment into [`Settings`].
+///
+/// `host_data_path` is the `HOST_DATA_PATH` environment variable; `cwd` anchors the
+/// relative paths that come from the command line or the environment.
+pub fn layer(
+    files: &Files,
+    command_line: &FileConfig,
+    host_data_path: Option<&str>,
+    cwd: &Path,
+) -> Settings {
+    let mut layers: Vec<(Source, &FileConfig)> = Vec::new();
+    if let Some((path, config)) = &files.policy {
+        layers.push((Source::Policy(path.clone()), config));
+    }
+    layers.push((Source::CommandLine, command_line));
+    if let Some((path, config)) = &files.project {
+        layers.push((Source::Project(path.clone()), config));
+    }
+    if let Some((path, config)) = &files.user {
+        layers.push((Source::User(path.clone()), config));
+    }
+
+    // The first layer (in precedence order) that sets a value wins.
+    fn pick<T>(
+        layers: &[(Source, &FileConfig)],
+        get: impl Fn(&FileConfig) -> Option<T>,
+    ) -> Option<Sourced<T>> {
+        layers.iter().find_map(|(source, config)| {
+            get(config).map(|value| Sourced {
+                value,
+                source: source.clone(),
+            })
+        })
+    }
+
+    // Lists add up, lowest precedence first so that a later `-e` wins over a file's.
+    let mut env = BTreeMap::new();
+    let mut ports = Vec::new();
+    let mut volumes = Vec::new();
+    for (source, config) in layers.iter().rev() {
+        for (key, ScalarText(value)) in &config.env {
+            let sourced = Sourced {
+                value: value.clone(),
+                source: source.clone(),
+            };
+            env.insert(key.clone(), sourced);
+        }
+        for port in &config.ports {
+            ports.push(Sourced {
+                value: port.0.clone(),
+                source: source.clone(),
+            });
+        }
+        for volume in &config.volumes {
+            let mut spec = volume.0.clone();
+            if spec.is_host_path() {
+                let base = source.base_dir(cwd);
+                spec.source = spec.source.map(|s| absolutize(&s, &base));
+            }
+            volumes.push(Sourced {
+                value: spec,
+                source: source.clone(),
+            });
+        }
+    }
+
+    let mut data_roots: Vec<Sourced<DataRootValue>> = layers
+        .iter()
+        .filter_map(|(source, config)| {
+            let raw = config.data.host_path.clone()?;
+            Some(Sourced {
+                value: DataRootValue {
+                    raw,
+                    base: source.base_dir(cwd),
+                },
+                source: source.clone(),
+            })
+        })
+        .collect();
+    if let Some(raw) = host_data_path.filter(|raw| !raw.is_empty()) {
+        data_roots.push(Sourced {
+            value: DataRootValue {
+                raw: raw.to_string(),
+                base: cwd.to_path_buf(),
+            },
+            source: Source::Env("HOST_DATA_PATH"),
+        });
+    }
+
+    Settings {
+        image: pick(&layers, |c| c.image.clone()),
+        command: pick(&layers, |c| c.command.clone().map(|a| a.0)),
+        user: pick(&layers, |c| c.user.clone()),
+        gpus: pick(&layers, |c| c.gpus.clone().map(|g| g.0)),
+        nano_cpus: pick(&layers, |c| c.cpus.clone().map(|c| c.0)),
+        memory: pick(&layers, |c| c.memory.clone().map(|s| s.0)),
+        shm_size: pick(&layers, |c| c.shm_size.clone().map(|s| s.0)),
+        env,
+        ports,
+        volumes,
+        data_roots,
+        data_target: pick(&layers, |c| c.data.target.clone()).unwrap_or(Sourced {
+            value: "/data".into(),
+            source: Source::Default,
+        }),
+        data_group: pick(&layers, |c| c.data.group.clone()),
+        disposable: pick(&layers, |c| c.retire.disposable.clone()).unwrap_or(Sourced {
+            value: DEFAULT_DISPOSABLE.iter().map(|s| s.to_string()).collect(),
+            source: Source::Default,
+        }),
+    }
+}
+
+/// `raw` made absolute against `base`, with `~/` meaning the home directory. Lexical
+/// only: symlinks are followed later, by whoever needs the real directory.
+pub fn absolutize(raw: &str, base: &Path) -> String {
+    let expanded = match raw.strip_prefix("~/") {
+        Some(rest) => dirs::home_dir().map_or_else(|| PathBuf::from(raw), |h| h.join(rest)),
+        None => PathBuf::from(raw),
+    };
+    let joined = if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    };
+    normalize(&joined).display().to_string()
+}
+
+/// `.` and `..` removed lexically, without touching the filesystem.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> FileConfig {
+        file::parse(text, Path::new("/x.toml")).unwrap()
+    }
+
+    fn files(policy: &str, project: &str, user: &str) -> Files {
+        Files {
+            policy: Some((PathBuf::from("/etc/berth/policy.toml"), config(policy))),
+            project: Some((PathBuf::from("/ws/p/berth.toml"), config(project))),
+            user: Some((
+                PathBuf::from("/home/u/.config/berth/config.toml"),
+                config(user),
+            )),
+        }
+    }
+
+    #[test]
+    fn precedence_is_policy_then_flags_then_project_then_user() {
+        let files = files(
+            "shm_size = \"1g\"",
+            "image = \"proj\"\nmemory = \"8g\"\nshm_size = \"2g\"",
+            "image = \"user\"\ncpus = 2\nmemory = \"4g\"",
+        );
+        let flags = config("memory = \"16g\"\nshm_size = \"4g\"");
+        let s = layer(&files, &flags, None, Path::new("/cwd"));
+        assert_eq!(s.image.as_ref().unwrap().value, "proj");
+        assert_eq!(
+            s.image.unwrap().source,
+            Source::Project("/ws/p/berth.toml".into())
+        );
+        assert_eq!(
+            s.nano_cpus.unwrap().source,
+            Source::User("/home/u/.config/berth/config.toml".into())
+        );
+        assert_eq!(s.memory.as_ref().unwrap().value, 16 << 30);
+        assert_eq!(s.memory.unwrap().source, Source::CommandLine);
+        assert_eq!(
+            s.shm_size.unwrap().source,
+            Source::Policy("/etc/berth/policy.toml".into())
+        );
+    }
+
+    #[test]
+    fn env_merges_with_the_higher_layer_winning_per_key() {
+        let files = files(
+            "",
+            "env = { A = \"p\", B = \"p\" }",
+            "env = { A = \"u\", C = \"u\" }",
+        );
+        let flags = config("env = { B = \"f\" }");
+        let s = layer(&files, &flags, None, Path::new("/cwd"));
+        let values: Vec<(&str, &str)> = s
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(values, [("A", "p"), ("B", "f"), ("C", "u")]);
+    }
+
+    #[test]
+    fn relative_volume_sources_are_relative_to_their_file() {
+        let files = files("", "volumes = [\"./cache:/cache\", \"named:/n\"]", "");
+        let flags = config("volumes = [\"../x:/x\"]");
+        let s = layer(&files, &flags, None, Path::new("/cwd/sub"));
+        let sources: Vec<&str> = s
+            .volumes
+            .iter()
+            .map(|v| v.value.source.as_deref().unwrap())
+            .collect();
+        assert_eq!(sources, ["/ws/p/cache", "named", "/cwd/x"]);
+    }
+
+    #[test]
+    fn every_data_root_source_is_kept_with_its_base() {
+        let files = files(
+            "",
+            "[data]\nhost_path = \"../data\"",
+            "[data]\nhost_path = \"/mnt/d\"",
+        );
+        let s = layer(&files, &config(""), Some("rel"), Path::new("/cwd"));
+        let roots: Vec<(String, &str, &Path)> = s
+            .data_roots
+            .iter()
+            .map(|r| {
+                (
+                    r.source.to_string(),
+                    r.value.raw.as_str(),
+                    r.value.base.as_path(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            roots,
+            [
+                (
+                    "project /ws/p/berth.toml".to_string(),
+                    "../data",
+                    Path::new("/ws/p")
+                ),
+                (
+                    "user config /home/u/.config/berth/config.toml".to_string(),
+                    "/mnt/d",
+                    Path::new("/home/u/.config/berth")
+                ),
+                (
+                    "environment HOST_DATA_PATH".to_string(),
+                    "rel",
+                    Path::new("/cwd")
+                ),
+            ]
+        );
+        assert_eq!(s.data_target.value, "/data");
+    }
+
+    #[test]
+    fn flags_with_bad_values_are_usage_errors() {
+        let args = crate::cli::DeployArgs {
+            project: "p".into(),
+            image: None,
+            gpus: None,
+            cpus: None,
+            memory: Some("lots".into()),
+            shm_size: None,
+            env: vec![],
+            volume: vec![],
+            publish: vec![],
+            recreate: false,
+            new: false,
+            dry_run: false,
+            json: false,
+            command: vec![],
+        };
+        let err = command_line_layer(&args).unwrap_err();
+        assert_eq!(err.code(), 2);
+        assert!(err.message.starts_with("--memory: invalid size"));
+    }
+
+    #[test]
+    fn absolutize_handles_dots_and_slashes() {
+        assert_eq!(absolutize("./a/../b/", Path::new("/base")), "/base/b");
+        assert_eq!(absolutize("/abs//x/.", Path::new("/base")), "/abs/x");
+    }
+}

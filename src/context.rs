@@ -1,0 +1,73 @@
+//! Everything a command knows before it talks to the engine: the project, the host
+//! user, berth's paths, and the layered settings. Loading it validates the project name
+//! first, so no path is ever built from a bad one.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, file::FileConfig, Files, Settings};
+use crate::error::{Error, Result};
+use crate::guard::workspace::{self, Found, Workspace};
+use crate::host::{HostUser, Paths, ProjectName};
+
+pub struct Context {
+    pub project: ProjectName,
+    pub user: HostUser,
+    pub paths: Paths,
+    pub workspace: PathBuf,
+    pub settings: Settings,
+}
+
+impl Context {
+    pub fn load(raw_project: &str, command_line: &FileConfig) -> Result<Self> {
+        let project = ProjectName::parse(raw_project)?;
+        let paths = Paths::from_env()?;
+        let workspace = paths.workspace(&project);
+        let files = Files::read(&paths, &workspace)?;
+        let cwd = std::env::current_dir()
+            .map_err(|err| Error::failed(format!("cannot read the current directory: {err}")))?;
+        let host_data_path = std::env::var("HOST_DATA_PATH").ok();
+        let settings = config::layer(&files, command_line, host_data_path.as_deref(), &cwd);
+        Ok(Self {
+            project,
+            user: HostUser::current(),
+            paths,
+            workspace,
+            settings,
+        })
+    }
+
+    /// Whether the workspace exists, will be created, or is refused (`allow_new`: `--new`).
+    pub fn check_workspace(&self, allow_new: bool) -> Result<Workspace> {
+        let found = match std::fs::metadata(&self.workspace) {
+            Ok(meta) if meta.is_dir() => Found::Directory,
+            Ok(_) => Found::Other,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Found::Missing,
+            Err(err) => return Err(Error::io("read", &self.workspace, err)),
+        };
+        let siblings = if found == Found::Missing {
+            list_dirs(&self.paths.workspace_root)
+        } else {
+            Vec::new()
+        };
+        workspace::check(
+            self.project.as_str(),
+            &self.workspace.display().to_string(),
+            found,
+            &siblings,
+            allow_new,
+        )
+    }
+}
+
+/// Names of the directories in `root`; none when it does not exist yet.
+fn list_dirs(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,421 @@
+//! `deploy` and `check`: resolve, guard, plan, then (deploy only) create and start.
+//!
+//! Both share [`prepare`], which decides everything without changing anything, so
+//! `check` and `deploy --dry-run` show exactly what a deploy would do or refuse.
+
+use std::io::IsTerminal;
+
+use serde::Serialize;
+
+use crate::cli::{CheckArgs, DeployArgs};
+use crate::config::{self, Source, Sourced};
+use crate::context::Context;
+use crate::dockerargs::{docker_run_line, format_cpus, format_size};
+use crate::engine::{Engine, State};
+use crate::error::{Error, Result};
+use crate::guard::{self, data::Row, workspace::Workspace};
+use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
+use crate::retire::{self, Consent};
+use crate::ui::Printer;
+
+/// A deploy decided but not carried out.
+pub struct Prepared {
+    pub ctx: Context,
+    pub workspace: Workspace,
+    pub data_rows: Vec<Row>,
+    pub plan: LaunchPlan,
+}
+
+/// Resolves and guards everything that needs no engine; changes nothing.
+pub fn prepare(project: &str, args: Option<&DeployArgs>) -> Result<Prepared> {
+    let command_line = match args {
+        Some(args) => config::command_line_layer(args)?,
+        None => Default::default(),
+    };
+    let ctx = Context::load(project, &command_line)?;
+    let workspace = ctx.check_workspace(args.is_some_and(|a| a.new))?;
+    let data_rows = guard::data::resolve(&ctx.settings.data_roots);
+    let data_root = guard::data::decide(&data_rows)?.map(|path| DataRoot {
+        path,
+        id: String::new(),
+    });
+    let host = HostFacts {
+        user: ctx.user.clone(),
+        workspace: ctx.workspace.clone(),
+        home: ctx.paths.container_home(&ctx.project),
+        data_root,
+    };
+    let plan = plan::build(&ctx.project, &ctx.settings, &host)?;
+    Ok(Prepared {
+        ctx,
+        workspace,
+        data_rows,
+        plan,
+    })
+}
+
+#[derive(Serialize)]
+struct DeployOutcome<'a> {
+    project: &'a str,
+    container: &'a str,
+    id: String,
+    /// `created`, `started`, `unpaused` or `running` (it already was).
+    action: &'static str,
+    image: &'a str,
+}
+
+/// `berth deploy PROJECT`.
+pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
+    let prepared = prepare(&args.project, Some(args))?;
+    let plan = &prepared.plan;
+    if args.dry_run {
+        if args.json {
+            printer.json(&report(&prepared));
+        } else {
+            print_plan(&prepared, printer);
+        }
+        return Ok(());
+    }
+
+    let engine = Engine::connect().await?;
+    let ctx = &prepared.ctx;
+    let mut existing = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
+    if let (Some(container), true) = (&existing, args.recreate) {
+        let consent = Consent {
+            yes: false,
+            dry_run: false,
+        };
+        let disposable = &ctx.settings.disposable.value;
+        let outcome =
+            retire::retire_container(&engine, container, disposable, consent, printer).await?;
+        if outcome.action != "removed" {
+            return Ok(());
+        }
+        existing = None;
+    }
+
+    let (id, action) = match existing {
+        Some(container) => (
+            container.id.clone(),
+            resume(&engine, &container.id, plan, printer).await?,
+        ),
+        None => create(&engine, &prepared, printer).await?,
+    };
+    if args.json {
+        printer.json(&DeployOutcome {
+            project: &plan.project,
+            container: &plan.container_name,
+            id,
+            action,
+            image: &plan.image,
+        });
+    }
+    Ok(())
+}
+
+/// Starts (or unpauses) the project's existing container, or reports it running.
+async fn resume(
+    engine: &Engine,
+    id: &str,
+    plan: &LaunchPlan,
+    printer: &Printer,
+) -> Result<&'static str> {
+    let inspected = engine.inspect(id).await?;
+    if inspected.image != plan.image {
+        printer.warn(&format!(
+            "{} was created from {}, but the configuration now says {}; \
+             `--recreate` switches (after the unsaved-work check)",
+            plan.container_name, inspected.image, plan.image
+        ));
+    }
+    let action = match inspected.state {
+        State::Running => {
+            printer.note(&format!("{} is already running", plan.container_name));
+            return Ok("running");
+        }
+        State::Paused => {
+            engine.unpause(id).await?;
+            "unpaused"
+        }
+        State::Stopped => {
+            engine.start(id).await?;
+            "started"
+        }
+        State::Busy => {
+            return Err(Error::failed(format!(
+                "{} is restarting or being removed; try again in a moment",
+                plan.container_name
+            )))
+        }
+    };
+    ensure_running(engine, id, plan).await?;
+    printer.note(&format!("{action} {}", plan.container_name));
+    Ok(action)
+}
+
+/// Creates the workspace and home if needed, the image if missing, then the container.
+async fn create(
+    engine: &Engine,
+    prepared: &Prepared,
+    printer: &Printer,
+) -> Result<(String, &'static str)> {
+    let (ctx, plan) = (&prepared.ctx, &prepared.plan);
+    // The image first: a failed pull must leave no new workspace behind.
+    if !engine.image_exists(&plan.image).await? {
+        pull(engine, &plan.image, printer).await?;
+    }
+    if prepared.workspace == Workspace::New {
+        std::fs::create_dir_all(&ctx.workspace)
+            .map_err(|err| Error::io("create the workspace", &ctx.workspace, err))?;
+        printer.note(&format!("created workspace {}", ctx.workspace.display()));
+    }
+    let home = ctx.paths.container_home(&ctx.project);
+    std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
+    let Some(id) = engine.create(plan).await? else {
+        // Another deploy of this project created it first: use that one.
+        let container = engine
+            .find(ctx.project.as_str(), ctx.user.uid)
+            .await?
+            .ok_or_else(|| {
+                Error::failed(format!(
+                    "a container named {} exists, but berth did not create it",
+                    plan.container_name
+                ))
+                .hint(format!(
+                    "rename or remove it: `docker rename {0} {0}.old`",
+                    plan.container_name
+                ))
+            })?;
+        let action = resume(engine, &container.id, plan, printer).await?;
+        return Ok((container.id, action));
+    };
+    if let Err(err) = engine.start(&id).await {
+        // A container that never ran holds nothing: do not leave it half-made.
+        engine.remove(&id).await.ok();
+        return Err(err.hint(gpu_hint(plan)));
+    }
+    ensure_running(engine, &id, plan).await?;
+    printer.note(&format!(
+        "deployed {} ({}); enter it with: docker exec -it {} sh",
+        plan.container_name, plan.image, plan.container_name
+    ));
+    Ok((id, "created"))
+}
+
+fn gpu_hint(plan: &LaunchPlan) -> String {
+    if plan.gpus.is_some() {
+        "GPUs were requested: does this engine have the NVIDIA container runtime? \
+         Deploy without --gpus to check the rest"
+            .into()
+    } else {
+        "`berth check PROJECT` shows the plan; `docker info` shows the engine".into()
+    }
+}
+
+/// A container that exits straight away is an error with its exit code and last words.
+async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan) -> Result<()> {
+    let inspected = engine.inspect(id).await?;
+    if inspected.state != State::Stopped {
+        return Ok(());
+    }
+    let logs = engine.log_tail(id, 10).await;
+    Err(Error::failed(format!(
+        "{} exited right after it started (exit code {})",
+        plan.container_name, inspected.exit_code
+    ))
+    .details(logs)
+    .hint(format!(
+        "check `command` in berth.toml; `docker logs {}` shows all it printed",
+        plan.container_name
+    )))
+}
+
+async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
+    printer.note(&format!("pulling {image} (not on this engine yet)"));
+    let terminal = std::io::stderr().is_terminal();
+    engine
+        .pull(image, |line| {
+            if terminal {
+                eprint!("\r\x1b[2K{line}");
+            }
+        })
+        .await
+        .inspect_err(|_| {
+            if terminal {
+                eprintln!();
+            }
+        })?;
+    if terminal {
+        eprintln!();
+    }
+    Ok(())
+}
+
+/// `berth check PROJECT`.
+pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
+    let prepared = prepare(&args.project, None)?;
+    // The engine is asked too, so that check answers as deploy would.
+    let engine = Engine::connect().await?;
+    let existing = engine
+        .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
+        .await?;
+    if args.json {
+        printer.json(&report(&prepared));
+    } else {
+        print_plan(&prepared, printer);
+        if let Some(container) = existing {
+            printer.line(&format!(
+                "container    {} exists ({:?}); deploy would start it, not create it",
+                container.name, container.state
+            ));
+        }
+        printer.line(&format!(
+            "verdict      {}",
+            printer.green("ok: deploy would proceed")
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    project: &'a str,
+    workspace: &'a std::path::Path,
+    workspace_state: Workspace,
+    data_root: &'a [Row],
+    sources: Sources<'a>,
+    plan: &'a LaunchPlan,
+    docker_run: String,
+    verdict: &'static str,
+}
+
+/// Where each chosen value came from.
+#[derive(Serialize)]
+struct Sources<'a> {
+    image: Option<&'a Source>,
+    command: Option<&'a Source>,
+    user: Option<&'a Source>,
+    gpus: Option<&'a Source>,
+    cpus: Option<&'a Source>,
+    memory: Option<&'a Source>,
+    shm_size: Option<&'a Source>,
+    data_target: &'a Source,
+}
+
+fn source<T>(value: &Option<Sourced<T>>) -> Option<&Source> {
+    value.as_ref().map(|v| &v.source)
+}
+
+fn report(prepared: &Prepared) -> Report<'_> {
+    let s = &prepared.ctx.settings;
+    Report {
+        project: prepared.ctx.project.as_str(),
+        workspace: &prepared.ctx.workspace,
+        workspace_state: prepared.workspace,
+        data_root: &prepared.data_rows,
+        sources: Sources {
+            image: source(&s.image),
+            command: source(&s.command),
+            user: source(&s.user),
+            gpus: source(&s.gpus),
+            cpus: source(&s.nano_cpus),
+            memory: source(&s.memory),
+            shm_size: source(&s.shm_size),
+            data_target: &s.data_target.source,
+        },
+        plan: &prepared.plan,
+        docker_run: docker_run_line(&prepared.plan),
+        verdict: "ok",
+    }
+}
+
+/// The plan as people read it: each value with where it came from.
+fn print_plan(prepared: &Prepared, printer: &Printer) {
+    let (ctx, plan, s) = (&prepared.ctx, &prepared.plan, &prepared.ctx.settings);
+    let from = |source: Option<&Source>, default: &str| match source {
+        Some(source) => format!("({source})"),
+        None => format!("({default})"),
+    };
+    let workspace_note = match prepared.workspace {
+        Workspace::Existing => "existing",
+        Workspace::New => "new: deploy creates it",
+    };
+    let mut rows: Vec<Vec<String>> = vec![
+        vec!["project".into(), plan.project.clone(), String::new()],
+        vec![
+            "workspace".into(),
+            ctx.workspace.display().to_string(),
+            format!("({workspace_note})"),
+        ],
+        vec![
+            "container".into(),
+            plan.container_name.clone(),
+            String::new(),
+        ],
+        vec![
+            "image".into(),
+            plan.image.clone(),
+            from(source(&s.image), "default"),
+        ],
+        vec![
+            "command".into(),
+            plan.cmd.join(" "),
+            from(source(&s.command), "default: keep alive for `shell`"),
+        ],
+        vec![
+            "user".into(),
+            plan.user.clone(),
+            from(source(&s.user), "the host user"),
+        ],
+        vec!["home".into(), plan.home.clone(), "(persistent)".into()],
+    ];
+    for mount in &plan.mounts {
+        let text = match mount {
+            Mount::Bind { source, target, .. } => format!("{target} <- {}", source.display()),
+            Mount::Volume(spec) => format!("{} <- -v {}", spec.target, spec.to_arg()),
+        };
+        rows.push(vec!["mount".into(), text, String::new()]);
+    }
+    for (key, value) in &plan.env {
+        rows.push(vec!["env".into(), format!("{key}={value}"), String::new()]);
+    }
+    if let Some(gpus) = &plan.gpus {
+        rows.push(vec![
+            "gpus".into(),
+            gpus.to_string(),
+            from(source(&s.gpus), ""),
+        ]);
+    }
+    if let Some(nano) = plan.nano_cpus {
+        rows.push(vec![
+            "cpus".into(),
+            format_cpus(nano),
+            from(source(&s.nano_cpus), ""),
+        ]);
+    }
+    if let Some(bytes) = plan.memory {
+        rows.push(vec![
+            "memory".into(),
+            format_size(bytes),
+            from(source(&s.memory), ""),
+        ]);
+    }
+    if let Some(bytes) = plan.shm_size {
+        rows.push(vec![
+            "shm size".into(),
+            format_size(bytes),
+            from(source(&s.shm_size), ""),
+        ]);
+    }
+    for line in crate::ui::table(&rows) {
+        printer.line(line.trim_end());
+    }
+    if !prepared.data_rows.is_empty() {
+        printer.line(&printer.bold("data root sources"));
+        for line in guard::data::table(&prepared.data_rows) {
+            printer.line(&format!("  {line}"));
+        }
+    }
+    printer.line(&printer.bold("equivalent docker run"));
+    printer.line(&format!("  {}", docker_run_line(plan)));
+}

@@ -1,0 +1,470 @@
+//! The one module that talks to Docker. Everything else hands it plain data (a
+//! [`LaunchPlan`], a container id) and gets plain data back, so bollard's types stop
+//! here.
+//!
+//! The client negotiates its API version with the engine on connect, so the same binary
+//! works against Docker 20.10 (API 1.41) and current engines.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig, Mount as ApiMount,
+    MountType, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::dockerargs::GpuSpec;
+use crate::error::{Error, Result};
+use crate::plan::{label, LaunchPlan, Mount};
+
+/// How long to wait for the engine's first answer before calling it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// Where the engine is, and which setting said so (for error messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub origin: &'static str,
+}
+
+impl Endpoint {
+    pub fn from_env() -> Self {
+        match std::env::var("DOCKER_HOST") {
+            Ok(host) if !host.is_empty() => Self {
+                host,
+                origin: "DOCKER_HOST",
+            },
+            _ => Self {
+                host: DEFAULT_SOCKET.to_string(),
+                origin: "the default socket",
+            },
+        }
+    }
+}
+
+pub struct Engine {
+    docker: Docker,
+    pub endpoint: Endpoint,
+    pub api_version: String,
+}
+
+/// A container's state, as berth acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Running,
+    Paused,
+    /// Created, exited or dead: not running, can be started or removed.
+    Stopped,
+    /// Restarting or being removed: wait, do not act.
+    Busy,
+}
+
+/// A berth container as `list` and `find` report it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub project: String,
+    pub user: String,
+    pub state: State,
+    pub status: String,
+    pub image: String,
+    pub workspace: String,
+    pub data: String,
+    /// Bytes in the writable layer, where the engine was asked for sizes.
+    pub size_rw: Option<i64>,
+}
+
+/// What retire needs to know of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    pub state: State,
+    pub image: String,
+    /// Where something is mounted: changes there are mount points, not work.
+    pub mount_targets: Vec<String>,
+    /// Whether docker's init was injected (it shows up as `/sbin/docker-init`).
+    pub init: bool,
+    pub exit_code: i64,
+}
+
+/// One line of the engine's changes call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Modified,
+    Added,
+    Deleted,
+}
+
+impl Engine {
+    /// Connects and negotiates the API version: one round trip, which doubles as the ping.
+    pub async fn connect() -> Result<Self> {
+        let endpoint = Endpoint::from_env();
+        let unreachable = |why: String| {
+            Error::failed(format!(
+                "cannot reach the Docker engine at {} (from {}): {why}",
+                endpoint.host, endpoint.origin
+            ))
+            .hint("is dockerd running, and may you use it? `docker info` tells")
+        };
+        let docker =
+            Docker::connect_with_host(&endpoint.host).map_err(|err| unreachable(describe(&err)))?;
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable(format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|err| unreachable(describe(&err)))?;
+        let api_version = docker.client_version().to_string();
+        Ok(Self {
+            docker,
+            endpoint,
+            api_version,
+        })
+    }
+
+    /// The caller's containers (`uid`), or everyone's with `None`; newest first.
+    pub async fn list(
+        &self,
+        uid: Option<u32>,
+        project: Option<&str>,
+        sizes: bool,
+    ) -> Result<Vec<ContainerInfo>> {
+        let mut labels = vec![label::PROJECT.to_string()];
+        if let Some(uid) = uid {
+            labels.push(format!("{}={uid}", label::USER));
+        }
+        if let Some(project) = project {
+            labels.push(format!("{}={project}", label::PROJECT));
+        }
+        let options = ListContainersOptions {
+            all: true,
+            size: sizes,
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|err| self.failed("list containers", &err))?;
+        Ok(summaries
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+                ContainerInfo {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    project: label(label::PROJECT),
+                    user: label(label::USER),
+                    state: summary_state(c.state),
+                    status: c.status.unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    workspace: label(label::WORKSPACE),
+                    data: label(label::DATA),
+                    // The engine omits a zero size.
+                    size_rw: sizes.then(|| c.size_rw.unwrap_or(0)),
+                }
+            })
+            .collect())
+    }
+
+    /// The caller's container for `project`, if there is one.
+    pub async fn find(&self, project: &str, uid: u32) -> Result<Option<ContainerInfo>> {
+        Ok(self
+            .list(Some(uid), Some(project), false)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    pub async fn inspect(&self, id: &str) -> Result<Inspected> {
+        let details = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|err| self.failed("inspect the container", &err))?;
+        let state = details.state.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        Ok(Inspected {
+            state: state_from_str(&status),
+            image: details.config.and_then(|c| c.image).unwrap_or_default(),
+            mount_targets: details
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.destination)
+                .collect(),
+            init: details.host_config.and_then(|h| h.init).unwrap_or(false),
+            exit_code: state.exit_code.unwrap_or(0),
+        })
+    }
+
+    pub async fn image_exists(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(err) => Err(self.failed(&format!("inspect image {image}"), &err)),
+        }
+    }
+
+    /// Pulls `image`, reporting each status line to `progress`.
+    pub async fn pull(&self, image: &str, mut progress: impl FnMut(&str)) -> Result<()> {
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let failed = |why: String| {
+            Error::failed(format!("cannot pull image {image}: {why}"))
+                .hint("check the name with `docker images`, or choose another with --image IMAGE")
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| failed(describe(&err)))?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(failed(detail));
+            }
+            let mut line = [info.id, info.status]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if let Some((Some(current), Some(total))) =
+                info.progress_detail.map(|p| (p.current, p.total))
+            {
+                if total > 0 {
+                    line.push_str(&format!(" {}%", current * 100 / total));
+                }
+            }
+            progress(&line);
+        }
+        Ok(())
+    }
+
+    /// Creates the container; `Ok(None)` when the name is already taken (another
+    /// deploy won the race).
+    pub async fn create(&self, plan: &LaunchPlan) -> Result<Option<String>> {
+        let options = CreateContainerOptions {
+            name: Some(plan.container_name.clone()),
+            ..Default::default()
+        };
+        match self
+            .docker
+            .create_container(Some(options), create_body(plan))
+            .await
+        {
+            Ok(created) => Ok(Some(created.id)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(None),
+            Err(err) => {
+                Err(self.failed(&format!("create container {}", plan.container_name), &err))
+            }
+        }
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|err| self.failed("start the container", &err))
+    }
+
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        self.docker
+            .unpause_container(id)
+            .await
+            .map_err(|err| self.failed("unpause the container", &err))
+    }
+
+    /// SIGTERM (the container's stop signal), then SIGKILL after `timeout`.
+    pub async fn stop(&self, id: &str, timeout: Duration) -> Result<()> {
+        let options = StopContainerOptions {
+            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 304: it was not running.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(err) => Err(self.failed("stop the container", &err)),
+        }
+    }
+
+    /// Removes a stopped container, keeping every volume (named and anonymous).
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            v: false,
+            force: false,
+            link: false,
+        };
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(|err| self.failed("remove the container", &err))
+    }
+
+    /// The writable layer's changes, as the engine lists them.
+    pub async fn changes(&self, id: &str) -> Result<Vec<(String, ChangeKind)>> {
+        let changes = self
+            .docker
+            .container_changes(id)
+            .await
+            .map_err(|err| self.failed("read the container's changes", &err))?;
+        Ok(changes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let kind = match c.kind as i32 {
+                    1 => ChangeKind::Added,
+                    2 => ChangeKind::Deleted,
+                    _ => ChangeKind::Modified,
+                };
+                (c.path, kind)
+            })
+            .collect())
+    }
+
+    /// The last `lines` lines of the container's output, for an error message.
+    pub async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text.lines().map(str::to_string).collect()
+    }
+
+    fn failed(&self, action: &str, err: &bollard::errors::Error) -> Error {
+        Error::failed(format!("cannot {action}: {}", describe(err)))
+    }
+}
+
+/// The engine's own words where it gave some, else bollard's.
+fn describe(err: &bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::SocketNotFoundError(path) => format!("no socket at {path}"),
+        other => {
+            let text = other.to_string();
+            match std::error::Error::source(other) {
+                Some(source) if !text.contains(&source.to_string()) => format!("{text}: {source}"),
+                _ => text,
+            }
+        }
+    }
+}
+
+fn summary_state(state: Option<ContainerSummaryStateEnum>) -> State {
+    state_from_str(&state.map(|s| s.to_string()).unwrap_or_default())
+}
+
+fn state_from_str(status: &str) -> State {
+    match status {
+        "running" => State::Running,
+        "paused" => State::Paused,
+        "restarting" | "removing" => State::Busy,
+        _ => State::Stopped,
+    }
+}
+
+/// The plan as the Engine API's create body: one call sets everything, limits included.
+fn create_body(plan: &LaunchPlan) -> ContainerCreateBody {
+    let mut mounts = Vec::new();
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    for mount in &plan.mounts {
+        match mount {
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => mounts.push(ApiMount {
+                typ: Some(MountType::BIND),
+                source: Some(source.display().to_string()),
+                target: Some(target.clone()),
+                read_only: Some(*read_only),
+                ..Default::default()
+            }),
+            Mount::Volume(spec) if spec.source.is_some() => binds.push(spec.to_arg()),
+            Mount::Volume(spec) => anonymous.push(spec.target.clone()),
+        }
+    }
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &plan.ports {
+        let key = format!("{}/{}", port.container_port, port.protocol);
+        port_bindings
+            .entry(key)
+            .or_default()
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(port.host_ip.clone().unwrap_or_default()),
+                host_port: Some(port.host_port.map(|p| p.to_string()).unwrap_or_default()),
+            });
+    }
+    let device_requests = plan.gpus.as_ref().map(|gpus| {
+        let (count, device_ids) = match gpus {
+            GpuSpec::All => (Some(-1), None),
+            GpuSpec::Count(n) => (Some(i64::from(*n)), None),
+            GpuSpec::Devices(ids) => (None, Some(ids.clone())),
+        };
+        vec![DeviceRequest {
+            driver: Some(String::new()),
+            count,
+            device_ids,
+            capabilities: Some(vec![vec!["gpu".to_string()]]),
+            options: None,
+        }]
+    });
+    let host_config = HostConfig {
+        mounts: Some(mounts),
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        device_requests,
+        nano_cpus: plan.nano_cpus,
+        memory: plan.memory.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        shm_size: plan.shm_size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        init: Some(plan.init),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        cmd: Some(plan.cmd.clone()),
+        user: Some(plan.user.clone()),
+        working_dir: Some(plan.workdir.clone()),
+        env: Some(plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(plan.labels.clone().into_iter().collect()),
+        exposed_ports: (!plan.ports.is_empty()).then(|| {
+            plan.ports
+                .iter()
+                .map(|p| format!("{}/{}", p.container_port, p.protocol))
+                .collect()
+        }),
+        volumes: (!anonymous.is_empty()).then_some(anonymous),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,259 @@
+//! Facts about the host that the rest of berth takes as input: who is calling, and where
+//! berth's files live (DESIGN.md section 3). Read once, at start-up, then passed along.
+
+use std::env;
+use std::ffi::CStr;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// The user who runs berth; containers run as this uid:gid by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// Login name, as `id -un` says it on the host.
+    pub name: String,
+}
+
+impl HostUser {
+    pub fn current() -> Self {
+        // SAFETY: getuid and getgid cannot fail and have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let name = passwd_name(uid)
+            .or_else(|| env::var("USER").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| uid.to_string());
+        Self { uid, gid, name }
+    }
+
+    /// The user's name as it may appear in a container name: docker allows
+    /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, so anything else becomes `-`.
+    pub fn name_for_container(&self) -> String {
+        let cleaned: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if cleaned.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            cleaned
+        } else {
+            format!("u{cleaned}")
+        }
+    }
+}
+
+fn passwd_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the length given; the call writes only into
+    // `pwd` and `buf`, and sets `result` to `&mut pwd` or null.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+    name.to_str().ok().map(str::to_owned)
+}
+
+/// Where berth reads and writes on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `BERTH_WORKSPACE_ROOT`, else `~/workspace`.
+    pub workspace_root: PathBuf,
+    /// `BERTH_CONFIG`, else `$XDG_CONFIG_HOME/berth/config.toml`; and whether it was named
+    /// explicitly (then it must exist).
+    pub user_config: PathBuf,
+    pub user_config_explicit: bool,
+    /// `BERTH_POLICY`, else `/etc/berth/policy.toml`.
+    pub policy: PathBuf,
+    pub policy_explicit: bool,
+    /// `BERTH_STATE_DIR`, else `$XDG_STATE_HOME/berth`.
+    pub state_dir: PathBuf,
+    /// Persistent container home directories: `$XDG_DATA_HOME/berth/home`.
+    pub homes: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env() -> Result<Self> {
+        let home = dirs::home_dir()
+            .ok_or_else(|| Error::failed("cannot tell your home directory").hint("set HOME"))?;
+        let var = |name: &str| {
+            env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let xdg = |name: &str, fallback: &str| {
+            var(name)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(fallback))
+        };
+        let user_config = var("BERTH_CONFIG");
+        let policy = var("BERTH_POLICY");
+        Ok(Self {
+            workspace_root: var("BERTH_WORKSPACE_ROOT").unwrap_or_else(|| home.join("workspace")),
+            user_config_explicit: user_config.is_some(),
+            user_config: user_config
+                .unwrap_or_else(|| xdg("XDG_CONFIG_HOME", ".config").join("berth/config.toml")),
+            policy_explicit: policy.is_some(),
+            policy: policy.unwrap_or_else(|| PathBuf::from("/etc/berth/policy.toml")),
+            state_dir: var("BERTH_STATE_DIR")
+                .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("berth")),
+            homes: xdg("XDG_DATA_HOME", ".local/share").join("berth/home"),
+        })
+    }
+
+    pub fn workspace(&self, project: &ProjectName) -> PathBuf {
+        self.workspace_root.join(project.as_str())
+    }
+
+    pub fn container_home(&self, project: &ProjectName) -> PathBuf {
+        self.homes.join(project.as_str())
+    }
+}
+
+/// A project name that passed DESIGN.md's rule: `[a-z0-9][a-z0-9_.-]*`, at most 64
+/// characters. Holding one is the proof that it is safe to join onto a path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProjectName(String);
+
+pub const MAX_PROJECT_NAME: usize = 64;
+
+impl ProjectName {
+    pub fn parse(raw: &str) -> Result<Self> {
+        match name_problem(raw) {
+            None => Ok(Self(raw.to_string())),
+            Some(why) => Err(
+                Error::usage(format!("invalid project name {raw:?}: {why}")).hint(
+                    suggest_name(raw).map_or_else(
+                        || {
+                            "use lowercase letters, digits, and . _ - (at most 64 characters)"
+                                .into()
+                        },
+                        |s| {
+                            format!(
+                                "project names use lowercase letters, digits, and . _ -; try {s:?}"
+                            )
+                        },
+                    ),
+                ),
+            ),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why `raw` is not a valid project name, or `None` when it is.
+fn name_problem(raw: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+    if raw.is_empty() {
+        Some("it is empty".to_string())
+    } else if raw.len() > MAX_PROJECT_NAME {
+        Some(format!(
+            "it is {} characters long; the limit is {MAX_PROJECT_NAME}",
+            raw.len()
+        ))
+    } else if !raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        Some("it must start with a lowercase letter or a digit".to_string())
+    } else {
+        raw.chars()
+            .find(|c| !allowed(*c))
+            .map(|c| format!("{c:?} is not allowed"))
+    }
+}
+
+/// A valid name close to a rejected one (`My Project` → `my-project`), if there is one.
+fn suggest_name(raw: &str) -> Option<String> {
+    let lowered: String = raw
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c == '/' {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = lowered.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    (trimmed != raw && name_problem(trimmed).is_none()).then(|| trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_valid_names() {
+        for name in ["a", "my-project", "p1.v2_x", "0abc", &"a".repeat(64)] {
+            assert_eq!(ProjectName::parse(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn refuses_names_that_could_escape_or_confuse() {
+        for name in [
+            "",
+            "..",
+            ".",
+            "../x",
+            "a/b",
+            "/abs",
+            "My",
+            "has space",
+            "-dash",
+            "_x",
+            &"a".repeat(65),
+            "a\0b",
+            "é",
+        ] {
+            let err = ProjectName::parse(name).unwrap_err();
+            assert_eq!(err.code(), 2, "{name:?}");
+            assert!(err.message.contains("invalid project name"), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn suggests_a_close_valid_name() {
+        let err = ProjectName::parse("My Project").unwrap_err();
+        assert!(err.hint.unwrap().contains("\"my-project\""));
+    }
+
+    #[test]
+    fn container_user_names_are_docker_safe() {
+        let user = |name: &str| HostUser {
+            uid: 1,
+            gid: 1,
+            name: name.into(),
+        };
+        assert_eq!(user("alice").name_for_container(), "alice");
+        assert_eq!(user("j.doe@LAB").name_for_container(), "j.doe-LAB");
+        assert_eq!(user("_svc").name_for_container(), "u_svc");
+    }
+}

@@ -1,0 +1,68 @@
+//! `berth list`: the caller's berth containers (or everyone's with `--all`).
+
+use serde::Serialize;
+
+use crate::cli::ListArgs;
+use crate::engine::{ContainerInfo, Engine};
+use crate::error::Result;
+use crate::host::HostUser;
+use crate::ui::{self, Printer};
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    containers: &'a [ContainerInfo],
+}
+
+pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
+    let engine = Engine::connect().await?;
+    let uid = (!args.all).then(|| HostUser::current().uid);
+    let containers = engine.list(uid, None, true).await?;
+    if args.json {
+        printer.json(&Listing {
+            containers: &containers,
+        });
+        return Ok(());
+    }
+    if containers.is_empty() {
+        printer.note("no berth containers; `berth deploy PROJECT` creates one");
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "PROJECT".to_string(),
+        "STATE".into(),
+        "IMAGE".into(),
+        "UNSAVED".into(),
+        "WORKSPACE".into(),
+        "DATA".into(),
+    ]];
+    if args.all {
+        rows[0].insert(1, "UID".into());
+    }
+    for c in &containers {
+        let mut row = vec![
+            c.project.clone(),
+            c.status.clone(),
+            c.image.clone(),
+            c.size_rw
+                .map_or_else(|| "-".into(), |b| ui::human_size(b.max(0) as u64)),
+            c.workspace.clone(),
+            if c.data.is_empty() {
+                "-".into()
+            } else {
+                c.data.clone()
+            },
+        ];
+        if args.all {
+            row.insert(1, c.user.clone());
+        }
+        rows.push(row);
+    }
+    let mut lines = ui::table(&rows).into_iter();
+    if let Some(header) = lines.next() {
+        printer.line(&printer.bold(&header));
+    }
+    for line in lines {
+        printer.line(&line);
+    }
+    Ok(())
+}

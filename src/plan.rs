@@ -1,0 +1,338 @@
+//! Settings + host facts → [`LaunchPlan`]: everything the container will be, as plain
+//! data. Pure; the engine turns a plan into a create call, dockerargs into a
+//! `docker run` line, and the printer into the plan people read.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
+use crate::error::{Error, Result};
+use crate::host::{HostUser, ProjectName};
+
+pub const WORKSPACE_TARGET: &str = "/workspace";
+/// With no command configured, the container idles so that people can enter it; the
+/// init process (`--init`) makes it stop at once on SIGTERM.
+pub const KEEP_ALIVE: &[&str] = &["sleep", "infinity"];
+
+pub mod label {
+    pub const PROJECT: &str = "berth.project";
+    pub const USER: &str = "berth.user";
+    pub const WORKSPACE: &str = "berth.workspace";
+    pub const DATA: &str = "berth.data";
+    pub const DATA_ID: &str = "berth.data-id";
+    pub const VERSION: &str = "berth.version";
+}
+
+/// `<project>._.<user>`: unique per person and project on a shared engine.
+pub fn container_name(project: &ProjectName, user: &HostUser) -> String {
+    format!("{project}._.{}", user.name_for_container())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Mount {
+    /// One of berth's own mounts: an existing host directory, which the engine must
+    /// never create (unlike `-v`, which creates a missing source as root).
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+    /// A user's `-v`, passed on with docker's own semantics.
+    Volume(VolumeSpec),
+}
+
+impl Mount {
+    pub fn target(&self) -> &str {
+        match self {
+            Self::Bind { target, .. } => target,
+            Self::Volume(spec) => &spec.target,
+        }
+    }
+}
+
+/// The resolved data root and its identity marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataRoot {
+    pub path: PathBuf,
+    pub id: String,
+}
+
+/// What `plan::build` needs to know about the host.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub user: HostUser,
+    pub workspace: PathBuf,
+    /// The host directory that persists as the container's `$HOME`.
+    pub home: PathBuf,
+    pub data_root: Option<DataRoot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaunchPlan {
+    pub project: String,
+    pub container_name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    /// `$HOME` inside the container.
+    pub home: String,
+    pub mounts: Vec<Mount>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<PortSpec>,
+    pub gpus: Option<GpuSpec>,
+    pub nano_cpus: Option<i64>,
+    pub memory: Option<u64>,
+    pub shm_size: Option<u64>,
+    pub init: bool,
+}
+
+pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Result<LaunchPlan> {
+    let image = settings
+        .image
+        .as_ref()
+        .map(|s| s.value.clone())
+        .ok_or_else(|| {
+            Error::failed(format!("no image for project {project}")).hint(format!(
+                "pass --image IMAGE, or set `image = \"...\"` in {}/berth.toml",
+                host.workspace.display()
+            ))
+        })?;
+    let user = match &settings.user {
+        Some(user) => user.value.clone(),
+        None => format!("{}:{}", host.user.uid, host.user.gid),
+    };
+    let runs_as_root = user == "root" || user == "0" || user.starts_with("0:");
+    let home = if runs_as_root {
+        "/root".to_string()
+    } else {
+        format!("/home/{}", host.user.name_for_container())
+    };
+
+    let mut mounts = vec![
+        Mount::Bind {
+            source: host.workspace.clone(),
+            target: WORKSPACE_TARGET.into(),
+            read_only: false,
+        },
+        Mount::Bind {
+            source: host.home.clone(),
+            target: home.clone(),
+            read_only: false,
+        },
+    ];
+    let mut env: BTreeMap<String, String> = settings
+        .env
+        .iter()
+        .map(|(key, value)| (key.clone(), value.value.clone()))
+        .collect();
+    env.insert("HOME".into(), home.clone());
+    if let Some(root) = &host.data_root {
+        mounts.push(Mount::Bind {
+            source: root.path.clone(),
+            target: settings.data_target.value.clone(),
+            read_only: false,
+        });
+        env.insert("HOST_DATA_PATH".into(), root.path.display().to_string());
+    }
+    mounts.extend(
+        settings
+            .volumes
+            .iter()
+            .map(|v| Mount::Volume(v.value.clone())),
+    );
+
+    let labels = BTreeMap::from([
+        (label::PROJECT.to_string(), project.to_string()),
+        (label::USER.to_string(), host.user.uid.to_string()),
+        (
+            label::WORKSPACE.to_string(),
+            host.workspace.display().to_string(),
+        ),
+        (
+            label::DATA.to_string(),
+            host.data_root
+                .as_ref()
+                .map(|r| r.path.display().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            label::DATA_ID.to_string(),
+            host.data_root
+                .as_ref()
+                .map(|r| r.id.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            label::VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ]);
+
+    let cmd = match &settings.command {
+        Some(command) => command.value.clone(),
+        None => KEEP_ALIVE.iter().map(|s| s.to_string()).collect(),
+    };
+
+    Ok(LaunchPlan {
+        project: project.to_string(),
+        container_name: container_name(project, &host.user),
+        image,
+        cmd,
+        user,
+        workdir: WORKSPACE_TARGET.into(),
+        home,
+        mounts,
+        env,
+        labels,
+        ports: settings.ports.iter().map(|p| p.value.clone()).collect(),
+        gpus: settings.gpus.as_ref().map(|g| g.value.clone()),
+        nano_cpus: settings.nano_cpus.as_ref().map(|c| c.value),
+        memory: settings.memory.as_ref().map(|m| m.value),
+        shm_size: settings.shm_size.as_ref().map(|s| s.value),
+        init: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{file, layer, Files};
+    use std::path::Path;
+
+    fn settings(project_toml: &str) -> Settings {
+        let files = Files {
+            policy: None,
+            project: Some((
+                "/ws/p/berth.toml".into(),
+                file::parse(project_toml, Path::new("/ws/p/berth.toml")).unwrap(),
+            )),
+            user: None,
+        };
+        layer(
+            &files,
+            &file::FileConfig::default(),
+            None,
+            Path::new("/cwd"),
+        )
+    }
+
+    fn host(data_root: Option<DataRoot>) -> HostFacts {
+        HostFacts {
+            user: HostUser {
+                uid: 1000,
+                gid: 1001,
+                name: "alice".into(),
+            },
+            workspace: "/ws/p".into(),
+            home: "/h/p".into(),
+            data_root,
+        }
+    }
+
+    fn project() -> ProjectName {
+        ProjectName::parse("p").unwrap()
+    }
+
+    #[test]
+    fn defaults_run_as_the_host_user_in_the_workspace() {
+        let plan = build(&project(), &settings("image = \"img\""), &host(None)).unwrap();
+        assert_eq!(plan.container_name, "p._.alice");
+        assert_eq!(plan.user, "1000:1001");
+        assert_eq!(plan.workdir, "/workspace");
+        assert_eq!(plan.home, "/home/alice");
+        assert_eq!(plan.env["HOME"], "/home/alice");
+        assert_eq!(plan.cmd, ["sleep", "infinity"]);
+        assert!(plan.init);
+        assert_eq!(
+            plan.mounts,
+            [
+                Mount::Bind {
+                    source: "/ws/p".into(),
+                    target: "/workspace".into(),
+                    read_only: false
+                },
+                Mount::Bind {
+                    source: "/h/p".into(),
+                    target: "/home/alice".into(),
+                    read_only: false
+                },
+            ]
+        );
+        assert!(!plan.env.contains_key("HOST_DATA_PATH"));
+        assert_eq!(plan.labels["berth.user"], "1000");
+        assert_eq!(plan.labels["berth.data"], "");
+    }
+
+    #[test]
+    fn the_data_root_is_mounted_and_named_in_the_environment() {
+        let root = DataRoot {
+            path: "/mnt/data".into(),
+            id: "abc".into(),
+        };
+        let plan = build(
+            &project(),
+            &settings("image = \"img\"\n[data]\ntarget = \"/d\""),
+            &host(Some(root)),
+        )
+        .unwrap();
+        assert!(plan.mounts.contains(&Mount::Bind {
+            source: "/mnt/data".into(),
+            target: "/d".into(),
+            read_only: false
+        }));
+        assert_eq!(plan.env["HOST_DATA_PATH"], "/mnt/data");
+        assert_eq!(plan.labels["berth.data"], "/mnt/data");
+        assert_eq!(plan.labels["berth.data-id"], "abc");
+    }
+
+    #[test]
+    fn root_gets_root_home_and_limits_pass_through() {
+        let plan = build(
+            &project(),
+            &settings("image = \"img\"\nuser = \"root\"\ncpus = 2\nmemory = \"1g\"\nshm_size = \"64m\"\ngpus = \"all\"\ncommand = [\"python\"]"),
+            &host(None),
+        )
+        .unwrap();
+        assert_eq!(plan.home, "/root");
+        assert_eq!(plan.nano_cpus, Some(2_000_000_000));
+        assert_eq!(plan.memory, Some(1 << 30));
+        assert_eq!(plan.shm_size, Some(64 << 20));
+        assert_eq!(plan.gpus, Some(GpuSpec::All));
+        assert_eq!(plan.cmd, ["python"]);
+    }
+
+    #[test]
+    fn no_image_is_an_error_with_a_hint() {
+        let err = build(&project(), &settings(""), &host(None)).unwrap_err();
+        assert!(err.message.contains("no image"));
+        assert!(err.hint.unwrap().contains("--image"));
+    }
+
+    #[test]
+    fn the_docker_run_line_says_the_same_as_the_plan() {
+        let plan = build(
+            &project(),
+            &settings("image = \"img:1\"\ncpus = 1.5\nmemory = \"2g\"\nvolumes = [\"/s:/s:ro\"]\nenv = { A = \"x y\" }"),
+            &host(None),
+        )
+        .unwrap();
+        let line = crate::dockerargs::docker_run_line(&plan);
+        for part in [
+            "docker run -d --name p._.alice",
+            "--label berth.project=p",
+            "--user 1000:1001 --workdir /workspace",
+            "--mount type=bind,source=/ws/p,target=/workspace",
+            "--volume /s:/s:ro",
+            "--env 'A=x y'",
+            "--cpus 1.5 --memory 2g --init img:1 sleep infinity",
+        ] {
+            assert!(line.contains(part), "{part:?} not in {line}");
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! berth against a real Docker engine: every test runs the real binaries in a hermetic
+//! sandbox (see support/) and observes the result with the docker CLI.
+
+mod support;
+
+use std::fs;
+
+use support::*;
+
+#[test]
+fn deploy_creates_exactly_the_planned_container() {
+    let sb = Sandbox::new();
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--cpus",
+        "1.5",
+        "--memory",
+        "256m",
+        "--shm-size",
+        "64m",
+        "-e",
+        "FOO=bar",
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("created workspace"),
+        "{}",
+        stderr(&out)
+    );
+
+    let c = sb.inspect().expect("the container exists");
+    assert_eq!(c["State"]["Status"], "running");
+    assert_eq!(c["Config"]["WorkingDir"], "/workspace");
+    let uid = unsafe { libc::getuid() };
+    let gid = unsafe { libc::getgid() };
+    assert_eq!(c["Config"]["User"], format!("{uid}:{gid}"));
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["berth.project"], sb.project.as_str());
+    assert_eq!(labels["berth.user"], uid.to_string());
+    assert_eq!(labels["berth.workspace"], sb.workspace().to_str().unwrap());
+    assert_eq!(labels["berth.data"], "");
+    assert_eq!(labels["berth.version"], env!("CARGO_PKG_VERSION"));
+    let host = &c["HostConfig"];
+    assert_eq!(host["NanoCpus"], 1_500_000_000i64);
+    assert_eq!(host["Memory"], 256i64 << 20);
+    assert_eq!(host["ShmSize"], 64i64 << 20);
+    assert_eq!(host["Init"], true);
+
+    let mut mounts: Vec<(String, String, bool)> = c["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["Destination"].as_str().unwrap().to_string(),
+                m["Source"].as_str().unwrap().to_string(),
+                m["RW"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    mounts.sort();
+    let home_inside = if uid == 0 {
+        "/root".to_string()
+    } else {
+        format!("/home/{}", whoami())
+    };
+    let home_host = sb.home.join(".local/share/berth/home").join(&sb.project);
+    let mut expected = vec![
+        (home_inside.clone(), home_host.display().to_string(), true),
+        (
+            "/workspace".to_string(),
+            sb.workspace().display().to_string(),
+            true,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(mounts, expected);
+    let env: Vec<&str> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert!(env.contains(&"FOO=bar"), "{env:?}");
+    assert!(
+        env.contains(&format!("HOME={home_inside}").as_str()),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|e| e.starts_with("HOST_DATA_PATH=")),
+        "{env:?}"
+    );
+}
+
+#[test]
+fn workspace_files_belong_to_the_host_user_when_root() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    assert_code(&sb.exec("echo hello > /workspace/out.txt"), 0);
+    let file = sb.workspace().join("out.txt");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "hello\n");
+    assert_eq!(owner(&file), unsafe { libc::getuid() });
+}
+
+#[test]
+fn workspace_and_home_files_belong_to_a_non_root_host_user() {
+    let Some((uid, gid)) = test_user() else {
+        eprintln!("skipped: creating a second host user needs root");
+        return;
+    };
+    let sb = Sandbox::with_user(RunAs::Other { uid, gid });
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&out, 0);
+    let c = sb.inspect().unwrap();
+    assert_eq!(c["Config"]["User"], format!("{uid}:{gid}"));
+    assert_code(
+        &sb.exec("echo work > /workspace/result.txt && echo note > $HOME/notes && id -u"),
+        0,
+    );
+    let result = sb.workspace().join("result.txt");
+    assert_eq!(owner(&result), uid);
+    assert_eq!(owner(&sb.workspace()), uid);
+    let home = sb.home.join(".local/share/berth/home").join(&sb.project);
+    assert_eq!(owner(&home.join("notes")), uid);
+}
+
+#[test]
+fn home_is_writable_and_survives_retire_and_redeploy() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    assert_code(
+        &sb.exec("echo 'alias ll=ls' > $HOME/.profile && echo keep > /workspace/w"),
+        0,
+    );
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    assert!(!sb.exists());
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    let out = sb.exec("cat $HOME/.profile /workspace/w");
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "alias ll=ls\nkeep\n");
+}
+
+#[test]
+fn retire_of_an_untouched_container_needs_no_consent() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    // Disposable changes do not count as work.
+    assert_code(&sb.exec("echo x > /tmp/scratch"), 0);
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("retired"), "{}", stderr(&out));
+    assert!(!sb.exists());
+}
+
+#[test]
+fn retire_refuses_unsaved_work_without_a_terminal_and_yes_removes_it() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    assert_code(&sb.exec("echo keep > /workspace/kept.txt"), 0);
+    assert_code(
+        &sb.exec_as_root("mkdir -p /opt/results && echo 42 > /opt/results/run1.csv"),
+        0,
+    );
+
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("1 unsaved file(s)"), "{err}");
+    assert!(err.contains("/opt/results"), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(sb.state(), "running");
+
+    let out = sb.run(
+        env!("CARGO_BIN_EXE_container-retire"),
+        &[&sb.project, "--yes"],
+    );
+    assert_code(&out, 0);
+    assert!(!sb.exists());
+
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    assert_eq!(stdout(&sb.exec("cat /workspace/kept.txt")), "keep\n");
+}
+
+#[test]
+fn deploy_of_a_running_container_reports_it_and_a_stopped_one_is_started() {
+    let sb = Sandbox::new();
+    let deploy = |sb: &Sandbox| {
+        sb.run(
+            env!("CARGO_BIN_EXE_container-deploy"),
+            &[&sb.project, "--image", &sb.image.tag],
+        )
+    };
+    assert_code(&deploy(&sb), 0);
+    let id = sb.inspect().unwrap()["Id"].clone();
+    let out = deploy(&sb);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
+    let out = deploy(&sb);
+    assert_code(&out, 0);
+    assert_eq!(sb.state(), "running");
+    assert_eq!(
+        sb.inspect().unwrap()["Id"],
+        id,
+        "the same container, started again"
+    );
+}
+
+#[test]
+fn recreate_goes_through_the_unsaved_work_check() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    let first = sb.inspect().unwrap()["Id"].clone();
+    assert_code(&sb.exec_as_root("echo x > /opt/precious"), 0);
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--recreate",
+    ]);
+    assert_code(&out, 3);
+    assert_eq!(sb.inspect().unwrap()["Id"], first);
+    assert_code(&sb.exec_as_root("rm /opt/precious"), 0);
+    assert_code(
+        &sb.berth(&[
+            "deploy",
+            &sb.project,
+            "--image",
+            &sb.image.tag,
+            "--recreate",
+        ]),
+        0,
+    );
+    assert_ne!(sb.inspect().unwrap()["Id"], first);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_creates_nothing() {
+    let sb = Sandbox::new();
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--memory",
+        "1g",
+        "--dry-run",
+    ]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("docker run -d --name"), "{text}");
+    assert!(text.contains("--memory 1g"), "{text}");
+    assert!(text.contains("(command line)"), "{text}");
+    assert!(!sb.exists());
+    assert!(
+        !sb.workspace().exists(),
+        "the workspace must not be created by a dry run"
+    );
+    assert!(!sb.home.join(".local/share/berth").exists());
+}
+
+#[test]
+fn an_unreachable_engine_is_one_clear_error() {
+    let sb = Sandbox::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.starts_with("error: cannot reach the Docker engine at unix:///nonexistent/docker.sock (from DOCKER_HOST)"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(!sb.workspace().exists());
+    assert_code(&sb.berth(&["list"]), 1);
+}
+
+#[test]
+fn invalid_project_names_are_refused_before_any_path_is_built() {
+    let sb = Sandbox::new();
+    for name in [
+        "..",
+        "../escape",
+        "a/b",
+        "Upper",
+        "has space",
+        "-dash",
+        "",
+        &"x".repeat(70),
+    ] {
+        let out = sb.berth(&["deploy", name, "--image", &sb.image.tag]);
+        assert_code(&out, 2);
+        // clap itself refuses `-dash` as an unknown flag; both are usage errors.
+        let err = stderr(&out);
+        assert!(
+            err.contains("invalid project name") || err.contains("unexpected argument"),
+            "{name:?}: {err}"
+        );
+        let out = sb.berth(&["retire", name]);
+        assert_code(&out, 2);
+    }
+    assert!(!sb.workspace_root.exists(), "nothing was created");
+    assert!(!sb.path().join("escape").exists());
+}
+
+#[test]
+fn broken_toml_and_unknown_keys_name_the_file_and_line_and_create_nothing() {
+    let sb = Sandbox::new();
+    sb.project_toml(&format!("image = \"{}\"\nmemroy = \"1g\"\n", sb.image.tag));
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    let file = sb.workspace().join("berth.toml");
+    assert!(
+        err.contains(&format!("{}:2:1: unknown key `memroy`", file.display())),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `memory`?"), "{err}");
+    assert!(!sb.exists());
+
+    sb.project_toml("image = \"unterminated\n");
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!("{}:1:", file.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.exists());
+
+    let user_config = sb.path().join("user.toml");
+    fs::write(&user_config, "[data]\nhostpath = \"/x\"\n").unwrap();
+    let sb = sb.env("BERTH_CONFIG", user_config.to_str().unwrap());
+    sb.project_toml(&format!("image = \"{}\"\n", sb.image.tag));
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("user.toml:2:1: unknown key `hostpath`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("did you mean `host_path`?"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.exists());
+}
+
+#[test]
+fn the_project_file_configures_the_container() {
+    let sb = Sandbox::new();
+    sb.project_toml(&format!(
+        "image = \"{}\"\nshm_size = \"32m\"\nenv = {{ MODE = \"train\" }}\n",
+        sb.image.tag
+    ));
+    assert_code(&sb.berth(&["deploy", &sb.project, "--shm-size", "16m"]), 0);
+    let c = sb.inspect().unwrap();
+    assert_eq!(
+        c["HostConfig"]["ShmSize"],
+        16i64 << 20,
+        "the flag wins over the file"
+    );
+    assert_eq!(stdout(&sb.exec("echo $MODE")), "train\n");
+}
+
+#[test]
+fn a_failed_pull_names_the_image_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    let image = format!("berth-test/{}-missing:1", sb.project);
+    let out = sb.berth(&["deploy", &sb.project, "--image", &image]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("error: cannot pull image {image}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: check the name with `docker images`"),
+        "{err}"
+    );
+    assert!(!sb.exists());
+    assert!(!sb.workspace().exists());
+}
+
+#[test]
+fn a_container_that_cannot_start_is_not_left_behind() {
+    let sb = Sandbox::new();
+    // No GPU runtime on the test engine: the start fails after the create.
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--gpus",
+        "all",
+    ]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("GPUs were requested"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.exists());
+}
+
+#[test]
+fn a_typo_of_an_existing_workspace_is_refused_unless_new() {
+    let sb = Sandbox::new();
+    sb.project_toml("");
+    let typo = format!("{}x", sb.project);
+    let out = sb.berth(&["deploy", &typo, "--image", &sb.image.tag, "--dry-run"]);
+    assert_code(&out, 3);
+    assert!(
+        stderr(&out).contains(&format!("did you mean `{}`?", sb.project)),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.workspace_root.join(&typo).exists());
+    let out = sb.berth(&[
+        "deploy",
+        &typo,
+        "--image",
+        &sb.image.tag,
+        "--dry-run",
+        "--new",
+    ]);
+    assert_code(&out, 0);
+}
+
+#[test]
+fn list_shows_the_callers_containers_as_a_table_and_json() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    let out = sb.berth(&["list"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).lines().next().unwrap().starts_with("PROJECT"));
+    assert!(stdout(&out).contains(&sb.project));
+    let out = sb.berth(&["list", "--json"]);
+    assert_code(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = json["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["project"] == sb.project.as_str())
+        .expect("listed");
+    assert_eq!(mine["state"], "running");
+    assert_eq!(mine["name"], sb.container().as_str());
+    assert_eq!(mine["size_rw"], 0);
+}

@@ -1,0 +1,285 @@
+//! Fixtures for the integration tests: a small image built offline from Debian's
+//! busybox-static, and a hermetic sandbox (temporary HOME, workspace root, config and
+//! state paths, unique project names) that removes every container and image it made,
+//! even when a test fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{prefix}{}-{n}", std::process::id())
+}
+
+/// Runs `docker ARGS` (the reference CLI, used only to set up and to observe).
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An image made from busybox-static, imported under a unique tag; removed on drop.
+pub struct TestImage {
+    pub tag: String,
+}
+
+impl TestImage {
+    pub fn new() -> Self {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "the tests need Debian's busybox-static (apt-get install busybox-static)"
+        );
+        let tag = format!("berth-test/{}:1", unique("img"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
+        let out = Command::new("sh")
+            .args([script, &tag])
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "import failed: {}", stderr(&out));
+        Self { tag }
+    }
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        docker(&["rmi", "-f", &self.tag]);
+    }
+}
+
+/// Who berth runs as in a sandbox.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RunAs {
+    /// The test process's own user.
+    Me,
+    /// A non-root host user made for the tests (needs root to create).
+    Other { uid: u32, gid: u32 },
+}
+
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub workspace_root: PathBuf,
+    pub policy: PathBuf,
+    pub image: TestImage,
+    pub project: String,
+    pub run_as: RunAs,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self::with_user(RunAs::Me)
+    }
+
+    pub fn with_user(run_as: RunAs) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("temp dir");
+        set_mode(dir.path(), 0o755);
+        let home = dir.path().join("home");
+        let workspace_root = home.join("workspace");
+        std::fs::create_dir_all(&home).unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, "").unwrap();
+        if let RunAs::Other { uid, gid } = run_as {
+            chown(&home, uid, gid);
+        }
+        Self {
+            dir,
+            home,
+            workspace_root,
+            policy,
+            image: TestImage::new(),
+            project: unique("t"),
+            run_as,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn workspace(&self) -> PathBuf {
+        self.workspace_root.join(&self.project)
+    }
+
+    /// The name berth gives the project's container for the sandbox's user.
+    pub fn container(&self) -> String {
+        let user = match self.run_as {
+            RunAs::Me => whoami(),
+            RunAs::Other { .. } => TEST_USER.to_string(),
+        };
+        format!("{}._.{user}", self.project)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Writes `<workspace>/berth.toml` (creating the workspace).
+    pub fn project_toml(&self, text: &str) {
+        std::fs::create_dir_all(self.workspace()).unwrap();
+        std::fs::write(self.workspace().join("berth.toml"), text).unwrap();
+        if let RunAs::Other { uid, gid } = self.run_as {
+            chown(&self.workspace_root, uid, gid);
+            chown(&self.workspace(), uid, gid);
+        }
+    }
+
+    /// Runs the `berth` binary with a clean, hermetic environment and no terminal.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.run(env!("CARGO_BIN_EXE_berth"), args)
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        let mut command = match self.run_as {
+            RunAs::Me => Command::new(program),
+            RunAs::Other { uid, gid } => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--init-groups")
+                    .arg(program);
+                c
+            }
+        };
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("BERTH_POLICY", &self.policy)
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            command.env("DOCKER_HOST", host);
+        }
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        command.output().expect("berth runs")
+    }
+
+    pub fn inspect(&self) -> Option<Value> {
+        let out = docker(&["inspect", &self.container()]);
+        if !out.status.success() {
+            return None;
+        }
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.get(0).cloned()
+    }
+
+    pub fn exists(&self) -> bool {
+        self.inspect().is_some()
+    }
+
+    pub fn state(&self) -> String {
+        self.inspect()
+            .and_then(|c| c["State"]["Status"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Runs a shell command inside the container as its own user.
+    pub fn exec(&self, script: &str) -> Output {
+        docker(&["exec", &self.container(), "sh", "-c", script])
+    }
+
+    pub fn exec_as_root(&self, script: &str) -> Output {
+        docker(&["exec", "-u", "0", &self.container(), "sh", "-c", script])
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let filter = format!("label=berth.project={}", self.project);
+        let ids = stdout(&docker(&["ps", "-aq", "--filter", &filter]));
+        for id in ids.split_whitespace() {
+            docker(&["rm", "-f", "-v", id]);
+        }
+        // Files the containers wrote as another user must not stop the clean-up.
+        Command::new("chmod")
+            .args(["-R", "u+rwX"])
+            .arg(self.dir.path())
+            .output()
+            .ok();
+    }
+}
+
+pub const TEST_USER: &str = "berth-test-user";
+
+/// A non-root host user that may use the engine, created once per machine.
+pub fn test_user() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, TEST_USER]).output().ok()?;
+        stdout(&out).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", TEST_USER])
+            .output()
+            .ok()?;
+    }
+    // Membership of the socket's group lets the user reach the engine.
+    Command::new("sh")
+        .args(["-c", &format!("getent group docker >/dev/null || groupadd docker; usermod -aG docker {TEST_USER}; chgrp docker /var/run/docker.sock 2>/dev/null; chmod g+rw /var/run/docker.sock 2>/dev/null; true")])
+        .output()
+        .ok()?;
+    Some((id("-u")?, id("-g")?))
+}
+
+pub fn whoami() -> String {
+    stdout(&Command::new("id").arg("-un").output().unwrap())
+        .trim()
+        .to_string()
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
+pub fn owner(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().uid()
+}
+
+/// Asserts a command's exit code, showing its output when it differs.
+#[track_caller]
+pub fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}

@@ -26,7 +26,8 @@ impl Context {
         let cwd = std::env::current_dir()
             .map_err(|err| Error::failed(format!("cannot read the current directory: {err}")))?;
         let host_data_path = std::env::var("HOST_DATA_PATH").ok();
-        let settings = config::layer(&files, command_line, host_data_path.as_deref(), &cwd);
+        let mut settings = config::layer(&files, command_line, host_data_path.as_deref(), &cwd);
+        config::read_env_files(&mut settings, &workspace)?;
         Ok(Self {
             project,
             user: HostUser::current(),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
+use crate::guard::{self, mounts::Protected};
 use crate::host::{HostUser, ProjectName};
 
 pub const WORKSPACE_TARGET: &str = "/workspace";
@@ -140,12 +141,21 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
         });
         env.insert("HOST_DATA_PATH".into(), root.path.display().to_string());
     }
-    mounts.extend(
-        settings
-            .volumes
-            .iter()
-            .map(|v| Mount::Volume(v.value.clone())),
-    );
+    let volumes: Vec<VolumeSpec> = settings.volumes.iter().map(|v| v.value.clone()).collect();
+    let mut protected = vec![Protected {
+        name: "the workspace",
+        target: WORKSPACE_TARGET,
+        source: &host.workspace,
+    }];
+    if let Some(root) = &host.data_root {
+        protected.push(Protected {
+            name: "the data root",
+            target: &settings.data_target.value,
+            source: &root.path,
+        });
+    }
+    guard::mounts::check(&protected, &volumes)?;
+    mounts.extend(volumes.into_iter().map(Mount::Volume));
 
     let labels = BTreeMap::from([
         (label::PROJECT.to_string(), project.to_string()),

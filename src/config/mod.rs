@@ -17,6 +17,10 @@ use crate::host::Paths;
 use file::{Argv, FileConfig, ScalarText};
 
 pub const PROJECT_FILE: &str = "berth.toml";
+/// The project's compose-style env file, read for HOST_DATA_PATH.
+pub const DOT_ENV: &str = ".env";
+/// The variable that names the data root, on the host and in the container.
+pub const DATA_ENV: &str = "HOST_DATA_PATH";
 
 /// Changes under these paths never block a retire (DESIGN.md section 5).
 pub const DEFAULT_DISPOSABLE: &[&str] = &[
@@ -103,6 +107,9 @@ pub struct Settings {
     pub memory: Option<Sourced<u64>>,
     pub shm_size: Option<Sourced<u64>>,
     pub env: BTreeMap<String, Sourced<String>>,
+    /// Env files to read (absolute), from `env_files`; `.env` is read too, by
+    /// [`read_env_files`].
+    pub env_files: Vec<Sourced<PathBuf>>,
     pub ports: Vec<Sourced<PortSpec>>,
     /// Extra mounts, host paths already made absolute.
     pub volumes: Vec<Sourced<VolumeSpec>>,
@@ -246,6 +253,7 @@ pub fn layer(
 
     // Lists add up, lowest precedence first so that a later `-e` wins over a file's.
     let mut env = BTreeMap::new();
+    let mut env_files = Vec::new();
     let mut ports = Vec::new();
     let mut volumes = Vec::new();
     for (source, config) in layers.iter().rev() {
@@ -255,6 +263,12 @@ pub fn layer(
                 source: source.clone(),
             };
             env.insert(key.clone(), sourced);
+        }
+        for path in &config.env_files {
+            env_files.push(Sourced {
+                value: PathBuf::from(absolutize(path, &source.base_dir(cwd))),
+                source: source.clone(),
+            });
         }
         for port in &config.ports {
             ports.push(Sourced {
@@ -275,17 +289,22 @@ pub fn layer(
         }
     }
 
+    // `[data] host_path`, and an `env` table that sets HOST_DATA_PATH by hand, both name
+    // the data root.
     let mut data_roots: Vec<Sourced<DataRootValue>> = layers
         .iter()
-        .filter_map(|(source, config)| {
-            let raw = config.data.host_path.clone()?;
-            Some(Sourced {
-                value: DataRootValue {
-                    raw,
-                    base: source.base_dir(cwd),
-                },
-                source: source.clone(),
-            })
+        .flat_map(|(source, config)| {
+            let from_env = config.env.get(DATA_ENV).map(|v| v.0.clone());
+            [config.data.host_path.clone(), from_env]
+                .into_iter()
+                .flatten()
+                .map(|raw| Sourced {
+                    value: DataRootValue {
+                        raw,
+                        base: source.base_dir(cwd),
+                    },
+                    source: source.clone(),
+                })
         })
         .collect();
     if let Some(raw) = host_data_path.filter(|raw| !raw.is_empty()) {
@@ -294,9 +313,10 @@ pub fn layer(
                 raw: raw.to_string(),
                 base: cwd.to_path_buf(),
             },
-            source: Source::Env("HOST_DATA_PATH"),
+            source: Source::Env(DATA_ENV),
         });
     }
+    env.remove(DATA_ENV);
 
     Settings {
         image: pick(&layers, |c| c.image.clone()),
@@ -307,6 +327,7 @@ pub fn layer(
         memory: pick(&layers, |c| c.memory.clone().map(|s| s.0)),
         shm_size: pick(&layers, |c| c.shm_size.clone().map(|s| s.0)),
         env,
+        env_files,
         ports,
         volumes,
         data_roots,
@@ -320,6 +341,51 @@ pub fn layer(
             source: Source::Default,
         }),
     }
+}
+
+/// Reads `<workspace>/.env` (if present) and every file in `env_files` (which must
+/// exist). `HOST_DATA_PATH=` lines become data-root sources; the other entries of
+/// `env_files` join the container's environment below every `env` table.
+pub fn read_env_files(settings: &mut Settings, workspace: &Path) -> Result<()> {
+    let dot_env = workspace.join(DOT_ENV);
+    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    if dot_env.is_file() {
+        files.push((dot_env, false));
+    }
+    files.extend(settings.env_files.iter().map(|f| (f.value.clone(), true)));
+    for (path, into_container) in files {
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            Error::io("read the env file", &path, err)
+                .hint("env_files lists it; fix the path or the list")
+        })?;
+        let entries = crate::envfile::parse(&text).map_err(|err| {
+            Error::failed(format!("{}:{}: {}", path.display(), err.line, err.message))
+        })?;
+        for entry in entries {
+            let source = Source::EnvFile {
+                path: path.clone(),
+                line: entry.line,
+            };
+            let Some(value) = entry.value.or_else(|| std::env::var(&entry.key).ok()) else {
+                continue;
+            };
+            if entry.key == DATA_ENV {
+                settings.data_roots.push(Sourced {
+                    value: DataRootValue {
+                        raw: value,
+                        base: path.parent().map_or_else(PathBuf::new, Path::to_path_buf),
+                    },
+                    source,
+                });
+            } else if into_container {
+                settings
+                    .env
+                    .entry(entry.key)
+                    .or_insert(Sourced { value, source });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `raw` made absolute against `base`, with `~/` meaning the home directory. Lexical

@@ -2,4 +2,5 @@
 //! [`Error`](crate::error::Error) of kind `Refused` that explains itself and names its fix.
 
 pub mod data;
+pub mod mounts;
 pub mod workspace;

@@ -13,14 +13,16 @@ use crate::context::Context;
 use crate::dockerargs::{docker_run_line, format_cpus, format_size};
 use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
-use crate::guard::{self, data::Row, workspace::Workspace};
-use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
+use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
+use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::retire::{self, Consent};
 use crate::ui::Printer;
 
 /// A deploy decided but not carried out.
 pub struct Prepared {
     pub ctx: Context,
+    /// The data root's identity, still to be settled (marker written) by a deploy.
+    pub identity: Option<Identity>,
     pub workspace: Workspace,
     pub data_rows: Vec<Row>,
     pub plan: LaunchPlan,
@@ -35,9 +37,17 @@ pub fn prepare(project: &str, args: Option<&DeployArgs>) -> Result<Prepared> {
     let ctx = Context::load(project, &command_line)?;
     let workspace = ctx.check_workspace(args.is_some_and(|a| a.new))?;
     let data_rows = guard::data::resolve(&ctx.settings.data_roots);
-    let data_root = guard::data::decide(&data_rows)?.map(|path| DataRoot {
+    let root = guard::data::decide(&data_rows)?;
+    let identity = root
+        .as_deref()
+        .map(|root| guard::data::identify(root, &ctx.paths.state_dir))
+        .transpose()?;
+    let data_root = root.map(|path| DataRoot {
         path,
-        id: String::new(),
+        id: match &identity {
+            Some(Identity::Known(id) | Identity::Adopt(id)) => id.clone(),
+            _ => String::new(),
+        },
     });
     let host = HostFacts {
         user: ctx.user.clone(),
@@ -48,6 +58,7 @@ pub fn prepare(project: &str, args: Option<&DeployArgs>) -> Result<Prepared> {
     let plan = plan::build(&ctx.project, &ctx.settings, &host)?;
     Ok(Prepared {
         ctx,
+        identity,
         workspace,
         data_rows,
         plan,
@@ -66,8 +77,7 @@ struct DeployOutcome<'a> {
 
 /// `berth deploy PROJECT`.
 pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let prepared = prepare(&args.project, Some(args))?;
-    let plan = &prepared.plan;
+    let mut prepared = prepare(&args.project, Some(args))?;
     if args.dry_run {
         if args.json {
             printer.json(&report(&prepared));
@@ -78,7 +88,9 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
     }
 
     let engine = Engine::connect().await?;
-    let ctx = &prepared.ctx;
+    check_group(&engine, &prepared).await?;
+    settle_identity(&mut prepared)?;
+    let (ctx, plan) = (&prepared.ctx, &prepared.plan);
     let mut existing = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
     if let (Some(container), true) = (&existing, args.recreate) {
         let consent = Consent {
@@ -110,6 +122,36 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
             image: &plan.image,
         });
     }
+    Ok(())
+}
+
+/// The engine-side guard: no other container of the data group may use another root.
+async fn check_group(engine: &Engine, prepared: &Prepared) -> Result<()> {
+    let group = plan::data_group(&prepared.ctx.project, &prepared.ctx.settings);
+    let others = engine.list_group(&group).await?;
+    let root = prepared
+        .plan
+        .env
+        .get(config::DATA_ENV)
+        .map(std::path::Path::new);
+    guard::data::check_group(&group, &prepared.plan.container_name, root, &others)
+}
+
+/// Writes the data root's marker on first use (or remembers another user's), and labels
+/// the plan with its id.
+fn settle_identity(prepared: &mut Prepared) -> Result<()> {
+    let (Some(identity), Some(root)) = (
+        prepared.identity.take(),
+        prepared.plan.env.get(config::DATA_ENV),
+    ) else {
+        return Ok(());
+    };
+    let id = guard::data::settle(
+        identity,
+        std::path::Path::new(root),
+        &prepared.ctx.paths.state_dir,
+    )?;
+    prepared.plan.labels.insert(label::DATA_ID.to_string(), id);
     Ok(())
 }
 
@@ -253,9 +295,26 @@ async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
 
 /// `berth check PROJECT`.
 pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
-    let prepared = prepare(&args.project, None)?;
-    // The engine is asked too, so that check answers as deploy would.
-    let engine = Engine::connect().await?;
+    let verdict = async {
+        let prepared = prepare(&args.project, None)?;
+        // The engine is asked too, so that check answers as deploy would.
+        let engine = Engine::connect().await?;
+        check_group(&engine, &prepared).await?;
+        Ok::<_, Error>((prepared, engine))
+    }
+    .await;
+    let (prepared, engine) = match verdict {
+        Ok(ready) => ready,
+        Err(err) if args.json && err.code() == 3 => {
+            printer.json(&serde_json::json!({
+                "project": args.project,
+                "verdict": "refused",
+                "refusal": { "message": err.message, "details": err.details, "hint": err.hint },
+            }));
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     let existing = engine
         .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
         .await?;

@@ -81,6 +81,7 @@ pub struct ContainerInfo {
     pub image: String,
     pub workspace: String,
     pub data: String,
+    pub data_group: String,
     /// Bytes in the writable layer, where the engine was asked for sizes.
     pub size_rw: Option<i64>,
 }
@@ -138,13 +139,28 @@ impl Engine {
         project: Option<&str>,
         sizes: bool,
     ) -> Result<Vec<ContainerInfo>> {
-        let mut labels = vec![label::PROJECT.to_string()];
+        let mut labels = Vec::new();
         if let Some(uid) = uid {
             labels.push(format!("{}={uid}", label::USER));
         }
         if let Some(project) = project {
             labels.push(format!("{}={project}", label::PROJECT));
         }
+        self.list_labelled(labels, sizes).await
+    }
+
+    /// Every user's berth containers of data group `group`.
+    pub async fn list_group(&self, group: &str) -> Result<Vec<ContainerInfo>> {
+        self.list_labelled(vec![format!("{}={group}", label::DATA_GROUP)], false)
+            .await
+    }
+
+    async fn list_labelled(
+        &self,
+        mut labels: Vec<String>,
+        sizes: bool,
+    ) -> Result<Vec<ContainerInfo>> {
+        labels.push(label::PROJECT.to_string());
         let options = ListContainersOptions {
             all: true,
             size: sizes,
@@ -175,6 +191,7 @@ impl Engine {
                     image: c.image.unwrap_or_default(),
                     workspace: label(label::WORKSPACE),
                     data: label(label::DATA),
+                    data_group: label(label::DATA_GROUP),
                     // The engine omits a zero size.
                     size_rw: sizes.then(|| c.size_rw.unwrap_or(0)),
                 }

@@ -24,6 +24,8 @@ pub mod label {
     pub const WORKSPACE: &str = "berth.workspace";
     pub const DATA: &str = "berth.data";
     pub const DATA_ID: &str = "berth.data-id";
+    /// Containers that must share one data root (`data.group`, default the project).
+    pub const DATA_GROUP: &str = "berth.data-group";
     pub const VERSION: &str = "berth.version";
 }
 
@@ -91,6 +93,14 @@ pub struct LaunchPlan {
     pub memory: Option<u64>,
     pub shm_size: Option<u64>,
     pub init: bool,
+}
+
+/// `data.group`, by default the project itself.
+pub fn data_group(project: &ProjectName, settings: &Settings) -> String {
+    settings
+        .data_group
+        .as_ref()
+        .map_or_else(|| project.to_string(), |g| g.value.clone())
 }
 
 pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Result<LaunchPlan> {
@@ -178,6 +188,7 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
                 .map(|r| r.id.clone())
                 .unwrap_or_default(),
         ),
+        (label::DATA_GROUP.to_string(), data_group(project, settings)),
         (
             label::VERSION.to_string(),
             env!("CARGO_PKG_VERSION").to_string(),

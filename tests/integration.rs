@@ -473,3 +473,175 @@ fn list_shows_the_callers_containers_as_a_table_and_json() {
     assert_eq!(mine["name"], sb.container().as_str());
     assert_eq!(mine["size_rw"], 0);
 }
+
+// ---- One data root (DESIGN.md section 4) ----
+
+/// A data root directory inside the sandbox.
+fn data_dir(sb: &Sandbox, name: &str) -> std::path::PathBuf {
+    let dir = sb.path().join(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::canonicalize(dir).unwrap()
+}
+
+#[test]
+fn every_spelling_of_the_same_root_is_accepted_and_mounted() {
+    let sb = Sandbox::new();
+    let root = data_dir(&sb, "ai-lab-data");
+    std::os::unix::fs::symlink(&root, sb.path().join("data-link")).unwrap();
+    // The project file names it relatively (to the file), .env through a symlink with a
+    // trailing slash, the environment with a ./ prefix (relative to the current directory).
+    sb.project_toml(&format!(
+        "image = \"{}\"\n[data]\nhost_path = \"../../../ai-lab-data\"\n",
+        sb.image.tag
+    ));
+    fs::write(
+        sb.workspace().join(".env"),
+        format!(
+            "HOST_DATA_PATH={}/\n",
+            sb.path().join("data-link").display()
+        ),
+    )
+    .unwrap();
+    let sb = sb.env("HOST_DATA_PATH", "./ai-lab-data");
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+
+    let c = sb.inspect().unwrap();
+    let data = c["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/data")
+        .expect("data mounted");
+    assert_eq!(data["Source"], root.to_str().unwrap());
+    assert_eq!(
+        stdout(&sb.exec("echo $HOST_DATA_PATH")),
+        format!("{}\n", root.display())
+    );
+    let marker =
+        fs::read_to_string(root.join(".berth-data-id")).expect("marker written on first use");
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["berth.data"], root.to_str().unwrap());
+    assert_eq!(labels["berth.data-id"], marker.trim());
+}
+
+#[test]
+fn disagreeing_sources_are_refused_with_a_table_before_any_container_exists() {
+    let sb = Sandbox::new();
+    let here = data_dir(&sb, "ai-lab-data");
+    let there = data_dir(&sb, "opt-ai-lab-data");
+    sb.project_toml(&format!(
+        "image = \"{}\"\n[data]\nhost_path = \"{}\"\n",
+        sb.image.tag,
+        here.display()
+    ));
+    fs::write(
+        sb.workspace().join(".env"),
+        format!("# team setting\nHOST_DATA_PATH='{}'\n", there.display()),
+    )
+    .unwrap();
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("split-brain"), "{err}");
+    assert!(
+        err.contains(here.to_str().unwrap()) && err.contains(there.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(
+        err.contains(".env:2"),
+        "the env file's line is named: {err}"
+    );
+    assert!(!sb.exists());
+
+    let out = sb.berth(&["check", &sb.project, "--json"]);
+    assert_code(&out, 3);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "refused");
+}
+
+#[test]
+fn a_missing_root_is_refused_and_never_created() {
+    let sb = Sandbox::new().env("HOST_DATA_PATH", "/nonexistent/berth-share");
+    sb.project_toml("");
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(!std::path::Path::new("/nonexistent/berth-share").exists());
+    assert!(!sb.exists());
+}
+
+#[test]
+fn a_root_that_lost_its_marker_is_refused_as_an_unmounted_share() {
+    let sb = Sandbox::new();
+    let root = data_dir(&sb, "share");
+    let sb = sb.env("HOST_DATA_PATH", root.to_str().unwrap());
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    // The share is "unmounted": an empty directory at the same path.
+    fs::remove_file(root.join(".berth-data-id")).unwrap();
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("not mounted"), "{}", stderr(&out));
+    assert!(!sb.exists());
+}
+
+#[test]
+fn a_data_group_with_another_root_is_refused() {
+    let sb = Sandbox::new();
+    let first = data_dir(&sb, "first");
+    let second = data_dir(&sb, "second");
+    let group = format!("g-{}", sb.project);
+    sb.project_toml(&format!(
+        "image = \"{}\"\n[data]\nhost_path = \"{}\"\ngroup = \"{group}\"\n",
+        sb.image.tag,
+        first.display()
+    ));
+    assert_code(&sb.berth(&["deploy", &sb.project]), 0);
+
+    let mut other = Sandbox::new();
+    other.project = format!("{}-b", sb.project);
+    other.project_toml(&format!(
+        "image = \"{}\"\n[data]\nhost_path = \"{}\"\ngroup = \"{group}\"\n",
+        other.image.tag,
+        second.display()
+    ));
+    let out = other.berth(&["deploy", &other.project]);
+    assert_code(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(first.to_str().unwrap()) && err.contains(second.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(!other.exists());
+}
+
+#[test]
+fn a_user_mount_over_the_workspace_or_the_data_target_is_refused() {
+    let sb = Sandbox::new();
+    let root = data_dir(&sb, "share");
+    let elsewhere = data_dir(&sb, "elsewhere");
+    let sb = sb.env("HOST_DATA_PATH", root.to_str().unwrap());
+    for spec in [
+        format!("{}:/data:ro", elsewhere.display()),
+        format!("{}:/workspace", elsewhere.display()),
+        format!("{}:/data/sub", elsewhere.display()),
+    ] {
+        let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "-v", &spec]);
+        assert_code(&out, 3);
+        assert!(
+            stderr(&out).contains("would shadow"),
+            "{spec}: {}",
+            stderr(&out)
+        );
+        assert!(!sb.exists());
+    }
+    let ok = format!("{}:/scratch", elsewhere.display());
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "-v", &ok]),
+        0,
+    );
+}

@@ -5,11 +5,13 @@
 //! the filesystem); [`decide`] is pure and turns the rows into one root or a refusal
 //! with the table of every source.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::config::{absolutize, DataRootValue, Source, Sourced};
+use crate::engine::ContainerInfo;
 use crate::error::{io_reason, Error, Result};
 use crate::ui;
 
@@ -75,6 +77,149 @@ pub fn decide(rows: &[Row]) -> Result<Option<PathBuf>> {
     )
 }
 
+/// The identity marker berth writes into a data root on first use.
+pub const MARKER: &str = ".berth-data-id";
+/// Where berth remembers (root → id), inside the state directory.
+const REMEMBERED: &str = "data-roots.json";
+
+/// What the marker and berth's memory say about a root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Marker and memory agree.
+    Known(String),
+    /// A marker berth has not seen before (another user wrote it): remember it.
+    Adopt(String),
+    /// First use: write a marker and remember it.
+    New,
+}
+
+/// Decides from the marker found in `root` and the id berth remembers for it.
+pub fn judge(root: &Path, marker: Option<String>, remembered: Option<String>) -> Result<Identity> {
+    match (marker, remembered) {
+        (Some(found), Some(known)) if found == known => Ok(Identity::Known(found)),
+        (Some(found), Some(known)) => Err(Error::refused(format!(
+            "the data root {} is not the one berth used before: its {MARKER} says {found}, \
+             berth remembers {known}",
+            root.display()
+        ))
+        .hint(
+            "that usually means another disk or share is mounted at that path; mount the \
+               right one, or remove the entry from data-roots.json in the state directory",
+        )),
+        (Some(found), None) => Ok(Identity::Adopt(found)),
+        (None, Some(known)) => Err(Error::refused(format!(
+            "the data root {} has lost its identity marker {MARKER} (berth remembers {known})",
+            root.display()
+        ))
+        .hint(
+            "that usually means the network filesystem is not mounted and an empty local \
+               directory sits at its path; mount it and deploy again",
+        )),
+        (None, None) => Ok(Identity::New),
+    }
+}
+
+/// Reads the marker and berth's memory of `root`, and judges them.
+pub fn identify(root: &Path, state_dir: &Path) -> Result<Identity> {
+    let marker = match std::fs::read_to_string(root.join(MARKER)) {
+        Ok(text) => Some(text.trim().to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(Error::io("read", &root.join(MARKER), err)),
+    };
+    let remembered = remembered_ids(state_dir).remove(&root.display().to_string());
+    judge(root, marker, remembered)
+}
+
+/// Makes the identity real: writes a new marker or remembers an adopted one; returns
+/// the id.
+pub fn settle(identity: Identity, root: &Path, state_dir: &Path) -> Result<String> {
+    let id = match identity {
+        Identity::Known(id) => return Ok(id),
+        Identity::Adopt(id) => id,
+        Identity::New => {
+            let id = new_id()?;
+            let marker = root.join(MARKER);
+            std::fs::write(&marker, format!("{id}\n")).map_err(|err| {
+                Error::io("write the identity marker", &marker, err)
+                    .hint("ask whoever owns the data root to let you write it once")
+            })?;
+            id
+        }
+    };
+    let mut ids = remembered_ids(state_dir);
+    ids.insert(root.display().to_string(), id.clone());
+    std::fs::create_dir_all(state_dir).map_err(|err| Error::io("create", state_dir, err))?;
+    let path = state_dir.join(REMEMBERED);
+    let temporary = state_dir.join(format!("{REMEMBERED}.{}", std::process::id()));
+    let text = serde_json::to_string_pretty(&ids).unwrap_or_default();
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|err| Error::io("write", &path, err))?;
+    Ok(id)
+}
+
+fn remembered_ids(state_dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(state_dir.join(REMEMBERED))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+fn new_id() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|err| Error::failed(format!("cannot read /dev/urandom: {err}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Refuses when another container of the same data group has a different data root.
+pub fn check_group(
+    group: &str,
+    own_name: &str,
+    root: Option<&Path>,
+    others: &[ContainerInfo],
+) -> Result<()> {
+    let ours = root.map(|r| r.display().to_string()).unwrap_or_default();
+    let differing: Vec<&ContainerInfo> = others
+        .iter()
+        .filter(|c| c.name != own_name && c.data != ours)
+        .collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "CONTAINER".to_string(),
+        "USER".into(),
+        "DATA ROOT".into(),
+    ]];
+    rows.push(vec![
+        format!("{own_name} (this deploy)"),
+        String::new(),
+        show(&ours),
+    ]);
+    for c in &differing {
+        rows.push(vec![c.name.clone(), c.user.clone(), show(&c.data)]);
+    }
+    Err(Error::refused(format!(
+        "data group {group:?} already uses another data root (split-brain)"
+    ))
+    .details(ui::table(&rows))
+    .hint(format!(
+        "point [data] host_path at {}, or retire those containers first",
+        show(&differing[0].data)
+    )))
+}
+
+fn show(root: &str) -> String {
+    if root.is_empty() {
+        "(none)".into()
+    } else {
+        root.to_string()
+    }
+}
+
 /// The table of sources, raw values and resolved directories.
 pub fn table(rows: &[Row]) -> Vec<String> {
     let mut cells = vec![vec![
@@ -105,6 +250,67 @@ mod tests {
             raw: raw.into(),
             resolved: resolved.map(PathBuf::from).map_err(str::to_string),
         }
+    }
+
+    #[test]
+    fn identity_is_judged_from_marker_and_memory() {
+        let root = Path::new("/d");
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            judge(root, some("a"), some("a")).unwrap(),
+            Identity::Known("a".into())
+        );
+        assert_eq!(
+            judge(root, some("a"), None).unwrap(),
+            Identity::Adopt("a".into())
+        );
+        assert_eq!(judge(root, None, None).unwrap(), Identity::New);
+        let err = judge(root, None, some("a")).unwrap_err();
+        assert_eq!(err.code(), 3);
+        assert!(err.hint.unwrap().contains("not mounted"));
+        let err = judge(root, some("b"), some("a")).unwrap_err();
+        assert!(err.message.contains("says b") && err.message.contains("remembers a"));
+    }
+
+    #[test]
+    fn settle_writes_a_marker_once_and_remembers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        assert_eq!(identify(&root, &state).unwrap(), Identity::New);
+        let id = settle(Identity::New, &root, &state).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(identify(&root, &state).unwrap(), Identity::Known(id));
+        std::fs::remove_file(root.join(MARKER)).unwrap();
+        assert_eq!(identify(&root, &state).unwrap_err().code(), 3);
+    }
+
+    fn container(name: &str, data: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: name.into(),
+            name: name.into(),
+            project: "p".into(),
+            user: "1000".into(),
+            state: crate::engine::State::Running,
+            status: String::new(),
+            image: String::new(),
+            workspace: String::new(),
+            data: data.into(),
+            data_group: "g".into(),
+            size_rw: None,
+        }
+    }
+
+    #[test]
+    fn a_group_must_share_one_root() {
+        let root = Some(Path::new("/d"));
+        assert!(check_group("g", "me", root, &[container("other", "/d")]).is_ok());
+        assert!(check_group("g", "me", root, &[container("me", "/old")]).is_ok());
+        let err = check_group("g", "me", root, &[container("other", "/opt/d")]).unwrap_err();
+        assert_eq!(err.code(), 3);
+        let table = err.details.join("\n");
+        assert!(table.contains("/opt/d") && table.contains("/d"));
+        assert!(check_group("g", "me", None, &[container("other", "/d")]).is_err());
     }
 
     #[test]

@@ -119,14 +119,6 @@ impl Printer {
             text.to_string()
         }
     }
-
-    pub fn yellow(&self, text: &str) -> String {
-        if self.color_out {
-            text.yellow().to_string()
-        } else {
-            text.to_string()
-        }
-    }
 }
 
 /// Asks `question [y/N]` on the terminal; anything but y/yes is no. `None` when

@@ -4,6 +4,7 @@
 //! `check` and `deploy --dry-run` show exactly what a deploy would do or refuse.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -21,8 +22,9 @@ use crate::ui::Printer;
 /// A deploy decided but not carried out.
 pub struct Prepared {
     pub ctx: Context,
-    /// The data root's identity, still to be settled (marker written) by a deploy.
-    pub identity: Option<Identity>,
+    /// The agreed data root and its identity, still to be settled (marker written) by a
+    /// deploy.
+    pub data_root: Option<(PathBuf, Identity)>,
     pub workspace: Workspace,
     pub data_rows: Vec<Row>,
     pub plan: LaunchPlan,
@@ -37,28 +39,29 @@ pub fn prepare(project: &str, args: Option<&DeployArgs>) -> Result<Prepared> {
     let ctx = Context::load(project, &command_line)?;
     let workspace = ctx.check_workspace(args.is_some_and(|a| a.new))?;
     let data_rows = guard::data::resolve(&ctx.settings.data_roots);
-    let root = guard::data::decide(&data_rows)?;
-    let identity = root
-        .as_deref()
-        .map(|root| guard::data::identify(root, &ctx.paths.state_dir))
-        .transpose()?;
-    let data_root = root.map(|path| DataRoot {
-        path,
-        id: match &identity {
-            Some(Identity::Known(id) | Identity::Adopt(id)) => id.clone(),
-            _ => String::new(),
-        },
-    });
+    let data_root = match guard::data::decide(&data_rows)? {
+        Some(root) => {
+            let identity = guard::data::identify(&root, &ctx.paths.state_dir)?;
+            Some((root, identity))
+        }
+        None => None,
+    };
     let host = HostFacts {
         user: ctx.user.clone(),
         workspace: ctx.workspace.clone(),
         home: ctx.paths.container_home(&ctx.project),
-        data_root,
+        data_root: data_root.as_ref().map(|(path, identity)| DataRoot {
+            path: path.clone(),
+            id: match identity {
+                Identity::Known(id) | Identity::Adopt(id) => id.clone(),
+                Identity::New => String::new(),
+            },
+        }),
     };
     let plan = plan::build(&ctx.project, &ctx.settings, &host)?;
     Ok(Prepared {
         ctx,
-        identity,
+        data_root,
         workspace,
         data_rows,
         plan,
@@ -129,28 +132,17 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
 async fn check_group(engine: &Engine, prepared: &Prepared) -> Result<()> {
     let group = plan::data_group(&prepared.ctx.project, &prepared.ctx.settings);
     let others = engine.list_group(&group).await?;
-    let root = prepared
-        .plan
-        .env
-        .get(config::DATA_ENV)
-        .map(std::path::Path::new);
+    let root = prepared.data_root.as_ref().map(|(path, _)| path.as_path());
     guard::data::check_group(&group, &prepared.plan.container_name, root, &others)
 }
 
 /// Writes the data root's marker on first use (or remembers another user's), and labels
 /// the plan with its id.
 fn settle_identity(prepared: &mut Prepared) -> Result<()> {
-    let (Some(identity), Some(root)) = (
-        prepared.identity.take(),
-        prepared.plan.env.get(config::DATA_ENV),
-    ) else {
+    let Some((root, identity)) = &prepared.data_root else {
         return Ok(());
     };
-    let id = guard::data::settle(
-        identity,
-        std::path::Path::new(root),
-        &prepared.ctx.paths.state_dir,
-    )?;
+    let id = guard::data::settle(identity.clone(), root, &prepared.ctx.paths.state_dir)?;
     prepared.plan.labels.insert(label::DATA_ID.to_string(), id);
     Ok(())
 }

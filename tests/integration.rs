@@ -25,11 +25,7 @@ fn deploy_creates_exactly_the_planned_container() {
         "FOO=bar",
     ]);
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains("created workspace"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "created workspace");
 
     let c = sb.inspect().expect("the container exists");
     assert_eq!(c["State"]["Status"], "running");
@@ -163,7 +159,7 @@ fn retire_of_an_untouched_container_needs_no_consent() {
     assert_code(&sb.exec("echo x > /tmp/scratch"), 0);
     let out = sb.berth(&["retire", &sb.project]);
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("retired"), "{}", stderr(&out));
+    assert_stderr_has(&out, "retired");
     assert!(!sb.exists());
 }
 
@@ -215,7 +211,7 @@ fn deploy_of_a_running_container_reports_it_and_a_stopped_one_is_started() {
     let id = sb.inspect().unwrap()["Id"].clone();
     let out = deploy(&sb);
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    assert_stderr_has(&out, "already running");
     assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
     let out = deploy(&sb);
     assert_code(&out, 0);
@@ -342,11 +338,7 @@ fn broken_toml_and_unknown_keys_name_the_file_and_line_and_create_nothing() {
     sb.project_toml("image = \"unterminated\n");
     let out = sb.berth(&["deploy", &sb.project]);
     assert_code(&out, 1);
-    assert!(
-        stderr(&out).contains(&format!("{}:1:", file.display())),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, format!("{}:1:", file.display()));
     assert!(!sb.exists());
 
     let user_config = sb.path().join("user.toml");
@@ -355,16 +347,8 @@ fn broken_toml_and_unknown_keys_name_the_file_and_line_and_create_nothing() {
     sb.project_toml(&format!("image = \"{}\"\n", sb.image.tag));
     let out = sb.berth(&["deploy", &sb.project]);
     assert_code(&out, 1);
-    assert!(
-        stderr(&out).contains("user.toml:2:1: unknown key `hostpath`"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("did you mean `host_path`?"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "user.toml:2:1: unknown key `hostpath`");
+    assert_stderr_has(&out, "did you mean `host_path`?");
     assert!(!sb.exists());
 }
 
@@ -417,11 +401,7 @@ fn a_container_that_cannot_start_is_not_left_behind() {
         "all",
     ]);
     assert_code(&out, 1);
-    assert!(
-        stderr(&out).contains("GPUs were requested"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "GPUs were requested");
     assert!(!sb.exists());
 }
 
@@ -432,11 +412,7 @@ fn a_typo_of_an_existing_workspace_is_refused_unless_new() {
     let typo = format!("{}x", sb.project);
     let out = sb.berth(&["deploy", &typo, "--image", &sb.image.tag, "--dry-run"]);
     assert_code(&out, 3);
-    assert!(
-        stderr(&out).contains(&format!("did you mean `{}`?", sb.project)),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, format!("did you mean `{}`?", sb.project));
     assert!(!sb.workspace_root.join(&typo).exists());
     let out = sb.berth(&[
         "deploy",
@@ -566,7 +542,7 @@ fn a_missing_root_is_refused_and_never_created() {
     sb.project_toml("");
     let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
     assert_code(&out, 3);
-    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert_stderr_has(&out, "does not exist");
     assert!(!std::path::Path::new("/nonexistent/berth-share").exists());
     assert!(!sb.exists());
 }
@@ -585,7 +561,7 @@ fn a_root_that_lost_its_marker_is_refused_as_an_unmounted_share() {
     fs::remove_file(root.join(".berth-data-id")).unwrap();
     let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
     assert_code(&out, 3);
-    assert!(stderr(&out).contains("not mounted"), "{}", stderr(&out));
+    assert_stderr_has(&out, "not mounted");
     assert!(!sb.exists());
 }
 

@@ -283,3 +283,14 @@ pub fn assert_code(output: &Output, code: i32) {
         stderr(output)
     );
 }
+
+/// Asserts that a command's standard error contains `needle`, showing it when not.
+#[track_caller]
+pub fn assert_stderr_has(output: &Output, needle: impl AsRef<str>) {
+    let err = stderr(output);
+    assert!(
+        err.contains(needle.as_ref()),
+        "{:?} not in stderr:\n{err}",
+        needle.as_ref()
+    );
+}

@@ -141,6 +141,20 @@ pub struct RetireArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
+    /// Copy the unsaved files (and anonymous volumes' contents) into
+    /// <workspace>/.rescued/<UTC time>/ first; remove nothing if that fails.
+    #[arg(long)]
+    pub rescue: bool,
+
+    /// Like --rescue, and copy the disposable files too.
+    #[arg(long)]
+    pub rescue_all: bool,
+
+    /// Commit the container as an image first: berth/<user>/<project>:<UTC time>, or
+    /// :TAG, or REPO[:TAG]; never :latest. Remove nothing if that fails.
+    #[arg(long, value_name = "TAG", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub commit: Option<String>,
+
     /// Print what would be lost and what would happen; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -16,7 +16,7 @@ use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
-use crate::retire::{self, Consent};
+use crate::retire;
 use crate::ui::Printer;
 
 /// A deploy decided but not carried out.
@@ -96,15 +96,21 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
     let mut existing = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
     if let (Some(container), true) = (&existing, args.recreate) {
-        let consent = Consent {
-            yes: false,
-            dry_run: false,
-        };
-        let disposable = &ctx.settings.disposable.value;
+        // The same check as retire: it asks on a terminal and refuses without one.
+        let target = retire::Target::new(ctx, container);
         let outcome =
-            retire::retire_container(&engine, container, disposable, consent, printer).await?;
-        if outcome.action != "removed" {
-            return Ok(());
+            retire::retire_container(&engine, container, &target, &Default::default(), printer)
+                .await?;
+        if let Some(refusal) = outcome.refusal() {
+            return Err(Error::refused(format!(
+                "not recreating {}: {}",
+                container.name, refusal.message
+            ))
+            .details(refusal.details)
+            .hint(format!(
+                "`berth retire {}` with --rescue, --commit or --yes first, then deploy",
+                ctx.project
+            )));
         }
         existing = None;
     }

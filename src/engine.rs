@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig, Mount as ApiMount,
-    MountType, PortBinding,
+    ContainerConfig, ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig,
+    Mount as ApiMount, MountType, PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    CommitContainerOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
+    CreateImageOptions, DownloadFromContainerOptions, InspectContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -96,6 +97,21 @@ pub struct Inspected {
     /// Whether docker's init was injected (it shows up as `/sbin/docker-init`).
     pub init: bool,
     pub exit_code: i64,
+    /// Anonymous volumes: removing the container keeps them, but nothing points to them.
+    pub anonymous_volumes: Vec<Volume>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub target: String,
+}
+
+/// What the archive endpoint says about one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathStat {
+    pub size: u64,
+    pub is_dir: bool,
 }
 
 /// One line of the engine's changes call.
@@ -216,17 +232,27 @@ impl Engine {
             .map_err(|err| self.failed("inspect the container", &err))?;
         let state = details.state.unwrap_or_default();
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let mounts = details.mounts.unwrap_or_default();
+        let anonymous_volumes = mounts
+            .iter()
+            .filter(|m| m.typ.as_ref().is_some_and(|t| t == "volume"))
+            .filter_map(|m| match (&m.name, &m.destination) {
+                // Docker names an anonymous volume with 64 hex digits; newer engines also
+                // label it, but 20.10 does not.
+                (Some(name), Some(target)) if is_anonymous(name) => Some(Volume {
+                    name: name.clone(),
+                    target: target.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
         Ok(Inspected {
             state: state_from_str(&status),
             image: details.config.and_then(|c| c.image).unwrap_or_default(),
-            mount_targets: details
-                .mounts
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|m| m.destination)
-                .collect(),
+            mount_targets: mounts.into_iter().filter_map(|m| m.destination).collect(),
             init: details.host_config.and_then(|h| h.init).unwrap_or(false),
             exit_code: state.exit_code.unwrap_or(0),
+            anonymous_volumes,
         })
     }
 
@@ -302,6 +328,15 @@ impl Engine {
             .map_err(|err| self.failed("start the container", &err))
     }
 
+    /// Freezes every process of the container (cgroup freezer): nothing changes until
+    /// [`Engine::unpause`].
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.docker
+            .pause_container(id)
+            .await
+            .map_err(|err| self.failed("pause the container", &err))
+    }
+
     pub async fn unpause(&self, id: &str) -> Result<()> {
         self.docker
             .unpause_container(id)
@@ -359,6 +394,67 @@ impl Engine {
             .collect())
     }
 
+    /// Size and kind of `path` in the container; `None` when it is not there.
+    pub async fn stat(&self, id: &str, path: &str) -> Result<Option<PathStat>> {
+        let options = ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        match self
+            .docker
+            .get_container_archive_info(id, Some(options))
+            .await
+        {
+            Ok(stat) => Ok(Some(PathStat {
+                size: u64::try_from(stat.size).unwrap_or(0),
+                // Go's os.ModeDir.
+                is_dir: stat.file_mode & (1 << 31) != 0,
+            })),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(self.failed(&format!("read {path} in the container"), &err)),
+        }
+    }
+
+    /// A tar archive of `path` in the container (the archive endpoint, as `docker cp`
+    /// uses), as a stream of bytes.
+    pub fn download(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let path = path.to_string();
+        self.docker
+            .download_from_container(id, Some(options))
+            .map(move |chunk| {
+                chunk.map_err(|err| {
+                    std::io::Error::other(format!("cannot read {path}: {}", describe(&err)))
+                })
+            })
+    }
+
+    /// Commits the container's filesystem as image `repo:tag`, without pausing it again
+    /// (retire has frozen it already). Returns the image id.
+    pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
+        let options = CommitContainerOptions {
+            container: Some(id.to_string()),
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+            comment: Some(comment.to_string()),
+            pause: false,
+            ..Default::default()
+        };
+        let committed = self
+            .docker
+            .commit_container(options, ContainerConfig::default())
+            .await
+            .map_err(|err| self.failed(&format!("commit the container as {repo}:{tag}"), &err))?;
+        Ok(committed.id)
+    }
+
     /// The last `lines` lines of the container's output, for an error message.
     pub async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
         let options = LogsOptions {
@@ -393,6 +489,10 @@ fn describe(err: &bollard::errors::Error) -> String {
             }
         }
     }
+}
+
+fn is_anonymous(volume: &str) -> bool {
+    volume.len() == 64 && volume.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn summary_state(state: Option<ContainerSummaryStateEnum>) -> State {

@@ -15,6 +15,9 @@ pub enum Kind {
     Usage,
     /// A guard said no (split-brain, unsaved work, policy): exit 3.
     Refused,
+    /// Ctrl-C, SIGTERM or a hang-up stopped the command: exit 130, as shells report
+    /// SIGINT.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,10 @@ impl Error {
         Self::new(Kind::Refused, message)
     }
 
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::new(Kind::Interrupted, message)
+    }
+
     fn new(kind: Kind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -65,6 +72,7 @@ impl Error {
             Kind::Failed => 1,
             Kind::Usage => 2,
             Kind::Refused => 3,
+            Kind::Interrupted => 130,
         }
     }
 
@@ -104,6 +112,7 @@ mod tests {
         assert_eq!(Error::failed("x").code(), 1);
         assert_eq!(Error::usage("x").code(), 2);
         assert_eq!(Error::refused("x").code(), 3);
+        assert_eq!(Error::interrupted("x").code(), 130);
     }
 
     #[test]

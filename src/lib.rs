@@ -5,6 +5,7 @@
 //! output ([`ui`]). [`run`] is the whole program; the binaries only call it.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod deploy;
@@ -69,12 +70,16 @@ fn execute(command: &Command, printer: &Printer) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|err| error::Error::failed(format!("cannot start the async runtime: {err}")))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match command {
             Command::Deploy(args) => deploy::deploy(args, printer).await,
             Command::Retire(args) => retire::retire(args, printer).await,
             Command::List(args) => list::list(args, printer).await,
             Command::Check(args) => deploy::check(args, printer).await,
         }
-    })
+    });
+    // A prompt interrupted by Ctrl-C leaves a thread blocked reading the terminal;
+    // waiting for it would hang.
+    runtime.shutdown_background();
+    result
 }

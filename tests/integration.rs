@@ -3,6 +3,9 @@
 
 mod support;
 
+#[path = "integration/retire.rs"]
+mod retire;
+
 use std::fs;
 
 use support::*;

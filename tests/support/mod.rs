@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -152,6 +154,18 @@ impl Sandbox {
     }
 
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
+    /// Runs the `berth` binary, hermetic as [`Sandbox::berth`], under a pseudo-terminal.
+    pub fn berth_pty(&self, args: &[&str]) -> pty::Pty {
+        pty::Pty::spawn(self.command(env!("CARGO_BIN_EXE_berth"), args))
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
         let mut command = match self.run_as {
             RunAs::Me => Command::new(program),
             RunAs::Other { uid, gid } => {
@@ -170,15 +184,14 @@ impl Sandbox {
             .env("HOME", &self.home)
             .env("BERTH_POLICY", &self.policy)
             .env("NO_COLOR", "1")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
+            .current_dir(self.dir.path());
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             command.env("DOCKER_HOST", host);
         }
         for (key, value) in &self.extra_env {
             command.env(key, value);
         }
-        command.output().expect("berth runs")
+        command
     }
 
     pub fn inspect(&self) -> Option<Value> {
@@ -217,12 +230,28 @@ impl Drop for Sandbox {
         for id in ids.split_whitespace() {
             docker(&["rm", "-f", "-v", id]);
         }
+        // Images that `retire --commit` made.
+        let reference = format!("reference=berth/*/{}", self.project);
+        let images = stdout(&docker(&["images", "-q", "--filter", &reference]));
+        for id in images.split_whitespace() {
+            docker(&["rmi", "-f", id]);
+        }
         // Files the containers wrote as another user must not stop the clean-up.
         Command::new("chmod")
             .args(["-R", "u+rwX"])
             .arg(self.dir.path())
             .output()
             .ok();
+    }
+}
+
+/// Removes a volume on drop: an anonymous volume outlives the container it was made
+/// for, by design.
+pub struct VolumeGuard(pub String);
+
+impl Drop for VolumeGuard {
+    fn drop(&mut self) {
+        docker(&["volume", "rm", "-f", &self.0]);
     }
 }
 

@@ -1,0 +1,320 @@
+//! Which of a container's changes are work: leave out what the engine and berth made
+//! (mount points, docker's init) and sort the rest into unsaved work, disposable
+//! changes and deletions. Pure; one pass over the engine's list.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::engine::ChangeKind;
+
+/// Where docker's `--init` binary appears in the writable layer.
+const DOCKER_INIT: &str = "/sbin/docker-init";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+/// A container's changes, sorted into what matters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    /// Added or modified files that exist nowhere else: removing the container loses them.
+    pub unsaved: Vec<Change>,
+    /// Changes under disposable paths: listed, never blocking.
+    pub disposable: Vec<Change>,
+    /// Files of the image that were deleted: nothing to lose, listed for completeness.
+    pub deleted: Vec<Change>,
+    /// Directories the container added whose contents are listed above. A rescue copies
+    /// each one whole, in one archive call, instead of file by file.
+    pub added_dirs: Vec<String>,
+}
+
+impl Assessment {
+    pub fn is_clean(&self) -> bool {
+        self.unsaved.is_empty()
+    }
+}
+
+/// Sorts `changes` into unsaved work, disposable changes and deletions.
+///
+/// `mount_targets` are where something is mounted (their contents are not in the layer,
+/// and the engine created the directories); `init` says whether docker's init binary was
+/// injected. Left out entirely: mount targets, their parent directories, docker's init,
+/// and directory entries whose contents are listed themselves.
+pub fn assess(
+    changes: Vec<(String, ChangeKind)>,
+    mount_targets: &[String],
+    init: bool,
+    disposable: &Disposable,
+) -> Assessment {
+    let mut own: Vec<&str> = mount_targets.iter().map(String::as_str).collect();
+    if init {
+        own.push(DOCKER_INIT);
+    }
+    let own_parents: HashSet<&str> = own.iter().flat_map(|p| parents(p)).collect();
+    let listed_parents: HashSet<&str> = changes.iter().flat_map(|(p, _)| parents(p)).collect();
+    let added: HashSet<&str> = changes
+        .iter()
+        .filter(|(_, kind)| *kind == ChangeKind::Added)
+        .map(|(p, _)| p.as_str())
+        .collect();
+
+    let mut assessment = Assessment::default();
+    for (path, kind) in &changes {
+        let path_str = path.as_str();
+        if own_parents.contains(path_str) || own.iter().any(|t| is_at_or_under(path, t)) {
+            continue;
+        }
+        if listed_parents.contains(path_str) {
+            if added.contains(path_str) {
+                assessment.added_dirs.push(path.clone());
+            }
+            continue;
+        }
+        let change = Change {
+            path: path.clone(),
+            kind: *kind,
+        };
+        if disposable.matches(path) {
+            assessment.disposable.push(change);
+        } else if *kind == ChangeKind::Deleted {
+            assessment.deleted.push(change);
+        } else {
+            assessment.unsaved.push(change);
+        }
+    }
+    assessment
+}
+
+/// `/a/b/c` → `/a/b`, `/a` (not `/`).
+pub fn parents(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = path;
+    std::iter::from_fn(move || {
+        let (parent, _) = rest.rsplit_once('/')?;
+        if parent.is_empty() {
+            return None;
+        }
+        rest = parent;
+        Some(parent)
+    })
+}
+
+pub fn is_at_or_under(path: &str, dir: &str) -> bool {
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The disposable-path patterns of `[retire] disposable`.
+#[derive(Debug, Clone, Default)]
+pub struct Disposable {
+    patterns: Vec<Pattern>,
+}
+
+impl Disposable {
+    pub fn new(patterns: &[String]) -> Self {
+        Self {
+            patterns: patterns.iter().map(|p| Pattern::new(p)).collect(),
+        }
+    }
+
+    /// Whether `path`, or a directory above it, matches a pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        self.patterns
+            .iter()
+            .any(|p| (1..=components.len()).any(|n| glob(&p.parts, &components[..n])))
+    }
+}
+
+/// A disposable-path pattern. `/tmp` is anchored at the root; a pattern without a
+/// leading `/` (`.cache`, `*.pyc`) matches at any depth, like `**/.cache`. `*` matches
+/// within one path component, `**` any number of components. A pattern that matches a
+/// directory covers everything below it.
+#[derive(Debug, Clone)]
+struct Pattern {
+    parts: Vec<String>,
+}
+
+impl Pattern {
+    fn new(raw: &str) -> Self {
+        let mut parts: Vec<String> = raw
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !raw.starts_with('/') && parts.first().is_none_or(|p| p != "**") {
+            parts.insert(0, "**".into());
+        }
+        Self { parts }
+    }
+}
+
+fn glob(pattern: &[String], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=path.len()).any(|skip| glob(rest, &path[skip..]))
+        }
+        Some((first, rest)) => match path.split_first() {
+            Some((component, path_rest)) => {
+                component_matches(first, component) && glob(rest, path_rest)
+            }
+            None => false,
+        },
+    }
+}
+
+/// `*` matches any run of characters within one component.
+fn component_matches(pattern: &str, text: &str) -> bool {
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChangeKind::*;
+
+    fn changes(list: &[(&str, ChangeKind)]) -> Vec<(String, ChangeKind)> {
+        list.iter().map(|(p, k)| (p.to_string(), *k)).collect()
+    }
+
+    fn defaults() -> Disposable {
+        let list: Vec<String> = crate::config::DEFAULT_DISPOSABLE
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Disposable::new(&list)
+    }
+
+    fn targets(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn paths(list: &[Change]) -> Vec<&str> {
+        list.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn berths_own_mount_points_and_init_are_not_work() {
+        // What the engine reports for a fresh berth container (seen on Docker 20.10).
+        let fresh = changes(&[
+            ("/data", Added),
+            ("/home", Added),
+            ("/home/alice", Added),
+            ("/sbin", Added),
+            ("/sbin/docker-init", Added),
+            ("/workspace", Added),
+        ]);
+        let mounts = targets(&["/workspace", "/home/alice", "/data"]);
+        let a = assess(fresh, &mounts, true, &defaults());
+        assert_eq!(a, Assessment::default());
+        assert!(a.is_clean());
+    }
+
+    #[test]
+    fn files_outside_the_mounts_are_unsaved_and_their_directories_are_not_listed() {
+        let list = changes(&[
+            ("/opt", Added),
+            ("/opt/work", Added),
+            ("/opt/work/result.csv", Added),
+            ("/etc", Modified),
+            ("/etc/motd", Modified),
+            ("/opt/empty", Added),
+        ]);
+        let a = assess(list, &targets(&["/workspace"]), true, &defaults());
+        assert_eq!(
+            paths(&a.unsaved),
+            ["/opt/work/result.csv", "/etc/motd", "/opt/empty"]
+        );
+        assert_eq!(a.added_dirs, ["/opt", "/opt/work"]);
+    }
+
+    #[test]
+    fn a_user_file_next_to_a_mount_is_work_but_the_mounts_parent_is_not() {
+        let list = changes(&[
+            ("/home", Added),
+            ("/home/alice", Added),
+            ("/home/bob", Added),
+            ("/home/bob/notes", Added),
+        ]);
+        let a = assess(list, &targets(&["/home/alice"]), false, &defaults());
+        assert_eq!(paths(&a.unsaved), ["/home/bob/notes"]);
+        assert_eq!(a.added_dirs, ["/home/bob"]);
+    }
+
+    #[test]
+    fn disposable_paths_never_block() {
+        let list = changes(&[
+            ("/tmp", Modified),
+            ("/tmp/q/f", Added),
+            ("/var/tmp/x", Added),
+            ("/root/.cache/pip/http/a", Added),
+            ("/usr/lib/python3/x/__pycache__/m.cpython-311.pyc", Added),
+            ("/app/mod.pyc", Added),
+            ("/var/log/apt/history.log", Modified),
+            ("/tmpfoo", Added),
+        ]);
+        let a = assess(list, &[], false, &defaults());
+        assert_eq!(paths(&a.unsaved), ["/tmpfoo"]);
+        assert_eq!(a.disposable.len(), 6);
+    }
+
+    #[test]
+    fn deletions_are_listed_but_lose_nothing() {
+        let list = changes(&[("/etc", Modified), ("/etc/old.conf", Deleted)]);
+        let a = assess(list, &[], false, &defaults());
+        assert!(a.is_clean());
+        assert_eq!(paths(&a.deleted), ["/etc/old.conf"]);
+    }
+
+    #[test]
+    fn a_sibling_with_a_common_prefix_is_not_under_a_mount() {
+        let list = changes(&[("/workspace2/x", Added), ("/workspace/x", Added)]);
+        let a = assess(list, &targets(&["/workspace"]), false, &defaults());
+        assert_eq!(paths(&a.unsaved), ["/workspace2/x"]);
+    }
+
+    #[test]
+    fn parents_walk_up_to_the_root() {
+        assert_eq!(parents("/a/b/c").collect::<Vec<_>>(), ["/a/b", "/a"]);
+        assert_eq!(parents("/a").count(), 0);
+    }
+
+    #[test]
+    fn patterns_anchor_or_float() {
+        let d = |p: &str| Disposable::new(&[p.to_string()]);
+        assert!(d("/var/cache").matches("/var/cache/apt/x"));
+        assert!(!d("/var/cache").matches("/opt/var/cache"));
+        assert!(d(".cache").matches("/home/a/.cache/x"));
+        assert!(d("/data/**/scratch").matches("/data/a/b/scratch/x"));
+        assert!(!d("/data/**/scratch").matches("/data/a/b/scratchy"));
+        assert!(!Disposable::default().matches("/tmp"));
+        assert!(component_matches("*.pyc", "m.pyc"));
+        assert!(component_matches("a*b*c", "axxbyyc"));
+        assert!(!component_matches("a*b*c", "axxbyy"));
+        assert!(!component_matches("ab*ba", "aba"));
+        assert!(component_matches("*", ""));
+    }
+}

@@ -1,0 +1,807 @@
+//! Retire loses nothing silently (DESIGN.md section 5): freeze the container, read its
+//! changes and anonymous volumes, show what would be lost, and remove it only when that
+//! is nothing or the user chose: a `[y/N]` answer, `--yes`, `--rescue` or `--commit`.
+//! A refusal, a "no", Ctrl-C or any error before the removal leaves the container as it
+//! was (unpaused when berth paused it).
+//!
+//! [`assess`], [`classify`] and the choice of what to fetch in [`rescue`] are pure; this
+//! file is the sequence around them.
+
+pub mod assess;
+pub mod classify;
+pub mod rescue;
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{stream, StreamExt};
+use serde::Serialize;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::cli::RetireArgs;
+use crate::clock::utc_stamp;
+use crate::context::Context;
+use crate::engine::{ContainerInfo, Engine, Inspected, State, Volume};
+use crate::error::{Error, Result};
+use crate::ui::{self, human_size, Printer};
+use assess::{assess, Assessment, Disposable};
+use classify::{Class, Report, Size, VolumeReport};
+
+/// How long a container gets to stop on SIGTERM before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Files measured per class for its size; beyond this the size is estimated.
+const SIZE_SAMPLE: usize = 32;
+/// Archive calls in flight at once while measuring.
+const STAT_CONCURRENCY: usize = 8;
+/// How much of an anonymous volume is read to tell whether, and how much, it holds.
+const VOLUME_PROBE_BYTES: u64 = 64 << 20;
+
+/// What the caller chose about unsaved work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choices {
+    /// `--yes`: accept the loss without asking.
+    pub yes: bool,
+    /// Only report; change nothing (not even a pause).
+    pub dry_run: bool,
+    pub rescue: Option<RescueScope>,
+    pub commit: Option<CommitTo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescueScope {
+    /// The unsaved files and anonymous volumes.
+    Unsaved,
+    /// Those and the disposable files.
+    All,
+}
+
+/// `--commit[=TAG]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitTo {
+    /// `berth/<user>/<project>:<UTC time>`.
+    Default,
+    /// `berth/<user>/<project>:TAG`.
+    Tag(String),
+    /// `REPO:TAG`, or `REPO:<UTC time>` without a tag.
+    Reference(String, Option<String>),
+}
+
+impl CommitTo {
+    /// Reads `--commit`'s value: empty, a tag, or `REPO[:TAG]` (a `/` or `:` says which).
+    pub fn parse(raw: &str) -> Result<Self> {
+        let check_tag = |tag: &str| -> Result<String> {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && !tag.starts_with(['.', '-']);
+            if !valid {
+                return Err(Error::usage(format!("`{tag}` is not a valid image tag"))
+                    .hint("a tag is letters, digits, `_`, `.` and `-`, at most 128"));
+            }
+            if tag == "latest" {
+                return Err(Error::usage("retire never commits to :latest")
+                    .hint("a snapshot should not replace an image others build on; pick a tag, or leave it out for a UTC time stamp"));
+            }
+            Ok(tag.to_string())
+        };
+        if raw.is_empty() {
+            return Ok(Self::Default);
+        }
+        let last_slash = raw.rfind('/');
+        match raw.rfind(':') {
+            Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
+                let (repo, tag) = (&raw[..colon], &raw[colon + 1..]);
+                if repo.is_empty() {
+                    return Err(Error::usage(format!("`{raw}` names no repository")));
+                }
+                Ok(Self::Reference(repo.to_string(), Some(check_tag(tag)?)))
+            }
+            _ if last_slash.is_some() => Ok(Self::Reference(raw.to_string(), None)),
+            _ => Ok(Self::Tag(check_tag(raw)?)),
+        }
+    }
+
+    /// The repository and tag to commit to.
+    fn resolve(&self, default_repo: &str, stamp: &str) -> (String, String) {
+        match self {
+            Self::Default => (default_repo.to_string(), stamp.to_string()),
+            Self::Tag(tag) => (default_repo.to_string(), tag.clone()),
+            Self::Reference(repo, tag) => (
+                repo.clone(),
+                tag.clone().unwrap_or_else(|| stamp.to_string()),
+            ),
+        }
+    }
+}
+
+impl Choices {
+    pub fn from_args(args: &RetireArgs) -> Result<Self> {
+        let rescue = if args.rescue_all {
+            Some(RescueScope::All)
+        } else {
+            args.rescue.then_some(RescueScope::Unsaved)
+        };
+        Ok(Self {
+            yes: args.yes,
+            dry_run: args.dry_run,
+            rescue,
+            commit: args.commit.as_deref().map(CommitTo::parse).transpose()?,
+        })
+    }
+
+    /// Whether the caller already said what to do with unsaved work.
+    fn decided(&self) -> bool {
+        self.yes || self.rescue.is_some() || self.commit.is_some()
+    }
+}
+
+/// What retire needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where `.rescued/` goes: the workspace the container was given.
+    pub workspace: PathBuf,
+    /// `berth/<user>/<project>`, for `--commit`.
+    pub image_repo: String,
+    pub disposable: Vec<String>,
+}
+
+impl Target {
+    pub fn new(ctx: &Context, container: &ContainerInfo) -> Self {
+        let workspace = if container.workspace.is_empty() {
+            ctx.workspace.clone()
+        } else {
+            PathBuf::from(&container.workspace)
+        };
+        Self {
+            workspace,
+            image_repo: format!(
+                "berth/{}/{}",
+                image_component(&ctx.user.name),
+                image_component(ctx.project.as_str())
+            ),
+            disposable: ctx.settings.disposable.value.clone(),
+        }
+    }
+}
+
+/// A name as an image path component: lowercase letters and digits, runs of anything
+/// else turned into one `-` (`Alice.Smith` → `alice-smith`).
+pub fn image_component(name: &str) -> String {
+    let parts: Vec<String> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if parts.is_empty() {
+        "unnamed".to_string()
+    } else {
+        parts.join("-")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Stopped and removed.
+    Removed,
+    /// The user answered no.
+    Kept,
+    /// Unsaved work, no terminal to ask on, and no `--yes`, `--rescue` or `--commit`.
+    Refused,
+    /// Stopping the container made new unsaved files the user was not shown: it is
+    /// stopped but not removed.
+    StoppedNotRemoved,
+    /// `--dry-run`: it would be removed without asking.
+    WouldRemove,
+    /// `--dry-run`: it holds work, so it would be removed only with consent.
+    WouldAsk,
+}
+
+/// What retire saw and did (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub project: String,
+    pub container: String,
+    /// The state before retire touched it.
+    pub state: State,
+    pub action: Action,
+    #[serde(flatten)]
+    pub report: Report,
+    pub rescued: Option<Rescued>,
+    /// The image `--commit` made.
+    pub image: Option<String>,
+    /// Files written while the container stopped, which nobody was shown.
+    pub appeared: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rescued {
+    pub path: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+    /// Device nodes, FIFOs and unresolvable hard links: not copied.
+    pub skipped: Vec<String>,
+}
+
+impl Outcome {
+    /// The error a decision not to remove becomes (exit 3), if it is one.
+    pub fn refusal(&self) -> Option<Error> {
+        let name = &self.container;
+        match self.action {
+            Action::Removed | Action::WouldRemove | Action::WouldAsk => None,
+            Action::Kept => Some(Error::refused(format!(
+                "kept {name}: you answered no; nothing was removed"
+            ))),
+            Action::Refused => Some(
+                Error::refused(format!(
+                    "{name} holds unsaved work ({}); not removing it without your consent",
+                    self.work_summary()
+                ))
+                .hint(
+                    "--rescue copies it into the workspace, --commit keeps it as an image, \
+                     --yes discards it; --dry-run shows it all",
+                ),
+            ),
+            Action::StoppedNotRemoved => Some(
+                Error::refused(format!(
+                    "{name} wrote {} new file(s) while it stopped, which you were not shown; \
+                     it is stopped but not removed",
+                    self.appeared.len()
+                ))
+                .details(self.appeared.iter().take(8).map(|p| format!("  {p}")))
+                .hint(format!(
+                    "retire it again to see them, or `berth deploy {}` to start it",
+                    self.project
+                )),
+            ),
+        }
+    }
+
+    fn work_summary(&self) -> String {
+        let mut parts = vec![format!("{} unsaved file(s)", self.report.unsaved_files())];
+        if !self.report.volumes.is_empty() {
+            parts.push(format!(
+                "{} anonymous volume(s) holding data",
+                self.report.volumes.len()
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
+/// `berth retire PROJECT`.
+pub async fn retire(args: &RetireArgs, printer: &Printer) -> Result<()> {
+    let choices = Choices::from_args(args)?;
+    let ctx = Context::load(&args.project, &Default::default())?;
+    let engine = Engine::connect().await?;
+    let container = engine
+        .find(ctx.project.as_str(), ctx.user.uid)
+        .await?
+        .ok_or_else(|| {
+            Error::failed(format!("project {} has no container of yours", ctx.project))
+                .hint("`berth list` shows your containers")
+        })?;
+    let target = Target::new(&ctx, &container);
+    let outcome = retire_container(&engine, &container, &target, &choices, printer).await?;
+    if args.json {
+        printer.json(&outcome);
+    }
+    match outcome.refusal() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Checks `container` and removes it when that loses nothing or the caller chose to.
+/// Used by `retire` and `deploy --recreate`. A decision not to remove is an `Ok`
+/// outcome ([`Outcome::refusal`] turns it into an error); `Err` is a failure, after
+/// which the container is as it was.
+pub async fn retire_container(
+    engine: &Engine,
+    container: &ContainerInfo,
+    target: &Target,
+    choices: &Choices,
+    printer: &Printer,
+) -> Result<Outcome> {
+    // Before the pause: from here on a Ctrl-C is ours to handle, not the end of berth.
+    let mut signals = Signals::install()?;
+    let inspected = engine.inspect(&container.id).await?;
+    if inspected.state == State::Busy {
+        return Err(Error::failed(format!(
+            "{} is restarting or being removed; try again in a moment",
+            container.name
+        )));
+    }
+    let frozen = inspected.state == State::Running && !choices.dry_run;
+    if frozen {
+        engine.pause(&container.id).await?;
+    }
+    let checked = tokio::select! {
+        checked = check_and_prepare(engine, container, &inspected, target, choices, printer) => checked,
+        signal = signals.next() => {
+            if std::io::stdin().is_terminal() {
+                eprintln!();
+            }
+            Err(Error::interrupted(format!(
+                "interrupted by {signal}; {} was not removed", container.name
+            )))
+        }
+    };
+    let outcome = match checked {
+        Ok(Step::Remove(outcome)) => outcome,
+        Ok(Step::Stay(outcome)) => {
+            if frozen {
+                engine
+                    .unpause(&container.id)
+                    .await
+                    .map_err(|err| still_paused(err, &container.name))?;
+            }
+            return Ok(outcome);
+        }
+        Err(err) => {
+            if frozen {
+                if let Err(unpause) = engine.unpause(&container.id).await {
+                    return Err(err.details([format!(
+                        "and {}: {} is still paused; `docker unpause {}` resumes it",
+                        unpause.message, container.name, container.name
+                    )]));
+                }
+            }
+            return Err(err);
+        }
+    };
+    tokio::select! {
+        removed = remove(engine, container, &inspected, target, outcome, printer) => removed,
+        signal = signals.next() => Err(Error::interrupted(format!(
+            "interrupted by {signal} while removing {}: it may be stopped, but it was not removed",
+            container.name
+        ))),
+    }
+}
+
+fn still_paused(err: Error, name: &str) -> Error {
+    err.details([format!(
+        "{name} is still paused; `docker unpause {name}` resumes it"
+    )])
+}
+
+enum Step {
+    /// Leave the container as it was.
+    Stay(Outcome),
+    /// Stop and remove it (rescue and commit, if asked, are done).
+    Remove(Outcome),
+}
+
+/// Everything up to the removal, with the container frozen: read, assess, show, ask,
+/// rescue, commit.
+async fn check_and_prepare(
+    engine: &Engine,
+    container: &ContainerInfo,
+    inspected: &Inspected,
+    target: &Target,
+    choices: &Choices,
+    printer: &Printer,
+) -> Result<Step> {
+    let disposable = Disposable::new(&target.disposable);
+    let changes = engine.changes(&container.id).await?;
+    let assessment = assess(
+        changes,
+        &inspected.mount_targets,
+        inspected.init,
+        &disposable,
+    );
+    let volumes = probe_volumes(engine, &container.id, inspected, &disposable).await?;
+    let sizes = measure(engine, &container.id, &assessment).await;
+    let report = Report::new(&assessment, &sizes, volumes);
+    for line in report.summary(
+        &container.name,
+        &target.workspace.display().to_string(),
+        &target.image_repo,
+    ) {
+        printer.note(&line);
+    }
+    let mut outcome = Outcome {
+        project: container.project.clone(),
+        container: container.name.clone(),
+        state: inspected.state,
+        action: Action::Removed,
+        report,
+        rescued: None,
+        image: None,
+        appeared: Vec::new(),
+    };
+    let holds_work = outcome.report.holds_work();
+
+    if choices.dry_run {
+        outcome.action = if holds_work && !choices.decided() {
+            Action::WouldAsk
+        } else {
+            Action::WouldRemove
+        };
+        printer.note(&format!(
+            "dry run: {}",
+            match outcome.action {
+                Action::WouldAsk => "it would be removed only after you agree (a prompt on a terminal, else --yes, --rescue or --commit)",
+                _ => "it would be removed",
+            }
+        ));
+        return Ok(Step::Stay(outcome));
+    }
+    if holds_work && !choices.decided() {
+        let question = format!(
+            "Remove {} and lose its {}?",
+            container.name,
+            outcome.work_summary()
+        );
+        match ask(question).await? {
+            Some(true) => {}
+            Some(false) => {
+                outcome.action = Action::Kept;
+                return Ok(Step::Stay(outcome));
+            }
+            None => {
+                outcome.action = Action::Refused;
+                return Ok(Step::Stay(outcome));
+            }
+        }
+    }
+
+    let stamp = utc_stamp(SystemTime::now());
+    if let Some(scope) = choices.rescue {
+        let volume_targets: Vec<String> = outcome
+            .report
+            .volumes
+            .iter()
+            .map(|v| v.target.clone())
+            .collect();
+        let rescued = rescue(
+            engine,
+            &container.id,
+            &assessment,
+            &volume_targets,
+            target,
+            scope,
+            &stamp,
+            &disposable,
+        )
+        .await?;
+        match &rescued {
+            Some(r) => printer.note(&format!(
+                "rescued {} file(s), {}, into {}",
+                r.files,
+                human_size(r.bytes),
+                r.path.display()
+            )),
+            None => printer.note("nothing to rescue"),
+        }
+        outcome.rescued = rescued;
+    }
+    if let Some(commit_to) = &choices.commit {
+        let (repo, tag) = commit_to.resolve(&target.image_repo, &stamp);
+        let comment = format!("berth retire {} at {stamp}", container.name);
+        engine
+            .commit(&container.id, &repo, &tag, &comment)
+            .await
+            .map_err(|err| nothing_removed(err, &container.name, outcome.rescued.as_ref()))?;
+        printer.note(&format!("committed {} as {repo}:{tag}", container.name));
+        outcome.image = Some(format!("{repo}:{tag}"));
+    }
+    Ok(Step::Remove(outcome))
+}
+
+fn nothing_removed(err: Error, name: &str, rescued: Option<&Rescued>) -> Error {
+    let mut details = vec![format!("nothing was removed; {name} is as it was")];
+    if let Some(r) = rescued {
+        details.push(format!("the rescued files are in {}", r.path.display()));
+    }
+    err.details(details)
+}
+
+/// Asks on the terminal without blocking the runtime, so a Ctrl-C is still heard.
+async fn ask(question: String) -> Result<Option<bool>> {
+    tokio::task::spawn_blocking(move || ui::confirm(&question))
+        .await
+        .map_err(|err| Error::failed(format!("cannot ask: {err}")))?
+}
+
+/// Unpause, stop (SIGTERM, then the timeout), check that stopping wrote nothing new,
+/// remove. Volumes are kept.
+async fn remove(
+    engine: &Engine,
+    container: &ContainerInfo,
+    inspected: &Inspected,
+    target: &Target,
+    mut outcome: Outcome,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let id = &container.id;
+    let was_up = matches!(inspected.state, State::Running | State::Paused);
+    if was_up {
+        engine.unpause(id).await?;
+        engine.stop(id, STOP_TIMEOUT).await?;
+        // Its stop handler ran after the check: whatever it wrote, nobody has seen.
+        let shown: HashSet<&str> = outcome
+            .report
+            .classes
+            .iter()
+            .flat_map(|c| c.paths.iter().map(String::as_str))
+            .collect();
+        let after = assess(
+            engine.changes(id).await?,
+            &inspected.mount_targets,
+            inspected.init,
+            &Disposable::new(&target.disposable),
+        );
+        let appeared: Vec<String> = after
+            .unsaved
+            .into_iter()
+            .map(|c| c.path)
+            .filter(|p| !shown.contains(p.as_str()))
+            .collect();
+        if !appeared.is_empty() {
+            outcome.action = Action::StoppedNotRemoved;
+            outcome.appeared = appeared;
+            return Ok(outcome);
+        }
+    }
+    engine.remove(id).await?;
+    for volume in &outcome.report.volumes {
+        printer.note(&format!(
+            "kept anonymous volume {} (was {}); `docker volume rm {}` when you are done with it",
+            volume.name, volume.target, volume.name
+        ));
+    }
+    printer.note(&format!("retired {}", container.name));
+    outcome.action = Action::Removed;
+    Ok(outcome)
+}
+
+/// The size of each class of unsaved changes and of the disposable ones (key `None`),
+/// from at most [`SIZE_SAMPLE`] archive stats each: the engine's changes call names
+/// paths but not sizes, and statting tens of thousands of files would cost more than
+/// the check itself.
+async fn measure(
+    engine: &Engine,
+    id: &str,
+    assessment: &Assessment,
+) -> HashMap<Option<Class>, Size> {
+    let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
+        .into_iter()
+        .map(|(class, changes)| {
+            (
+                Some(class),
+                changes.iter().map(|c| c.path.as_str()).collect(),
+            )
+        })
+        .collect();
+    groups.push((
+        None,
+        assessment
+            .disposable
+            .iter()
+            .map(|c| c.path.as_str())
+            .collect(),
+    ));
+    let sampled: Vec<(Option<Class>, &str)> = groups
+        .iter()
+        .flat_map(|(class, paths)| {
+            classify::sample(paths.len(), SIZE_SAMPLE)
+                .into_iter()
+                .map(move |i| (*class, paths[i]))
+        })
+        .collect();
+    let stats: Vec<(Option<Class>, Option<u64>)> = stream::iter(sampled)
+        .map(|(class, path)| async move {
+            let size = match engine.stat(id, path).await {
+                Ok(Some(stat)) => Some(if stat.is_dir { 0 } else { stat.size }),
+                _ => None,
+            };
+            (class, size)
+        })
+        .buffer_unordered(STAT_CONCURRENCY)
+        .collect()
+        .await;
+    groups
+        .iter()
+        .filter(|(_, paths)| !paths.is_empty())
+        .map(|(class, paths)| {
+            let sizes: Vec<u64> = stats
+                .iter()
+                .filter(|(c, _)| c == class)
+                .filter_map(|(_, size)| *size)
+                .collect();
+            (*class, Size::from_sample(paths.len(), &sizes))
+        })
+        .collect()
+}
+
+/// The anonymous volumes that hold data (any file at all), each read up to
+/// [`VOLUME_PROBE_BYTES`]. A volume mounted at a disposable path does not count.
+async fn probe_volumes(
+    engine: &Engine,
+    id: &str,
+    inspected: &Inspected,
+    disposable: &Disposable,
+) -> Result<Vec<VolumeReport>> {
+    let mut holding = Vec::new();
+    for Volume { name, target } in &inspected.anonymous_volumes {
+        if disposable.matches(target) {
+            continue;
+        }
+        let reader = SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, target))));
+        let tally = tokio::task::spawn_blocking(move || rescue::count(reader, VOLUME_PROBE_BYTES))
+            .await
+            .map_err(|err| Error::failed(format!("cannot read volume {name}: {err}")))?
+            .map_err(|err| {
+                Error::failed(format!(
+                    "cannot read anonymous volume {name} at {target}: {}",
+                    crate::error::io_reason(&err)
+                ))
+            })?;
+        if tally.files > 0 {
+            holding.push(VolumeReport {
+                name: name.clone(),
+                target: target.clone(),
+                files: tally.files,
+                bytes: tally.bytes,
+                complete: tally.complete,
+            });
+        }
+    }
+    Ok(holding)
+}
+
+/// Copies what `scope` covers into a new `<workspace>/.rescued/<stamp>/`. On failure
+/// the error says what was copied and what was not; the partial copy stays.
+#[allow(clippy::too_many_arguments)]
+async fn rescue(
+    engine: &Engine,
+    id: &str,
+    assessment: &Assessment,
+    volume_targets: &[String],
+    target: &Target,
+    scope: RescueScope,
+    stamp: &str,
+    disposable: &Disposable,
+) -> Result<Option<Rescued>> {
+    let all = scope == RescueScope::All;
+    let roots = rescue::roots(assessment, volume_targets, all);
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    let folder = rescue::make_folder(&target.workspace, stamp).map_err(|err| {
+        Error::failed(format!(
+            "cannot rescue into {}: {}",
+            target.workspace.join(".rescued").display(),
+            crate::error::io_reason(&err)
+        ))
+        .details(["nothing was copied and nothing removed".to_string()])
+    })?;
+    let mut extractor = rescue::Extractor::new(folder.clone(), (!all).then(|| disposable.clone()));
+    for (done, root) in roots.iter().enumerate() {
+        let reader =
+            SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, &root.path))));
+        let root_owned = root.clone();
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = extractor.extract(&root_owned, reader);
+            (extractor, result)
+        })
+        .await
+        .map_err(|err| Error::failed(format!("rescue stopped: {err}")))?;
+        extractor = back;
+        if let Err(failure) = result {
+            let rest: Vec<String> = roots[done + 1..].iter().map(|r| r.path.clone()).collect();
+            let mut details = vec![format!(
+                "copied {} file(s), {}, into {} before that",
+                extractor.files,
+                human_size(extractor.bytes),
+                folder.display()
+            )];
+            details.push(if rest.is_empty() {
+                format!(
+                    "not copied: {} and what follows it in {}",
+                    failure.path, root.path
+                )
+            } else {
+                format!(
+                    "not copied: {} and what follows it in {}, and {} more path(s) from {}",
+                    failure.path,
+                    root.path,
+                    rest.len(),
+                    rest[0]
+                )
+            });
+            details.push("nothing was removed; the container is as it was".to_string());
+            return Err(Error::failed(format!(
+                "rescue failed at {}: {}",
+                failure.path, failure.reason
+            ))
+            .details(details)
+            .hint("free space or fix the folder, then retire again"));
+        }
+    }
+    extractor.finish().map_err(|failure| {
+        Error::failed(format!(
+            "rescue could not set the mode of {}: {}",
+            failure.path, failure.reason
+        ))
+        .details(["nothing was removed; the container is as it was".to_string()])
+    })?;
+    Ok(Some(Rescued {
+        path: folder,
+        files: extractor.files,
+        bytes: extractor.bytes,
+        skipped: extractor.skipped,
+    }))
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught while retire holds the container frozen.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        let listen = |kind| {
+            signal(kind).map_err(|err| Error::failed(format!("cannot catch signals: {err}")))
+        };
+        Ok(Self {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+            hangup: listen(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.hangup.recv() => "a hang-up",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_targets_never_name_latest() {
+        assert_eq!(CommitTo::parse("").unwrap(), CommitTo::Default);
+        assert_eq!(CommitTo::parse("v1").unwrap(), CommitTo::Tag("v1".into()));
+        assert_eq!(
+            CommitTo::parse("me/snap:v2").unwrap(),
+            CommitTo::Reference("me/snap".into(), Some("v2".into()))
+        );
+        assert_eq!(
+            CommitTo::parse("registry:5000/me/snap").unwrap(),
+            CommitTo::Reference("registry:5000/me/snap".into(), None)
+        );
+        for bad in ["latest", "me/snap:latest", "bad tag", ":v1", "-x"] {
+            let err = CommitTo::parse(bad).unwrap_err();
+            assert_eq!(err.code(), 2, "{bad}");
+        }
+        assert_eq!(
+            CommitTo::Default.resolve("berth/a/p", "20261121T000000Z"),
+            ("berth/a/p".to_string(), "20261121T000000Z".to_string())
+        );
+        assert_eq!(
+            CommitTo::Reference("me/snap".into(), None).resolve("berth/a/p", "T"),
+            ("me/snap".to_string(), "T".to_string())
+        );
+    }
+
+    #[test]
+    fn image_components_are_valid_repository_names() {
+        assert_eq!(image_component("Alice.Smith"), "alice-smith");
+        assert_eq!(image_component("my_proj..x"), "my-proj-x");
+        assert_eq!(image_component("__"), "unnamed");
+    }
+}

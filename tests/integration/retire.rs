@@ -1,0 +1,380 @@
+//! Retire loses nothing silently (DESIGN.md section 5): the check, the prompt under a
+//! real terminal, rescue, commit, anonymous volumes, stopped containers, and the
+//! refusals that leave a container exactly as it was.
+
+use std::fs;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const PROMPT: Duration = Duration::from_secs(30);
+
+fn deploy(sb: &Sandbox, extra: &[&str]) {
+    let mut args = vec!["deploy", &sb.project, "--image", &sb.image.tag];
+    args.extend_from_slice(extra);
+    assert_code(&sb.berth(&args), 0);
+}
+
+/// Work outside the mounts: a result file and a note in a home that is not mounted.
+fn make_work(sb: &Sandbox) {
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /opt/results/run1 /home/guest && echo 42 > /opt/results/run1/a.csv \
+             && echo remember > /home/guest/notes.txt",
+        ),
+        0,
+    );
+}
+
+#[test]
+fn only_disposable_changes_need_no_consent() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    assert_code(
+        &sb.exec_as_root(
+            "echo x > /tmp/scratch && mkdir -p /var/cache/apt /root/.cache/pip /app/__pycache__ \
+             && echo y > /var/cache/apt/pkg && echo z > /root/.cache/pip/w \
+             && echo c > /app/__pycache__/m.pyc",
+        ),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "holds no unsaved work");
+    assert_stderr_has(&out, "disposable change");
+    assert!(!sb.exists());
+}
+
+#[test]
+fn work_is_refused_without_a_terminal_and_the_container_keeps_running_unpaused() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "2 unsaved file(s)");
+    assert_stderr_has(&out, "/opt/results");
+    assert_stderr_has(&out, "/home/guest/notes.txt");
+    assert_stderr_has(&out, "--rescue");
+    assert_eq!(sb.state(), "running", "not paused, not stopped");
+    assert_code(&sb.exec("true"), 0);
+}
+
+#[test]
+fn a_stopped_container_gets_the_same_check() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "/opt/results");
+    assert_eq!(sb.state(), "exited");
+    let out = sb.berth(&["retire", &sb.project, "--yes"]);
+    assert_code(&out, 0);
+    assert!(!sb.exists());
+}
+
+#[test]
+fn recreate_refuses_work_without_a_terminal_and_keeps_the_container_as_it_was() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let id = sb.inspect().unwrap()["Id"].clone();
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--recreate",
+    ]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "not recreating");
+    assert_stderr_has(&out, "/opt/results");
+    assert_eq!(sb.inspect().unwrap()["Id"], id);
+    assert_eq!(sb.state(), "running");
+}
+
+#[test]
+fn dry_run_shows_the_summary_as_json_and_changes_nothing() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
+             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+        ),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["action"], "would_ask");
+    assert_eq!(report["state"], "running");
+    let count = |class: &str| {
+        report["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["class"] == class)
+            .map(|c| c["count"].as_u64().unwrap())
+    };
+    assert_eq!(count("packages"), Some(1));
+    assert_eq!(count("home"), Some(1));
+    assert_eq!(count("other"), Some(1));
+    assert_eq!(report["packages"][0]["name"], "six");
+    assert_eq!(report["packages"][0]["version"], "1.16.0");
+    assert_stderr_has(&out, "pip install six==1.16.0");
+    assert_eq!(sb.state(), "running");
+}
+
+#[test]
+fn the_prompt_on_a_terminal_freezes_the_container_and_no_keeps_it() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let mut pty = sb.berth_pty(&["retire", &sb.project]);
+    pty.expect("[y/N]", PROMPT);
+    assert_eq!(sb.state(), "paused", "frozen while the user decides");
+    pty.send("n\n");
+    let status = pty.wait(PROMPT);
+    assert_eq!(status.code(), Some(3), "{}", pty.output());
+    assert!(pty.output().contains("you answered no"), "{}", pty.output());
+    assert_eq!(sb.state(), "running");
+    assert_eq!(stdout(&sb.exec("cat /opt/results/run1/a.csv")), "42\n");
+}
+
+#[test]
+fn yes_at_the_prompt_removes_the_container() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let mut pty = sb.berth_pty(&["retire", &sb.project]);
+    pty.expect("[y/N]", PROMPT);
+    pty.send("y\n");
+    let status = pty.wait(PROMPT);
+    assert_eq!(status.code(), Some(0), "{}", pty.output());
+    assert!(!sb.exists());
+}
+
+#[test]
+fn ctrl_c_at_the_prompt_unpauses_and_removes_nothing() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let mut pty = sb.berth_pty(&["retire", &sb.project]);
+    pty.expect("[y/N]", PROMPT);
+    assert_eq!(sb.state(), "paused");
+    pty.send("\x03");
+    let status = pty.wait(PROMPT);
+    assert_eq!(status.code(), Some(130), "{}", pty.output());
+    assert!(pty.output().contains("was not removed"), "{}", pty.output());
+    assert_eq!(sb.state(), "running");
+}
+
+#[test]
+fn rescue_copies_the_files_byte_for_byte_with_their_modes_owned_by_the_user() {
+    let run_as = match test_user() {
+        Some((uid, gid)) => RunAs::Other { uid, gid },
+        None => RunAs::Me,
+    };
+    let sb = Sandbox::with_user(run_as);
+    sb.project_toml("");
+    deploy(&sb, &[]);
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /opt/work/deep/er /home/guest && head -c 300000 /dev/urandom > /opt/work/blob \
+             && printf 'a\\nb\\n' > /opt/work/deep/er/t.txt && chmod 750 /opt/work/deep/er/t.txt \
+             && ln -s blob /opt/work/link && echo n > /home/guest/notes.txt && echo p > /etc/motd \
+             && echo cache > /tmp/c",
+        ),
+        0,
+    );
+    let blob = docker(&["exec", &sb.container(), "cat", "/opt/work/blob"]).stdout;
+    assert_eq!(blob.len(), 300_000);
+
+    let out = sb.berth(&["retire", &sb.project, "--rescue", "--json"]);
+    assert_code(&out, 0);
+    assert!(!sb.exists());
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["action"], "removed");
+    let folder = std::path::PathBuf::from(outcome["rescued"]["path"].as_str().unwrap());
+    assert!(
+        folder.starts_with(sb.workspace().join(".rescued")),
+        "{folder:?}"
+    );
+    let name = folder.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.len() == 16 && name.ends_with('Z') && name.as_bytes()[8] == b'T',
+        "a UTC time stamp: {name}"
+    );
+
+    assert_eq!(fs::read(folder.join("opt/work/blob")).unwrap(), blob);
+    let text = folder.join("opt/work/deep/er/t.txt");
+    assert_eq!(fs::read(&text).unwrap(), b"a\nb\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&text).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
+    assert_eq!(
+        fs::read_link(folder.join("opt/work/link")).unwrap(),
+        std::path::Path::new("blob")
+    );
+    assert_eq!(
+        fs::read(folder.join("home/guest/notes.txt")).unwrap(),
+        b"n\n"
+    );
+    assert_eq!(fs::read(folder.join("etc/motd")).unwrap(), b"p\n");
+    assert!(
+        !folder.join("tmp/c").exists(),
+        "disposable files stay behind"
+    );
+    if let RunAs::Other { uid, .. } = run_as {
+        assert_eq!(owner(&folder.join("opt/work/blob")), uid);
+        assert_eq!(owner(&folder), uid);
+    }
+}
+
+#[test]
+fn a_rescue_that_cannot_write_removes_nothing() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    // A file where the rescue folder should go.
+    fs::write(sb.workspace().join(".rescued"), "in the way").unwrap();
+    let out = sb.berth(&["retire", &sb.project, "--rescue"]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "cannot rescue into");
+    assert_stderr_has(&out, "nothing was copied and nothing removed");
+    assert_eq!(sb.state(), "running");
+    assert_eq!(stdout(&sb.exec("cat /opt/results/run1/a.csv")), "42\n");
+}
+
+/// The workspace root on a 1 MiB tmpfs: the rescue runs out of space half-way.
+#[test]
+fn a_rescue_into_a_full_disk_says_what_was_copied_and_removes_nothing() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(&sb.workspace_root).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sb.workspace_root)
+        .output()
+        .unwrap();
+    assert!(
+        mounted.status.success(),
+        "this test mounts a tmpfs (root with CAP_SYS_ADMIN): {}",
+        stderr(&mounted)
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .output()
+                .ok();
+        }
+    }
+    let _unmount = Unmount(sb.workspace_root.clone());
+    deploy(&sb, &["--new"]);
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /opt/a /opt/z && echo small > /opt/a/first \
+             && head -c 3000000 /dev/urandom > /opt/z/big",
+        ),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project, "--rescue"]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "rescue failed at /opt/z/big: no space left on device");
+    assert_stderr_has(&out, "copied 1 file(s)");
+    assert_stderr_has(&out, "nothing was removed");
+    assert_eq!(sb.state(), "running");
+}
+
+#[test]
+fn commit_makes_a_timestamped_image_that_holds_the_work() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let out = sb.berth(&["retire", &sb.project, "--commit", "--json"]);
+    assert_code(&out, 0);
+    assert!(!sb.exists());
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = outcome["image"].as_str().unwrap().to_string();
+    let (repo, tag) = image.rsplit_once(':').unwrap();
+    assert_eq!(repo, format!("berth/{}/{}", whoami(), sb.project));
+    assert!(tag.len() == 16 && tag.ends_with('Z'), "{tag}");
+    let out = docker(&["run", "--rm", &image, "cat", "/opt/results/run1/a.csv"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "42\n");
+
+    let out = sb.berth(&["retire", &sb.project, "--commit=latest"]);
+    assert_code(&out, 2);
+    assert_stderr_has(&out, "never commits to :latest");
+}
+
+#[test]
+fn an_anonymous_volume_with_data_blocks_and_survives_yes() {
+    let sb = Sandbox::new();
+    deploy(&sb, &["-v", "/scratch"]);
+    let volume = sb.inspect().unwrap()["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/scratch")
+        .map(|m| m["Name"].as_str().unwrap().to_string())
+        .expect("an anonymous volume at /scratch");
+    let _cleanup = VolumeGuard(volume.clone());
+    assert_code(&sb.exec_as_root("echo results > /scratch/out.txt"), 0);
+
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "anonymous volume");
+    assert_stderr_has(&out, "/scratch");
+    assert_eq!(sb.state(), "running");
+
+    let out = sb.berth(&["retire", &sb.project, "--yes"]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, &format!("kept anonymous volume {volume}"));
+    assert!(!sb.exists());
+    assert_code(&docker(&["volume", "inspect", &volume]), 0);
+}
+
+#[test]
+fn files_written_while_stopping_are_shown_before_anything_is_removed() {
+    let sb = Sandbox::new();
+    // The container writes a file when it gets SIGTERM: after the check, before removal.
+    // (/opt/drop is made writable for whichever user the container runs as.)
+    assert_code(
+        &sb.berth(&[
+            "deploy",
+            &sb.project,
+            "--image",
+            &sb.image.tag,
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo late > /opt/drop/late; exit 0' TERM; while :; do sleep 1; done",
+        ]),
+        0,
+    );
+    assert_code(
+        &sb.exec_as_root("mkdir -m 777 /opt/drop && echo shown > /opt/drop/shown"),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project, "--yes"]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "you were not shown");
+    assert_stderr_has(&out, "/opt/drop/late");
+    assert_eq!(sb.state(), "exited", "stopped, not removed");
+
+    let out = sb.berth(&["retire", &sb.project, "--yes"]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "/opt");
+    assert!(!sb.exists());
+}

@@ -66,9 +66,17 @@ impl Printer {
         }
     }
 
+    /// `value` as pretty JSON on stdout, streamed: a report of a hundred thousand paths
+    /// is never held as one string.
     pub fn json(&self, value: &impl Serialize) {
-        match serde_json::to_string_pretty(value) {
-            Ok(text) => self.line(&text),
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        let written = serde_json::to_writer_pretty(&mut out, value)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush());
+        match written {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
             Err(err) => self.error(&Error::failed(format!("cannot write JSON: {err}"))),
         }
     }

@@ -3,6 +3,7 @@
 //! changes and deletions. Pure; one pass over the engine's list.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -13,7 +14,8 @@ const DOCKER_INIT: &str = "/sbin/docker-init";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    pub path: String,
+    /// Shared, not copied, between the assessment, the report and the JSON.
+    pub path: Arc<str>,
     pub kind: ChangeKind,
 }
 
@@ -26,6 +28,9 @@ pub struct Assessment {
     pub disposable: Vec<Change>,
     /// Files of the image that were deleted: nothing to lose, listed for completeness.
     pub deleted: Vec<Change>,
+    /// Directories of the image whose mode or times changed and nothing else (what is
+    /// left of a file created and deleted again): nothing to lose, not blocking.
+    pub touched_dirs: Vec<Change>,
     /// Directories the container added whose contents are listed above. A rescue copies
     /// each one whole, in one archive call, instead of file by file.
     pub added_dirs: Vec<String>,
@@ -34,6 +39,24 @@ pub struct Assessment {
 impl Assessment {
     pub fn is_clean(&self) -> bool {
         self.unsaved.is_empty()
+    }
+
+    /// Modified paths with nothing listed below them: files, or directories whose own
+    /// metadata changed. Only the engine can tell which.
+    pub fn modified_leaves(&self) -> impl Iterator<Item = &str> {
+        self.unsaved
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Modified)
+            .map(|c| &*c.path)
+    }
+
+    /// Moves the modified leaves that are directories (`dirs`) out of the unsaved work.
+    pub fn settle_dirs(&mut self, dirs: &HashSet<String>) {
+        let (touched, unsaved) = std::mem::take(&mut self.unsaved)
+            .into_iter()
+            .partition(|c| c.kind == ChangeKind::Modified && dirs.contains(&*c.path));
+        self.unsaved = unsaved;
+        self.touched_dirs = touched;
     }
 }
 
@@ -55,37 +78,58 @@ pub fn assess(
     }
     let own_parents: HashSet<&str> = own.iter().flat_map(|p| parents(p)).collect();
     let listed_parents: HashSet<&str> = changes.iter().flat_map(|(p, _)| parents(p)).collect();
+    // Only directories matter here, so the set stays as small as the tree is wide.
     let added: HashSet<&str> = changes
         .iter()
-        .filter(|(_, kind)| *kind == ChangeKind::Added)
+        .filter(|(p, kind)| *kind == ChangeKind::Added && listed_parents.contains(p.as_str()))
         .map(|(p, _)| p.as_str())
         .collect();
 
-    let mut assessment = Assessment::default();
-    for (path, kind) in &changes {
-        let path_str = path.as_str();
-        if own_parents.contains(path_str) || own.iter().any(|t| is_at_or_under(path, t)) {
-            continue;
-        }
-        if listed_parents.contains(path_str) {
-            if added.contains(path_str) {
-                assessment.added_dirs.push(path.clone());
+    // Decide first, while the sets borrow the list; then move the paths out of it.
+    let buckets: Vec<Option<Bucket>> = changes
+        .iter()
+        .map(|(path, kind)| {
+            let path = path.as_str();
+            if own_parents.contains(path) || own.iter().any(|t| is_at_or_under(path, t)) {
+                None
+            } else if listed_parents.contains(path) {
+                added.contains(path).then_some(Bucket::AddedDir)
+            } else if disposable.matches(path) {
+                Some(Bucket::Disposable)
+            } else if *kind == ChangeKind::Deleted {
+                Some(Bucket::Deleted)
+            } else {
+                Some(Bucket::Unsaved)
             }
-            continue;
-        }
-        let change = Change {
-            path: path.clone(),
-            kind: *kind,
+        })
+        .collect();
+    drop((own_parents, listed_parents, added, own));
+
+    let mut assessment = Assessment::default();
+    for ((path, kind), bucket) in changes.into_iter().zip(buckets) {
+        let list = match bucket {
+            None => continue,
+            Some(Bucket::AddedDir) => {
+                assessment.added_dirs.push(path);
+                continue;
+            }
+            Some(Bucket::Disposable) => &mut assessment.disposable,
+            Some(Bucket::Deleted) => &mut assessment.deleted,
+            Some(Bucket::Unsaved) => &mut assessment.unsaved,
         };
-        if disposable.matches(path) {
-            assessment.disposable.push(change);
-        } else if *kind == ChangeKind::Deleted {
-            assessment.deleted.push(change);
-        } else {
-            assessment.unsaved.push(change);
-        }
+        list.push(Change {
+            path: path.into(),
+            kind,
+        });
     }
     assessment
+}
+
+enum Bucket {
+    AddedDir,
+    Disposable,
+    Deleted,
+    Unsaved,
 }
 
 /// `/a/b/c` → `/a/b`, `/a` (not `/`).
@@ -213,7 +257,7 @@ mod tests {
     }
 
     fn paths(list: &[Change]) -> Vec<&str> {
-        list.iter().map(|c| c.path.as_str()).collect()
+        list.iter().map(|c| &*c.path).collect()
     }
 
     #[test]
@@ -279,6 +323,19 @@ mod tests {
         let a = assess(list, &[], false, &defaults());
         assert_eq!(paths(&a.unsaved), ["/tmpfoo"]);
         assert_eq!(a.disposable.len(), 6);
+    }
+
+    #[test]
+    fn a_directory_with_only_its_metadata_changed_is_not_work() {
+        let list = changes(&[("/opt", Modified), ("/etc/motd", Modified), ("/new", Added)]);
+        let mut a = assess(list, &[], false, &defaults());
+        assert_eq!(
+            a.modified_leaves().collect::<Vec<_>>(),
+            ["/opt", "/etc/motd"]
+        );
+        a.settle_dirs(&HashSet::from(["/opt".to_string(), "/new".to_string()]));
+        assert_eq!(paths(&a.unsaved), ["/etc/motd", "/new"]);
+        assert_eq!(paths(&a.touched_dirs), ["/opt"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! what each costs and what to do about it. Pure.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -241,7 +242,7 @@ pub struct ClassReport {
     pub count: usize,
     pub size: Size,
     pub top: Vec<Place>,
-    pub paths: Vec<String>,
+    pub paths: Vec<Arc<str>>,
 }
 
 /// An anonymous volume and what it holds. It is never removed with the container, but
@@ -266,6 +267,8 @@ pub struct Report {
     pub volumes: Vec<VolumeReport>,
     pub disposable: Tally,
     pub deleted: Tally,
+    /// Directories of the image with only their mode or times changed.
+    pub touched_dirs: Tally,
     /// The writable layer: unsaved and disposable changes together.
     pub layer: Size,
 }
@@ -320,6 +323,7 @@ impl Report {
             volumes,
             disposable: Tally::new(&assessment.disposable),
             deleted: Tally::new(&assessment.deleted),
+            touched_dirs: Tally::new(&assessment.touched_dirs),
             layer,
         }
     }
@@ -448,6 +452,12 @@ impl Report {
         if self.deleted.count > 0 {
             parts.push(count_of(self.deleted.count, "deleted image file"));
         }
+        if self.touched_dirs.count > 0 {
+            parts.push(format!(
+                "{} with only mode or times changed",
+                count_of(self.touched_dirs.count, "directory")
+            ));
+        }
         if parts.is_empty() {
             Vec::new()
         } else {
@@ -456,11 +466,12 @@ impl Report {
     }
 }
 
+/// `1 file`, `2 files`; `1 directory`, `2 directories`.
 fn count_of(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
     }
 }
 
@@ -493,7 +504,7 @@ mod tests {
 
     fn change(path: &str) -> Change {
         Change {
-            path: path.to_string(),
+            path: path.into(),
             kind: ChangeKind::Added,
         }
     }

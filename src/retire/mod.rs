@@ -14,6 +14,7 @@ pub mod rescue;
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{stream, StreamExt};
@@ -34,6 +35,8 @@ use classify::{Class, Report, Size, VolumeReport};
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Files measured per class for its size; beyond this the size is estimated.
 const SIZE_SAMPLE: usize = 32;
+/// Modified paths checked for being directories (see [`find_dirs`]).
+const DIR_CHECKS: usize = 256;
 /// Archive calls in flight at once while measuring.
 const STAT_CONCURRENCY: usize = 8;
 /// How much of an anonymous volume is read to tell whether, and how much, it holds.
@@ -332,8 +335,8 @@ pub async fn retire_container(
             )))
         }
     };
-    let outcome = match checked {
-        Ok(Step::Remove(outcome)) => outcome,
+    let (outcome, seen) = match checked {
+        Ok(Step::Remove(outcome, seen)) => (outcome, seen),
         Ok(Step::Stay(outcome)) => {
             if frozen {
                 engine
@@ -356,7 +359,7 @@ pub async fn retire_container(
         }
     };
     tokio::select! {
-        removed = remove(engine, container, &inspected, target, outcome, printer) => removed,
+        removed = remove(engine, container, &inspected, target, outcome, &seen, printer) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {signal} while removing {}: it may be stopped, but it was not removed",
             container.name
@@ -373,8 +376,9 @@ fn still_paused(err: Error, name: &str) -> Error {
 enum Step {
     /// Leave the container as it was.
     Stay(Outcome),
-    /// Stop and remove it (rescue and commit, if asked, are done).
-    Remove(Outcome),
+    /// Stop and remove it (rescue and commit, if asked, are done). The set holds every
+    /// changed path the user was shown.
+    Remove(Outcome, HashSet<Arc<str>>),
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask,
@@ -389,12 +393,14 @@ async fn check_and_prepare(
 ) -> Result<Step> {
     let disposable = Disposable::new(&target.disposable);
     let changes = engine.changes(&container.id).await?;
-    let assessment = assess(
+    let mut assessment = assess(
         changes,
         &inspected.mount_targets,
         inspected.init,
         &disposable,
     );
+    let dirs = find_dirs(engine, &container.id, assessment.modified_leaves()).await;
+    assessment.settle_dirs(&dirs);
     let volumes = probe_volumes(engine, &container.id, inspected, &disposable).await?;
     let sizes = measure(engine, &container.id, &assessment).await;
     let report = Report::new(&assessment, &sizes, volumes);
@@ -491,7 +497,13 @@ async fn check_and_prepare(
         printer.note(&format!("committed {} as {repo}:{tag}", container.name));
         outcome.image = Some(format!("{repo}:{tag}"));
     }
-    Ok(Step::Remove(outcome))
+    let seen = assessment
+        .unsaved
+        .into_iter()
+        .chain(assessment.touched_dirs)
+        .map(|c| c.path)
+        .collect();
+    Ok(Step::Remove(outcome, seen))
 }
 
 fn nothing_removed(err: Error, name: &str, rescued: Option<&Rescued>) -> Error {
@@ -517,6 +529,7 @@ async fn remove(
     inspected: &Inspected,
     target: &Target,
     mut outcome: Outcome,
+    seen: &HashSet<Arc<str>>,
     printer: &Printer,
 ) -> Result<Outcome> {
     let id = &container.id;
@@ -525,24 +538,16 @@ async fn remove(
         engine.unpause(id).await?;
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        let shown: HashSet<&str> = outcome
-            .report
-            .classes
-            .iter()
-            .flat_map(|c| c.paths.iter().map(String::as_str))
-            .collect();
-        let after = assess(
+        let mut after = assess(
             engine.changes(id).await?,
             &inspected.mount_targets,
             inspected.init,
             &Disposable::new(&target.disposable),
         );
-        let appeared: Vec<String> = after
-            .unsaved
-            .into_iter()
-            .map(|c| c.path)
-            .filter(|p| !shown.contains(p.as_str()))
-            .collect();
+        after.unsaved.retain(|c| !seen.contains(&c.path));
+        let dirs = find_dirs(engine, id, after.modified_leaves()).await;
+        after.settle_dirs(&dirs);
+        let appeared: Vec<String> = after.unsaved.iter().map(|c| c.path.to_string()).collect();
         if !appeared.is_empty() {
             outcome.action = Action::StoppedNotRemoved;
             outcome.appeared = appeared;
@@ -572,20 +577,11 @@ async fn measure(
 ) -> HashMap<Option<Class>, Size> {
     let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
         .into_iter()
-        .map(|(class, changes)| {
-            (
-                Some(class),
-                changes.iter().map(|c| c.path.as_str()).collect(),
-            )
-        })
+        .map(|(class, changes)| (Some(class), changes.iter().map(|c| &*c.path).collect()))
         .collect();
     groups.push((
         None,
-        assessment
-            .disposable
-            .iter()
-            .map(|c| c.path.as_str())
-            .collect(),
+        assessment.disposable.iter().map(|c| &*c.path).collect(),
     ));
     let sampled: Vec<(Option<Class>, &str)> = groups
         .iter()
@@ -618,6 +614,27 @@ async fn measure(
             (*class, Size::from_sample(paths.len(), &sizes))
         })
         .collect()
+}
+
+/// Which of the modified `paths` are directories, for the first [`DIR_CHECKS`]: a
+/// directory listed alone only had its mode or times changed. Those not checked stay
+/// counted as work, which errs on the safe side.
+async fn find_dirs<'a>(
+    engine: &Engine,
+    id: &str,
+    paths: impl Iterator<Item = &'a str>,
+) -> HashSet<String> {
+    stream::iter(paths.take(DIR_CHECKS))
+        .map(|path| async move {
+            match engine.stat(id, path).await {
+                Ok(Some(stat)) if stat.is_dir => Some(path.to_string()),
+                _ => None,
+            }
+        })
+        .buffer_unordered(STAT_CONCURRENCY)
+        .filter_map(|dir| async move { dir })
+        .collect()
+        .await
 }
 
 /// The anonymous volumes that hold data (any file at all), each read up to

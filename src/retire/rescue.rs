@@ -34,7 +34,7 @@ pub fn roots(assessment: &Assessment, volume_targets: &[String], all: bool) -> V
     let mut seen = HashSet::new();
     let mut roots = Vec::new();
     for change in wanted {
-        let path = change.path.as_str();
+        let path = &*change.path;
         // The highest directory the container added above this path holds all of it.
         let top = parents(path).take_while(|p| added.contains(p)).last();
         let root = match top {

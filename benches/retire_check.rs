@@ -187,6 +187,8 @@ impl Bench {
     }
 
     /// One `berth retire --dry-run --json`: wall time, success, peak RSS in KiB.
+    // The child is reaped by wait4, which std cannot see.
+    #[allow(clippy::zombie_processes)]
     fn check(&self, project: &Project) -> (Duration, bool, i64) {
         let child = self
             .berth(&["retire", &project.name, "--dry-run", "--json"])

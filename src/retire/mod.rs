@@ -4,20 +4,21 @@
 //! A refusal, a "no", Ctrl-C or any error before the removal leaves the container as it
 //! was (unpaused when berth paused it).
 //!
-//! [`assess`], [`classify`] and the choice of what to fetch in [`rescue`] are pure; this
-//! file is the sequence around them.
+//! [`assess`], [`classify`], [`choices`] and the choice of what to fetch in [`rescue`]
+//! are pure; [`scan`] reads the engine; this file is the sequence around them.
 
 pub mod assess;
+mod choices;
 pub mod classify;
 pub mod rescue;
+mod scan;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::{stream, StreamExt};
 use serde::Serialize;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -25,167 +26,16 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use crate::cli::RetireArgs;
 use crate::clock::utc_stamp;
 use crate::context::Context;
-use crate::engine::{ContainerInfo, Engine, Inspected, State, Volume};
+use crate::engine::{ContainerInfo, Engine, Inspected, State};
 use crate::error::{Error, Result};
 use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
-use classify::{Class, Report, Size, VolumeReport};
+pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
+use classify::Report;
+use scan::{find_dirs, measure, probe_volumes};
 
 /// How long a container gets to stop on SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Files measured per class for its size; beyond this the size is estimated.
-const SIZE_SAMPLE: usize = 32;
-/// Modified paths checked for being directories (see [`find_dirs`]).
-const DIR_CHECKS: usize = 256;
-/// Archive calls in flight at once while measuring.
-const STAT_CONCURRENCY: usize = 8;
-/// How much of an anonymous volume is read to tell whether, and how much, it holds.
-const VOLUME_PROBE_BYTES: u64 = 64 << 20;
-
-/// What the caller chose about unsaved work.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Choices {
-    /// `--yes`: accept the loss without asking.
-    pub yes: bool,
-    /// Only report; change nothing (not even a pause).
-    pub dry_run: bool,
-    pub rescue: Option<RescueScope>,
-    pub commit: Option<CommitTo>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RescueScope {
-    /// The unsaved files and anonymous volumes.
-    Unsaved,
-    /// Those and the disposable files.
-    All,
-}
-
-/// `--commit[=TAG]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitTo {
-    /// `berth/<user>/<project>:<UTC time>`.
-    Default,
-    /// `berth/<user>/<project>:TAG`.
-    Tag(String),
-    /// `REPO:TAG`, or `REPO:<UTC time>` without a tag.
-    Reference(String, Option<String>),
-}
-
-impl CommitTo {
-    /// Reads `--commit`'s value: empty, a tag, or `REPO[:TAG]` (a `/` or `:` says which).
-    pub fn parse(raw: &str) -> Result<Self> {
-        let check_tag = |tag: &str| -> Result<String> {
-            let valid = !tag.is_empty()
-                && tag.len() <= 128
-                && tag
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                && !tag.starts_with(['.', '-']);
-            if !valid {
-                return Err(Error::usage(format!("`{tag}` is not a valid image tag"))
-                    .hint("a tag is letters, digits, `_`, `.` and `-`, at most 128"));
-            }
-            if tag == "latest" {
-                return Err(Error::usage("retire never commits to :latest")
-                    .hint("a snapshot should not replace an image others build on; pick a tag, or leave it out for a UTC time stamp"));
-            }
-            Ok(tag.to_string())
-        };
-        if raw.is_empty() {
-            return Ok(Self::Default);
-        }
-        let last_slash = raw.rfind('/');
-        match raw.rfind(':') {
-            Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
-                let (repo, tag) = (&raw[..colon], &raw[colon + 1..]);
-                if repo.is_empty() {
-                    return Err(Error::usage(format!("`{raw}` names no repository")));
-                }
-                Ok(Self::Reference(repo.to_string(), Some(check_tag(tag)?)))
-            }
-            _ if last_slash.is_some() => Ok(Self::Reference(raw.to_string(), None)),
-            _ => Ok(Self::Tag(check_tag(raw)?)),
-        }
-    }
-
-    /// The repository and tag to commit to.
-    fn resolve(&self, default_repo: &str, stamp: &str) -> (String, String) {
-        match self {
-            Self::Default => (default_repo.to_string(), stamp.to_string()),
-            Self::Tag(tag) => (default_repo.to_string(), tag.clone()),
-            Self::Reference(repo, tag) => (
-                repo.clone(),
-                tag.clone().unwrap_or_else(|| stamp.to_string()),
-            ),
-        }
-    }
-}
-
-impl Choices {
-    pub fn from_args(args: &RetireArgs) -> Result<Self> {
-        let rescue = if args.rescue_all {
-            Some(RescueScope::All)
-        } else {
-            args.rescue.then_some(RescueScope::Unsaved)
-        };
-        Ok(Self {
-            yes: args.yes,
-            dry_run: args.dry_run,
-            rescue,
-            commit: args.commit.as_deref().map(CommitTo::parse).transpose()?,
-        })
-    }
-
-    /// Whether the caller already said what to do with unsaved work.
-    fn decided(&self) -> bool {
-        self.yes || self.rescue.is_some() || self.commit.is_some()
-    }
-}
-
-/// What retire needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// Where `.rescued/` goes: the workspace the container was given.
-    pub workspace: PathBuf,
-    /// `berth/<user>/<project>`, for `--commit`.
-    pub image_repo: String,
-    pub disposable: Vec<String>,
-}
-
-impl Target {
-    pub fn new(ctx: &Context, container: &ContainerInfo) -> Self {
-        let workspace = if container.workspace.is_empty() {
-            ctx.workspace.clone()
-        } else {
-            PathBuf::from(&container.workspace)
-        };
-        Self {
-            workspace,
-            image_repo: format!(
-                "berth/{}/{}",
-                image_component(&ctx.user.name),
-                image_component(ctx.project.as_str())
-            ),
-            disposable: ctx.settings.disposable.value.clone(),
-        }
-    }
-}
-
-/// A name as an image path component: lowercase letters and digits, runs of anything
-/// else turned into one `-` (`Alice.Smith` → `alice-smith`).
-pub fn image_component(name: &str) -> String {
-    let parts: Vec<String> = name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    if parts.is_empty() {
-        "unnamed".to_string()
-    } else {
-        parts.join("-")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -566,113 +416,6 @@ async fn remove(
     Ok(outcome)
 }
 
-/// The size of each class of unsaved changes and of the disposable ones (key `None`),
-/// from at most [`SIZE_SAMPLE`] archive stats each: the engine's changes call names
-/// paths but not sizes, and statting tens of thousands of files would cost more than
-/// the check itself.
-async fn measure(
-    engine: &Engine,
-    id: &str,
-    assessment: &Assessment,
-) -> HashMap<Option<Class>, Size> {
-    let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
-        .into_iter()
-        .map(|(class, changes)| (Some(class), changes.iter().map(|c| &*c.path).collect()))
-        .collect();
-    groups.push((
-        None,
-        assessment.disposable.iter().map(|c| &*c.path).collect(),
-    ));
-    let sampled: Vec<(Option<Class>, &str)> = groups
-        .iter()
-        .flat_map(|(class, paths)| {
-            classify::sample(paths.len(), SIZE_SAMPLE)
-                .into_iter()
-                .map(move |i| (*class, paths[i]))
-        })
-        .collect();
-    let stats: Vec<(Option<Class>, Option<u64>)> = stream::iter(sampled)
-        .map(|(class, path)| async move {
-            let size = match engine.stat(id, path).await {
-                Ok(Some(stat)) => Some(if stat.is_dir { 0 } else { stat.size }),
-                _ => None,
-            };
-            (class, size)
-        })
-        .buffer_unordered(STAT_CONCURRENCY)
-        .collect()
-        .await;
-    groups
-        .iter()
-        .filter(|(_, paths)| !paths.is_empty())
-        .map(|(class, paths)| {
-            let sizes: Vec<u64> = stats
-                .iter()
-                .filter(|(c, _)| c == class)
-                .filter_map(|(_, size)| *size)
-                .collect();
-            (*class, Size::from_sample(paths.len(), &sizes))
-        })
-        .collect()
-}
-
-/// Which of the modified `paths` are directories, for the first [`DIR_CHECKS`]: a
-/// directory listed alone only had its mode or times changed. Those not checked stay
-/// counted as work, which errs on the safe side.
-async fn find_dirs<'a>(
-    engine: &Engine,
-    id: &str,
-    paths: impl Iterator<Item = &'a str>,
-) -> HashSet<String> {
-    stream::iter(paths.take(DIR_CHECKS))
-        .map(|path| async move {
-            match engine.stat(id, path).await {
-                Ok(Some(stat)) if stat.is_dir => Some(path.to_string()),
-                _ => None,
-            }
-        })
-        .buffer_unordered(STAT_CONCURRENCY)
-        .filter_map(|dir| async move { dir })
-        .collect()
-        .await
-}
-
-/// The anonymous volumes that hold data (any file at all), each read up to
-/// [`VOLUME_PROBE_BYTES`]. A volume mounted at a disposable path does not count.
-async fn probe_volumes(
-    engine: &Engine,
-    id: &str,
-    inspected: &Inspected,
-    disposable: &Disposable,
-) -> Result<Vec<VolumeReport>> {
-    let mut holding = Vec::new();
-    for Volume { name, target } in &inspected.anonymous_volumes {
-        if disposable.matches(target) {
-            continue;
-        }
-        let reader = SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, target))));
-        let tally = tokio::task::spawn_blocking(move || rescue::count(reader, VOLUME_PROBE_BYTES))
-            .await
-            .map_err(|err| Error::failed(format!("cannot read volume {name}: {err}")))?
-            .map_err(|err| {
-                Error::failed(format!(
-                    "cannot read anonymous volume {name} at {target}: {}",
-                    crate::error::io_reason(&err)
-                ))
-            })?;
-        if tally.files > 0 {
-            holding.push(VolumeReport {
-                name: name.clone(),
-                target: target.clone(),
-                files: tally.files,
-                bytes: tally.bytes,
-                complete: tally.complete,
-            });
-        }
-    }
-    Ok(holding)
-}
-
 /// Copies what `scope` covers into a new `<workspace>/.rescued/<stamp>/`. On failure
 /// the error says what was copied and what was not; the partial copy stays.
 #[allow(clippy::too_many_arguments)]
@@ -782,43 +525,5 @@ impl Signals {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.hangup.recv() => "a hang-up",
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commit_targets_never_name_latest() {
-        assert_eq!(CommitTo::parse("").unwrap(), CommitTo::Default);
-        assert_eq!(CommitTo::parse("v1").unwrap(), CommitTo::Tag("v1".into()));
-        assert_eq!(
-            CommitTo::parse("me/snap:v2").unwrap(),
-            CommitTo::Reference("me/snap".into(), Some("v2".into()))
-        );
-        assert_eq!(
-            CommitTo::parse("registry:5000/me/snap").unwrap(),
-            CommitTo::Reference("registry:5000/me/snap".into(), None)
-        );
-        for bad in ["latest", "me/snap:latest", "bad tag", ":v1", "-x"] {
-            let err = CommitTo::parse(bad).unwrap_err();
-            assert_eq!(err.code(), 2, "{bad}");
-        }
-        assert_eq!(
-            CommitTo::Default.resolve("berth/a/p", "20261121T000000Z"),
-            ("berth/a/p".to_string(), "20261121T000000Z".to_string())
-        );
-        assert_eq!(
-            CommitTo::Reference("me/snap".into(), None).resolve("berth/a/p", "T"),
-            ("me/snap".to_string(), "T".to_string())
-        );
-    }
-
-    #[test]
-    fn image_components_are_valid_repository_names() {
-        assert_eq!(image_component("Alice.Smith"), "alice-smith");
-        assert_eq!(image_component("my_proj..x"), "my-proj-x");
-        assert_eq!(image_component("__"), "unnamed");
     }
 }

@@ -1,0 +1,192 @@
+//! What the caller chose (`--yes`, `--rescue`, `--commit[=TAG]`, `--dry-run`) and what
+//! retire needs from the configuration. Pure.
+
+use std::path::PathBuf;
+
+use crate::cli::RetireArgs;
+use crate::context::Context;
+use crate::engine::ContainerInfo;
+use crate::error::{Error, Result};
+
+/// What the caller chose about unsaved work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choices {
+    /// `--yes`: accept the loss without asking.
+    pub yes: bool,
+    /// Only report; change nothing (not even a pause).
+    pub dry_run: bool,
+    pub rescue: Option<RescueScope>,
+    pub commit: Option<CommitTo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescueScope {
+    /// The unsaved files and anonymous volumes.
+    Unsaved,
+    /// Those and the disposable files.
+    All,
+}
+
+/// `--commit[=TAG]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitTo {
+    /// `berth/<user>/<project>:<UTC time>`.
+    Default,
+    /// `berth/<user>/<project>:TAG`.
+    Tag(String),
+    /// `REPO:TAG`, or `REPO:<UTC time>` without a tag.
+    Reference(String, Option<String>),
+}
+
+impl CommitTo {
+    /// Reads `--commit`'s value: empty, a tag, or `REPO[:TAG]` (a `/` or `:` says which).
+    pub fn parse(raw: &str) -> Result<Self> {
+        let check_tag = |tag: &str| -> Result<String> {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && !tag.starts_with(['.', '-']);
+            if !valid {
+                return Err(Error::usage(format!("`{tag}` is not a valid image tag"))
+                    .hint("a tag is letters, digits, `_`, `.` and `-`, at most 128"));
+            }
+            if tag == "latest" {
+                return Err(Error::usage("retire never commits to :latest")
+                    .hint("a snapshot should not replace an image others build on; pick a tag, or leave it out for a UTC time stamp"));
+            }
+            Ok(tag.to_string())
+        };
+        if raw.is_empty() {
+            return Ok(Self::Default);
+        }
+        let last_slash = raw.rfind('/');
+        match raw.rfind(':') {
+            Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
+                let (repo, tag) = (&raw[..colon], &raw[colon + 1..]);
+                if repo.is_empty() {
+                    return Err(Error::usage(format!("`{raw}` names no repository")));
+                }
+                Ok(Self::Reference(repo.to_string(), Some(check_tag(tag)?)))
+            }
+            _ if last_slash.is_some() => Ok(Self::Reference(raw.to_string(), None)),
+            _ => Ok(Self::Tag(check_tag(raw)?)),
+        }
+    }
+
+    /// The repository and tag to commit to.
+    pub(super) fn resolve(&self, default_repo: &str, stamp: &str) -> (String, String) {
+        match self {
+            Self::Default => (default_repo.to_string(), stamp.to_string()),
+            Self::Tag(tag) => (default_repo.to_string(), tag.clone()),
+            Self::Reference(repo, tag) => (
+                repo.clone(),
+                tag.clone().unwrap_or_else(|| stamp.to_string()),
+            ),
+        }
+    }
+}
+
+impl Choices {
+    pub fn from_args(args: &RetireArgs) -> Result<Self> {
+        let rescue = if args.rescue_all {
+            Some(RescueScope::All)
+        } else {
+            args.rescue.then_some(RescueScope::Unsaved)
+        };
+        Ok(Self {
+            yes: args.yes,
+            dry_run: args.dry_run,
+            rescue,
+            commit: args.commit.as_deref().map(CommitTo::parse).transpose()?,
+        })
+    }
+
+    /// Whether the caller already said what to do with unsaved work.
+    pub(super) fn decided(&self) -> bool {
+        self.yes || self.rescue.is_some() || self.commit.is_some()
+    }
+}
+
+/// What retire needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where `.rescued/` goes: the workspace the container was given.
+    pub workspace: PathBuf,
+    /// `berth/<user>/<project>`, for `--commit`.
+    pub image_repo: String,
+    pub disposable: Vec<String>,
+}
+
+impl Target {
+    pub fn new(ctx: &Context, container: &ContainerInfo) -> Self {
+        let workspace = if container.workspace.is_empty() {
+            ctx.workspace.clone()
+        } else {
+            PathBuf::from(&container.workspace)
+        };
+        Self {
+            workspace,
+            image_repo: format!(
+                "berth/{}/{}",
+                image_component(&ctx.user.name),
+                image_component(ctx.project.as_str())
+            ),
+            disposable: ctx.settings.disposable.value.clone(),
+        }
+    }
+}
+
+/// A name as an image path component: lowercase letters and digits, runs of anything
+/// else turned into one `-` (`Alice.Smith` → `alice-smith`).
+pub fn image_component(name: &str) -> String {
+    let parts: Vec<String> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if parts.is_empty() {
+        "unnamed".to_string()
+    } else {
+        parts.join("-")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_targets_never_name_latest() {
+        assert_eq!(CommitTo::parse("").unwrap(), CommitTo::Default);
+        assert_eq!(CommitTo::parse("v1").unwrap(), CommitTo::Tag("v1".into()));
+        assert_eq!(
+            CommitTo::parse("me/snap:v2").unwrap(),
+            CommitTo::Reference("me/snap".into(), Some("v2".into()))
+        );
+        assert_eq!(
+            CommitTo::parse("registry:5000/me/snap").unwrap(),
+            CommitTo::Reference("registry:5000/me/snap".into(), None)
+        );
+        for bad in ["latest", "me/snap:latest", "bad tag", ":v1", "-x"] {
+            let err = CommitTo::parse(bad).unwrap_err();
+            assert_eq!(err.code(), 2, "{bad}");
+        }
+        assert_eq!(
+            CommitTo::Default.resolve("berth/a/p", "20261121T000000Z"),
+            ("berth/a/p".to_string(), "20261121T000000Z".to_string())
+        );
+        assert_eq!(
+            CommitTo::Reference("me/snap".into(), None).resolve("berth/a/p", "T"),
+            ("me/snap".to_string(), "T".to_string())
+        );
+    }
+
+    #[test]
+    fn image_components_are_valid_repository_names() {
+        assert_eq!(image_component("Alice.Smith"), "alice-smith");
+        assert_eq!(image_component("my_proj..x"), "my-proj-x");
+        assert_eq!(image_component("__"), "unnamed");
+    }
+}

@@ -1,0 +1,130 @@
+//! What retire reads from the engine while the container is frozen, beyond the changes
+//! call: which modified paths are directories, sizes from a sample, and what anonymous
+//! volumes hold.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::{stream, StreamExt};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::assess::{Assessment, Disposable};
+use super::classify::{self, Class, Size, VolumeReport};
+use super::rescue;
+use crate::engine::{Engine, Inspected, Volume};
+use crate::error::{Error, Result};
+
+/// Files measured per class for its size; beyond this the size is estimated.
+const SIZE_SAMPLE: usize = 32;
+/// Modified paths checked for being directories (see [`find_dirs`]).
+const DIR_CHECKS: usize = 256;
+/// Archive calls in flight at once while measuring.
+const STAT_CONCURRENCY: usize = 8;
+/// How much of an anonymous volume is read to tell whether, and how much, it holds.
+const VOLUME_PROBE_BYTES: u64 = 64 << 20;
+
+/// The size of each class of unsaved changes and of the disposable ones (key `None`),
+/// from at most [`SIZE_SAMPLE`] archive stats each: the engine's changes call names
+/// paths but not sizes, and statting tens of thousands of files would cost more than
+/// the check itself.
+pub(super) async fn measure(
+    engine: &Engine,
+    id: &str,
+    assessment: &Assessment,
+) -> HashMap<Option<Class>, Size> {
+    let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
+        .into_iter()
+        .map(|(class, changes)| (Some(class), changes.iter().map(|c| &*c.path).collect()))
+        .collect();
+    groups.push((
+        None,
+        assessment.disposable.iter().map(|c| &*c.path).collect(),
+    ));
+    let sampled: Vec<(Option<Class>, &str)> = groups
+        .iter()
+        .flat_map(|(class, paths)| {
+            classify::sample(paths.len(), SIZE_SAMPLE)
+                .into_iter()
+                .map(move |i| (*class, paths[i]))
+        })
+        .collect();
+    let stats: Vec<(Option<Class>, Option<u64>)> = stream::iter(sampled)
+        .map(|(class, path)| async move {
+            let size = match engine.stat(id, path).await {
+                Ok(Some(stat)) => Some(if stat.is_dir { 0 } else { stat.size }),
+                _ => None,
+            };
+            (class, size)
+        })
+        .buffer_unordered(STAT_CONCURRENCY)
+        .collect()
+        .await;
+    groups
+        .iter()
+        .filter(|(_, paths)| !paths.is_empty())
+        .map(|(class, paths)| {
+            let sizes: Vec<u64> = stats
+                .iter()
+                .filter(|(c, _)| c == class)
+                .filter_map(|(_, size)| *size)
+                .collect();
+            (*class, Size::from_sample(paths.len(), &sizes))
+        })
+        .collect()
+}
+
+/// Which of the modified `paths` are directories, for the first [`DIR_CHECKS`]: a
+/// directory listed alone only had its mode or times changed. Those not checked stay
+/// counted as work, which errs on the safe side.
+pub(super) async fn find_dirs<'a>(
+    engine: &Engine,
+    id: &str,
+    paths: impl Iterator<Item = &'a str>,
+) -> HashSet<String> {
+    stream::iter(paths.take(DIR_CHECKS))
+        .map(|path| async move {
+            match engine.stat(id, path).await {
+                Ok(Some(stat)) if stat.is_dir => Some(path.to_string()),
+                _ => None,
+            }
+        })
+        .buffer_unordered(STAT_CONCURRENCY)
+        .filter_map(|dir| async move { dir })
+        .collect()
+        .await
+}
+
+/// The anonymous volumes that hold data (any file at all), each read up to
+/// [`VOLUME_PROBE_BYTES`]. A volume mounted at a disposable path does not count.
+pub(super) async fn probe_volumes(
+    engine: &Engine,
+    id: &str,
+    inspected: &Inspected,
+    disposable: &Disposable,
+) -> Result<Vec<VolumeReport>> {
+    let mut holding = Vec::new();
+    for Volume { name, target } in &inspected.anonymous_volumes {
+        if disposable.matches(target) {
+            continue;
+        }
+        let reader = SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, target))));
+        let tally = tokio::task::spawn_blocking(move || rescue::count(reader, VOLUME_PROBE_BYTES))
+            .await
+            .map_err(|err| Error::failed(format!("cannot read volume {name}: {err}")))?
+            .map_err(|err| {
+                Error::failed(format!(
+                    "cannot read anonymous volume {name} at {target}: {}",
+                    crate::error::io_reason(&err)
+                ))
+            })?;
+        if tally.files > 0 {
+            holding.push(VolumeReport {
+                name: name.clone(),
+                target: target.clone(),
+                files: tally.files,
+                bytes: tally.bytes,
+                complete: tally.complete,
+            });
+        }
+    }
+    Ok(holding)
+}

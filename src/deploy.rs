@@ -100,7 +100,9 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
         let target = retire::Target::new(ctx, container);
         let outcome =
             retire::retire_container(&engine, container, &target, &Default::default(), printer)
-                .await?;
+                .await;
+        retire::exit_on_signal()?;
+        let outcome = outcome?;
         if let Some(refusal) = outcome.refusal() {
             return Err(Error::refused(format!(
                 "not recreating {}: {}",

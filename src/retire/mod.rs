@@ -500,6 +500,19 @@ async fn rescue(
     }))
 }
 
+/// Makes SIGINT, SIGTERM and SIGHUP end the process again (exit 130). Once retire has
+/// caught them, they no longer do so by themselves, so a caller that goes on after
+/// retire (`deploy --recreate`) calls this to stay interruptible.
+pub fn exit_on_signal() -> Result<()> {
+    let mut signals = Signals::install()?;
+    tokio::spawn(async move {
+        let signal = signals.next().await;
+        eprintln!("interrupted by {signal}");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 /// SIGINT, SIGTERM and SIGHUP, caught while retire holds the container frozen.
 struct Signals {
     interrupt: Signal,

@@ -72,6 +72,16 @@ pub enum Command {
     List(ListArgs),
     /// Resolve the configuration, run every guard and print the plan; create nothing.
     Check(CheckArgs),
+    /// Drop-in `docker run`: docker's flags, plus the project's workspace, data root,
+    /// user mapping, labels and guards.
+    #[command(disable_help_flag = true)]
+    Run(Box<RunArgs>),
+    /// Drop-in `docker create`, likewise; prints the new container's id.
+    #[command(disable_help_flag = true)]
+    Create(Box<RunArgs>),
+    /// Open a shell (or run CMD) in the project's running container, as you, in
+    /// /workspace.
+    Shell(ShellArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +172,203 @@ pub struct RetireArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `berth run` and `berth create`: docker's own flags (the ones berth supports; any
+/// other is an error that names it, exit 125), read with docker's syntax: `-itd`,
+/// `--flag=value` or `--flag value`, repeated flags, and options end at the image.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// The project whose workspace and data root to mount (default: the one the current
+    /// directory lies in, under the workspace root).
+    #[arg(long, value_name = "NAME", help_heading = "berth")]
+    pub project: Option<String>,
+    /// Print the equivalent `docker run` line, with berth's additions; create nothing.
+    #[arg(long, help_heading = "berth")]
+    pub dry_run: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long, help_heading = "Container")]
+    pub detach: bool,
+    /// Keep STDIN open and forward it.
+    #[arg(short = 'i', long, help_heading = "Container")]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long, help_heading = "Container")]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long, help_heading = "Container")]
+    pub rm: bool,
+    /// Container name.
+    #[arg(long, value_name = "NAME", help_heading = "Container")]
+    pub name: Option<String>,
+    /// Set an environment variable (`K=V`, or `K` to take it from yours).
+    #[arg(
+        short = 'e',
+        long = "env",
+        value_name = "K=V",
+        help_heading = "Container"
+    )]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (docker's env-file format).
+    #[arg(long, value_name = "FILE", help_heading = "Container")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container (default /workspace).
+    #[arg(short = 'w', long, value_name = "DIR", help_heading = "Container")]
+    pub workdir: Option<String>,
+    /// User (`name|uid[:group|gid]`; default: your uid:gid).
+    #[arg(short = 'u', long, value_name = "USER", help_heading = "Container")]
+    pub user: Option<String>,
+    /// Override the image's ENTRYPOINT.
+    #[arg(long, value_name = "CMD", help_heading = "Container")]
+    pub entrypoint: Option<String>,
+    /// Set a label (`K=V`).
+    #[arg(short = 'l', long, value_name = "K=V", help_heading = "Container")]
+    pub label: Vec<String>,
+    /// Container host name.
+    #[arg(short = 'h', long, value_name = "NAME", help_heading = "Container")]
+    pub hostname: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long, help_heading = "Container")]
+    pub init: bool,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long, help_heading = "Container")]
+    pub read_only: bool,
+    /// Restart policy: no, always, unless-stopped, on-failure[:N].
+    #[arg(long, value_name = "POLICY", help_heading = "Container")]
+    pub restart: Option<String>,
+    /// Signal to stop the container.
+    #[arg(long, value_name = "SIGNAL", help_heading = "Container")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait before killing the container on stop.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_hyphen_values = true,
+        help_heading = "Container"
+    )]
+    pub stop_timeout: Option<String>,
+
+    /// Bind mount or volume: `[SRC:]DST[:OPTS]`.
+    #[arg(
+        short = 'v',
+        long,
+        value_name = "SPEC",
+        help_heading = "Storage and devices"
+    )]
+    pub volume: Vec<String>,
+    /// Mount: `type=bind|volume|tmpfs,source=...,target=...[,OPTION...]`.
+    #[arg(long, value_name = "SPEC", help_heading = "Storage and devices")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: `PATH[:OPTS]`.
+    #[arg(long, value_name = "PATH", help_heading = "Storage and devices")]
+    pub tmpfs: Vec<String>,
+    /// Add a host device: `HOST[:CONTAINER[:PERMS]]`.
+    #[arg(long, value_name = "DEVICE", help_heading = "Storage and devices")]
+    pub device: Vec<String>,
+    /// Add a supplementary group.
+    #[arg(long, value_name = "GROUP", help_heading = "Storage and devices")]
+    pub group_add: Vec<String>,
+
+    /// Publish a port: `[IP:][HOST:]CONTAINER[/PROTO]`, ranges allowed.
+    #[arg(short = 'p', long, value_name = "SPEC", help_heading = "Network")]
+    pub publish: Vec<String>,
+    /// Expose a port or a range without publishing it.
+    #[arg(long, value_name = "PORT", help_heading = "Network")]
+    pub expose: Vec<String>,
+    /// Network: bridge, host, none, or a network's name.
+    #[arg(long, alias = "net", value_name = "NETWORK", help_heading = "Network")]
+    pub network: Option<String>,
+    /// Add a line to /etc/hosts: `HOST:IP`.
+    #[arg(long, value_name = "HOST:IP", help_heading = "Network")]
+    pub add_host: Vec<String>,
+    /// DNS server.
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub dns: Vec<String>,
+
+    /// GPUs: `all`, a count, or `"device=0,1"`.
+    #[arg(long, value_name = "SPEC", help_heading = "Resources")]
+    pub gpus: Option<String>,
+    /// Size of /dev/shm, like 512m or 2g.
+    #[arg(long, value_name = "SIZE", help_heading = "Resources")]
+    pub shm_size: Option<String>,
+    /// Memory limit.
+    #[arg(short = 'm', long, value_name = "SIZE", help_heading = "Resources")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        allow_hyphen_values = true,
+        help_heading = "Resources"
+    )]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long, value_name = "SIZE", help_heading = "Resources")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs (may be fractional).
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub cpus: Option<String>,
+    /// CPUs the container may run on: `0-3`, `0,1`.
+    #[arg(long, value_name = "LIST", help_heading = "Resources")]
+    pub cpuset_cpus: Option<String>,
+    /// IPC namespace: private, shareable, host, container:NAME.
+    #[arg(long, value_name = "MODE", help_heading = "Resources")]
+    pub ipc: Option<String>,
+    /// PID namespace: host, container:NAME.
+    #[arg(long, value_name = "MODE", help_heading = "Resources")]
+    pub pid: Option<String>,
+    /// Add a Linux capability.
+    #[arg(long, value_name = "CAP", help_heading = "Resources")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability.
+    #[arg(long, value_name = "CAP", help_heading = "Resources")]
+    pub cap_drop: Vec<String>,
+    /// Security option, like `seccomp=unconfined` or `no-new-privileges`.
+    #[arg(long, value_name = "OPT", help_heading = "Resources")]
+    pub security_opt: Vec<String>,
+    /// Ulimit: `NAME=SOFT[:HARD]`.
+    #[arg(long, value_name = "LIMIT", help_heading = "Resources")]
+    pub ulimit: Vec<String>,
+    /// Namespaced kernel parameter: `K=V`.
+    #[arg(long, value_name = "K=V", help_heading = "Resources")]
+    pub sysctl: Vec<String>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Resources"
+    )]
+    pub pids_limit: Option<String>,
+    /// Tune the OOM killer's preference (-1000 to 1000).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Resources"
+    )]
+    pub oom_score_adj: Option<String>,
+    /// Give the container every capability and device.
+    #[arg(long, help_heading = "Resources")]
+    pub privileged: bool,
+
+    /// The image, then the command and its arguments.
+    #[arg(value_name = "IMAGE [COMMAND] [ARG...]", num_args = 1.., required = true, trailing_var_arg = true)]
+    pub image_and_command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The project whose container to enter.
+    pub project: String,
+
+    /// Command to run instead of a shell (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

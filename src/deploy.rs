@@ -36,8 +36,18 @@ pub fn prepare(project: &str, args: Option<&DeployArgs>) -> Result<Prepared> {
         Some(args) => config::command_line_layer(args)?,
         None => Default::default(),
     };
-    let ctx = Context::load(project, &command_line)?;
-    let workspace = ctx.check_workspace(args.is_some_and(|a| a.new))?;
+    prepare_with(project, &command_line, args.is_some_and(|a| a.new))
+}
+
+/// [`prepare`] with the command line's layer given (`berth run` makes its own);
+/// `allow_new` is `--new`.
+pub fn prepare_with(
+    project: &str,
+    command_line: &config::file::FileConfig,
+    allow_new: bool,
+) -> Result<Prepared> {
+    let ctx = Context::load(project, command_line)?;
+    let workspace = ctx.check_workspace(allow_new)?;
     let data_rows = guard::data::resolve(&ctx.settings.data_roots);
     let data_root = match guard::data::decide(&data_rows)? {
         Some(root) => {
@@ -137,7 +147,7 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
 }
 
 /// The engine-side guard: no other container of the data group may use another root.
-async fn check_group(engine: &Engine, prepared: &Prepared) -> Result<()> {
+pub(crate) async fn check_group(engine: &Engine, prepared: &Prepared) -> Result<()> {
     let group = plan::data_group(&prepared.ctx.project, &prepared.ctx.settings);
     let others = engine.list_group(&group).await?;
     let root = prepared.data_root.as_ref().map(|(path, _)| path.as_path());
@@ -146,7 +156,7 @@ async fn check_group(engine: &Engine, prepared: &Prepared) -> Result<()> {
 
 /// Writes the data root's marker on first use (or remembers another user's), and labels
 /// the plan with its id.
-fn settle_identity(prepared: &mut Prepared) -> Result<()> {
+pub(crate) fn settle_identity(prepared: &mut Prepared) -> Result<()> {
     let Some((root, identity)) = &prepared.data_root else {
         return Ok(());
     };
@@ -272,7 +282,7 @@ async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan) -> Result<
     )))
 }
 
-async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
+pub(crate) async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
     printer.note(&format!("pulling {image} (not on this engine yet)"));
     let terminal = std::io::stderr().is_terminal();
     engine

@@ -8,9 +8,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerConfig, ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig,
     Mount as ApiMount, MountType, PortBinding,
+};
+use bollard::query_parameters::{
+    AttachContainerOptions, KillContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions,
+    WaitContainerOptions,
 };
 use bollard::query_parameters::{
     CommitContainerOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
@@ -24,6 +30,7 @@ use serde::Serialize;
 use crate::dockerargs::GpuSpec;
 use crate::error::{Error, Result};
 use crate::plan::{label, LaunchPlan, Mount};
+use crate::spec::ContainerSpec;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +92,8 @@ pub struct ContainerInfo {
     pub data_group: String,
     /// Bytes in the writable layer, where the engine was asked for sizes.
     pub size_rw: Option<i64>,
+    /// Made by `berth run`/`create`, not by deploy.
+    pub run: bool,
 }
 
 /// What retire needs to know of one container.
@@ -210,18 +219,20 @@ impl Engine {
                     data_group: label(label::DATA_GROUP),
                     // The engine omits a zero size.
                     size_rw: sizes.then(|| c.size_rw.unwrap_or(0)),
+                    run: labels.contains_key(label::RUN),
                 }
             })
             .collect())
     }
 
-    /// The caller's container for `project`, if there is one.
+    /// The caller's container for `project` (the deployed one, not those of `berth
+    /// run`), if there is one.
     pub async fn find(&self, project: &str, uid: u32) -> Result<Option<ContainerInfo>> {
         Ok(self
             .list(Some(uid), Some(project), false)
             .await?
             .into_iter()
-            .next())
+            .find(|c| !c.run))
     }
 
     pub async fn inspect(&self, id: &str) -> Result<Inspected> {
@@ -455,6 +466,147 @@ impl Engine {
         Ok(committed.id)
     }
 
+    /// Creates a container from a docker-shaped spec (`berth run`/`create`). Errors carry
+    /// docker's exit code for a failed create, 125.
+    pub async fn create_spec(&self, spec: &ContainerSpec) -> Result<String> {
+        let body: ContainerCreateBody = serde_json::from_value(spec.to_api_json())
+            .map_err(|err| Error::failed(format!("cannot build the create request: {err}")))?;
+        let options = CreateContainerOptions {
+            name: spec.name.clone(),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map(|created| created.id)
+            .map_err(|err| Error::status(125, describe(&err)))
+    }
+
+    /// Attaches to a created container's output (and input, with `stdin`) as a stream;
+    /// done before the start, so nothing is missed.
+    pub async fn attach(&self, id: &str, stdin: bool) -> Result<Attached> {
+        let options = AttachContainerOptions {
+            stdin,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            detach_keys: None,
+        };
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|err| Error::status(125, format!("cannot attach: {}", describe(&err))))?;
+        Ok(Attached {
+            output: Box::pin(attached.output.map(chunk)),
+            input: attached.input,
+        })
+    }
+
+    /// Resolves to the container's exit status once it exits (or, with `removed`, once
+    /// the engine has removed it after `--rm`). Start waiting before the start.
+    pub fn wait(
+        &self,
+        id: &str,
+        removed: bool,
+    ) -> impl std::future::Future<Output = Result<i64>> + Send + 'static {
+        let options = WaitContainerOptions {
+            condition: if removed { "removed" } else { "next-exit" }.to_string(),
+        };
+        let mut stream = self.docker.wait_container(id, Some(options));
+        async move {
+            match stream.next().await {
+                Some(Ok(response)) => Ok(response.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(err)) => Err(Error::status(125, describe(&err))),
+                None => Err(Error::status(125, "the engine stopped answering")),
+            }
+        }
+    }
+
+    /// Sets the container's terminal size.
+    pub async fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
+        let options = ResizeContainerTTYOptions {
+            h: i32::from(rows),
+            w: i32::from(cols),
+        };
+        self.docker
+            .resize_container_tty(id, options)
+            .await
+            .map_err(|err| self.failed("resize the terminal", &err))
+    }
+
+    /// Sends `signal` to the container's main process.
+    pub async fn kill(&self, id: &str, signal: &str) -> Result<()> {
+        let options = KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(|err| self.failed("signal the container", &err))
+    }
+
+    /// Starts `cmd` in a running container and attaches to it.
+    pub async fn exec(&self, id: &str, exec: &Exec) -> Result<(String, Attached)> {
+        let options = CreateExecOptions {
+            attach_stdin: Some(exec.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(exec.tty),
+            env: Some(exec.env.clone()),
+            cmd: Some(exec.cmd.clone()),
+            user: exec.user.clone(),
+            working_dir: exec.workdir.clone(),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, options)
+            .await
+            .map_err(|err| Error::status(126, describe(&err)))?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: exec.tty,
+            output_capacity: None,
+        };
+        match self.docker.start_exec(&created.id, Some(start)).await {
+            Ok(StartExecResults::Attached { output, input }) => Ok((
+                created.id,
+                Attached {
+                    output: Box::pin(output.map(chunk)),
+                    input,
+                },
+            )),
+            Ok(StartExecResults::Detached) => Err(Error::status(126, "the exec did not attach")),
+            Err(err) => Err(Error::status(126, describe(&err))),
+        }
+    }
+
+    pub async fn resize_exec(&self, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
+        let options = ResizeExecOptions {
+            h: i32::from(rows),
+            w: i32::from(cols),
+        };
+        self.docker
+            .resize_exec(exec_id, options)
+            .await
+            .map_err(|err| self.failed("resize the terminal", &err))
+    }
+
+    /// The exit code of a finished exec.
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<i64> {
+        let inspected = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|err| self.failed("read the command's exit code", &err))?;
+        Ok(inspected.exit_code.unwrap_or(0))
+    }
+
     /// The last `lines` lines of the container's output, for an error message.
     pub async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
         let options = LogsOptions {
@@ -488,6 +640,41 @@ fn describe(err: &bollard::errors::Error) -> String {
                 _ => text,
             }
         }
+    }
+}
+
+/// A command to run in a container with [`Engine::exec`].
+#[derive(Debug, Clone, Default)]
+pub struct Exec {
+    pub cmd: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// What a container (or exec) writes, in order.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
+/// An attached container or exec: its output, and its input when stdin was asked for.
+pub struct Attached {
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Chunk>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+fn chunk(item: std::result::Result<LogOutput, bollard::errors::Error>) -> std::io::Result<Chunk> {
+    match item {
+        Ok(LogOutput::StdErr { message }) => Ok(Chunk::Stderr(message)),
+        Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+            Ok(Chunk::Stdout(message))
+        }
+        Ok(LogOutput::StdIn { message }) => Ok(Chunk::Stdout(message)),
+        Err(err) => Err(std::io::Error::other(describe(&err))),
     }
 }
 

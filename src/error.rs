@@ -18,6 +18,9 @@ pub enum Kind {
     /// Ctrl-C, SIGTERM or a hang-up stopped the command: exit 130, as shells report
     /// SIGINT.
     Interrupted,
+    /// A drop-in `docker` command's own code: 125 (the command or the daemon failed),
+    /// 126 (the command cannot be run), 127 (not found).
+    Status(i32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,11 @@ impl Error {
 
     pub fn refused(message: impl Into<String>) -> Self {
         Self::new(Kind::Refused, message)
+    }
+
+    /// An error that exits with `code`, as docker's own commands do.
+    pub fn status(code: i32, message: impl Into<String>) -> Self {
+        Self::new(Kind::Status(code), message)
     }
 
     pub fn interrupted(message: impl Into<String>) -> Self {
@@ -73,6 +81,7 @@ impl Error {
             Kind::Usage => 2,
             Kind::Refused => 3,
             Kind::Interrupted => 130,
+            Kind::Status(code) => code,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod deploy;
 pub mod dockerargs;
+pub mod dockerflags;
 pub mod engine;
 pub mod envfile;
 pub mod error;
@@ -18,7 +19,12 @@ pub mod host;
 pub mod list;
 pub mod plan;
 pub mod retire;
+pub mod run;
+pub mod shell;
+pub mod signals;
+pub mod spec;
 pub mod suggest;
+pub mod terminal;
 pub mod ui;
 
 use clap::Parser;
@@ -38,6 +44,12 @@ pub enum Program {
 /// Parses the command line, runs the command, prints any error, and returns the exit
 /// code (DESIGN.md section 6).
 pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if program == Program::Berth {
+        if let Some(code) = run_docker_command(&args) {
+            return code;
+        }
+    }
     let parsed = match program {
         Program::Berth => Cli::try_parse_from(args).map(|cli| (cli.global.color, cli.command)),
         Program::ContainerDeploy => DeployCli::try_parse_from(args)
@@ -55,9 +67,12 @@ pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>)
             return err.exit_code();
         }
     };
-    let printer = Printer::new(color);
-    match execute(&command, &printer) {
-        Ok(()) => 0,
+    finish(&command, Printer::new(color))
+}
+
+fn finish(command: &Command, printer: Printer) -> i32 {
+    match execute(command, &printer) {
+        Ok(code) => code,
         Err(err) => {
             printer.error(&err);
             err.code()
@@ -65,17 +80,69 @@ pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>)
     }
 }
 
-fn execute(command: &Command, printer: &Printer) -> Result<()> {
+/// `berth [--color WHEN] run|create ...`: docker's syntax, read by
+/// [`dockerflags`] rather than clap (which reads `-eK=V` or `--rm=false` differently).
+/// `None` when the command is another one.
+fn run_docker_command(args: &[std::ffi::OsString]) -> Option<i32> {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut color = cli::ColorChoice::Auto;
+    let mut at = 1;
+    while let Some(arg) = args.get(at) {
+        let value = if arg == "--color" {
+            at += 1;
+            args.get(at).map(String::as_str)
+        } else if let Some(value) = arg.strip_prefix("--color=") {
+            Some(value)
+        } else {
+            break;
+        };
+        color = clap::ValueEnum::from_str(value?, true).ok()?;
+        at += 1;
+    }
+    let subcommand = match args.get(at).map(String::as_str) {
+        Some("run") => "run",
+        Some("create") => "create",
+        _ => return None,
+    };
+    let printer = Printer::new(color);
+    match dockerflags::parse_run_args(subcommand, &args[at + 1..]) {
+        Ok(run_args) => {
+            let command = match subcommand {
+                "run" => Command::Run(Box::new(run_args)),
+                _ => Command::Create(Box::new(run_args)),
+            };
+            Some(finish(&command, printer))
+        }
+        Err(dockerflags::ParseOutcome::Help(text)) => {
+            printer.line(text.trim_end());
+            Some(0)
+        }
+        Err(dockerflags::ParseOutcome::Invalid(err)) => {
+            eprintln!("berth {subcommand}: {}", err.0);
+            eprintln!("See 'berth {subcommand} --help'.");
+            Some(125)
+        }
+    }
+}
+
+fn execute(command: &Command, printer: &Printer) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|err| error::Error::failed(format!("cannot start the async runtime: {err}")))?;
     let result = runtime.block_on(async {
+        let done = |result: Result<()>| result.map(|()| 0);
         match command {
-            Command::Deploy(args) => deploy::deploy(args, printer).await,
-            Command::Retire(args) => retire::retire(args, printer).await,
-            Command::List(args) => list::list(args, printer).await,
-            Command::Check(args) => deploy::check(args, printer).await,
+            Command::Deploy(args) => done(deploy::deploy(args, printer).await),
+            Command::Retire(args) => done(retire::retire(args, printer).await),
+            Command::List(args) => done(list::list(args, printer).await),
+            Command::Check(args) => done(deploy::check(args, printer).await),
+            Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
+            Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
+            Command::Shell(args) => shell::shell(args).await,
         }
     });
     // A prompt interrupted by Ctrl-C leaves a thread blocked reading the terminal;

@@ -27,6 +27,8 @@ pub mod label {
     /// Containers that must share one data root (`data.group`, default the project).
     pub const DATA_GROUP: &str = "berth.data-group";
     pub const VERSION: &str = "berth.version";
+    /// Containers of `berth run`/`create`: deploy, retire and shell leave them alone.
+    pub const RUN: &str = "berth.run";
 }
 
 /// `<project>._.<user>`: unique per person and project on a shared engine.

@@ -5,6 +5,8 @@ mod support;
 
 #[path = "integration/retire.rs"]
 mod retire;
+#[path = "integration/run.rs"]
+mod run;
 
 use std::fs;
 

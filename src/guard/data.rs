@@ -298,6 +298,7 @@ mod tests {
             data: data.into(),
             data_group: "g".into(),
             size_rw: None,
+            run: false,
         }
     }
 

@@ -14,17 +14,40 @@ pub struct Protected<'a> {
     pub source: &'a Path,
 }
 
+/// A mount the user asked for, however it was spelled (`-v`, `--mount`, `--tmpfs`).
+pub struct UserMount {
+    /// As the user wrote it, for the message.
+    pub spelled: String,
+    /// Host path or volume name; `None` for anonymous volumes and tmpfs.
+    pub source: Option<String>,
+    pub target: String,
+}
+
+/// Deploy's `volumes` and `-v`.
 pub fn check(protected: &[Protected], volumes: &[VolumeSpec]) -> Result<()> {
-    for volume in volumes {
+    let mounts: Vec<UserMount> = volumes
+        .iter()
+        .map(|v| UserMount {
+            spelled: format!("-v {}", v.to_arg()),
+            source: v.source.clone(),
+            target: v.target.clone(),
+        })
+        .collect();
+    check_user(protected, &mounts)
+}
+
+pub fn check_user(protected: &[Protected], mounts: &[UserMount]) -> Result<()> {
+    for mount in mounts {
+        let target = crate::dockerargs::normalize_container_path(&mount.target);
         for own in protected {
-            let same = volume.target == own.target
-                && volume.source.as_deref().map(Path::new) == Some(own.source);
-            if same || !overlaps(&volume.target, own.target) {
+            let same =
+                target == own.target && mount.source.as_deref().map(Path::new) == Some(own.source);
+            if same || !overlaps(&target, own.target) {
                 continue;
             }
             return Err(Error::refused(format!(
-                "the mount `-v {}` would shadow {} ({} <- {})",
-                volume.to_arg(),
+                "the mount `{}` would shadow {} ({} <- {})",
+                mount.spelled,
                 own.name,
                 own.target,
                 own.source.display()

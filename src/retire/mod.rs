@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::cli::RetireArgs;
@@ -28,6 +27,7 @@ use crate::clock::utc_stamp;
 use crate::context::Context;
 use crate::engine::{ContainerInfo, Engine, Inspected, State};
 use crate::error::{Error, Result};
+use crate::signals::Signals;
 use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
@@ -181,7 +181,7 @@ pub async fn retire_container(
                 eprintln!();
             }
             Err(Error::interrupted(format!(
-                "interrupted by {signal}; {} was not removed", container.name
+                "interrupted by {}; {} was not removed", signal.describe(), container.name
             )))
         }
     };
@@ -211,7 +211,8 @@ pub async fn retire_container(
     tokio::select! {
         removed = remove(engine, container, &inspected, target, outcome, &seen, printer) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
-            "interrupted by {signal} while removing {}: it may be stopped, but it was not removed",
+            "interrupted by {} while removing {}: it may be stopped, but it was not removed",
+            signal.describe(),
             container.name
         ))),
     }
@@ -507,36 +508,8 @@ pub fn exit_on_signal() -> Result<()> {
     let mut signals = Signals::install()?;
     tokio::spawn(async move {
         let signal = signals.next().await;
-        eprintln!("interrupted by {signal}");
+        eprintln!("interrupted by {}", signal.describe());
         std::process::exit(130);
     });
     Ok(())
-}
-
-/// SIGINT, SIGTERM and SIGHUP, caught while retire holds the container frozen.
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-    hangup: Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self> {
-        let listen = |kind| {
-            signal(kind).map_err(|err| Error::failed(format!("cannot catch signals: {err}")))
-        };
-        Ok(Self {
-            interrupt: listen(SignalKind::interrupt())?,
-            terminate: listen(SignalKind::terminate())?,
-            hangup: listen(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "Ctrl-C",
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.hangup.recv() => "a hang-up",
-        }
-    }
 }

@@ -165,7 +165,41 @@ impl Sandbox {
         pty::Pty::spawn(self.command(env!("CARGO_BIN_EXE_berth"), args))
     }
 
-    fn command(&self, program: &str, args: &[&str]) -> Command {
+    /// [`Sandbox::berth_pty`] with a window of `rows` by `cols`.
+    pub fn berth_pty_sized(&self, args: &[&str], rows: u16, cols: u16) -> pty::Pty {
+        pty::Pty::spawn_sized(self.command(env!("CARGO_BIN_EXE_berth"), args), rows, cols)
+    }
+
+    /// Runs `berth` with `input` on its standard input.
+    pub fn berth_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(env!("CARGO_BIN_EXE_berth"), args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `berth` in `dir` (for the project inferred from the current directory).
+    pub fn berth_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(env!("CARGO_BIN_EXE_berth"), args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
+    /// The hermetic command line for `program`, for tests that run it their own way.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
         let mut command = match self.run_as {
             RunAs::Me => Command::new(program),
             RunAs::Other { uid, gid } => {

@@ -1,0 +1,289 @@
+//! `berth run` and `berth create`: docker's own flags, read as docker reads them
+//! ([`crate::dockerflags`], [`crate::dockerargs`]), with berth's additions on top: the
+//! project's workspace at /workspace, its persistent home, the data root, the host
+//! user's uid:gid, berth's labels, and every guard. Then docker's behaviour: `create`
+//! and `run -d` print the id; an attached run streams, forwards stdin with `-i`, puts
+//! the terminal in raw mode with `-t`, and exits with the container's status.
+
+use std::path::Path;
+
+use crate::cli::RunArgs;
+use crate::config::file::FileConfig;
+use crate::deploy::{self, Prepared};
+use crate::dockerargs;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::guard::{self, workspace::Workspace};
+use crate::host::Paths;
+use crate::plan::{label, Mount, WORKSPACE_TARGET};
+use crate::spec::{ContainerSpec, MountSpec};
+use crate::terminal::{self, RawMode};
+use crate::ui::Printer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Create,
+}
+
+/// Runs `berth run`/`create`; returns the exit status (the container's, for an attached
+/// run).
+pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
+    let mut spec = dockerargs::spec_from_args(args, &|key| std::env::var(key).ok())
+        .map_err(|err| Error::status(125, err.0))?;
+    let project = project_for(args)?;
+    let command_line = FileConfig {
+        image: Some(spec.image.clone()),
+        ..Default::default()
+    };
+    let mut prepared = deploy::prepare_with(&project, &command_line, false)?;
+    add_berth(&mut spec, &prepared)?;
+
+    if args.dry_run {
+        let mut line = vec!["docker".to_string(), "run".to_string()];
+        line.extend(dockerargs::spec_to_args(&spec));
+        printer.line(&dockerargs::shell_line(&line));
+        return Ok(0);
+    }
+
+    let engine = Engine::connect().await?;
+    deploy::check_group(&engine, &prepared).await?;
+    deploy::settle_identity(&mut prepared)?;
+    // The identity the guard settled goes on the container too.
+    if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {
+        spec.labels.insert(label::DATA_ID.to_string(), id.clone());
+    }
+    if !engine.image_exists(&spec.image).await? {
+        deploy::pull(&engine, &spec.image, printer)
+            .await
+            .map_err(|err| Error::status(125, err.message).details(err.details))?;
+    }
+    if prepared.workspace == Workspace::New {
+        let path = &prepared.ctx.workspace;
+        std::fs::create_dir_all(path)
+            .map_err(|err| Error::io("create the workspace", path, err))?;
+        printer.note(&format!("created workspace {}", path.display()));
+    }
+    let home = prepared.ctx.paths.container_home(&prepared.ctx.project);
+    std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
+
+    let id = engine.create_spec(&spec).await?;
+    match mode {
+        Mode::Create => {
+            printer.line(&id);
+            Ok(0)
+        }
+        Mode::Run if args.detach => {
+            start(&engine, &id, &spec).await?;
+            printer.line(&id);
+            Ok(0)
+        }
+        Mode::Run => attached(&engine, &id, &spec).await,
+    }
+}
+
+/// `--project`, else the project whose workspace holds the current directory.
+fn project_for(args: &RunArgs) -> Result<String> {
+    if let Some(project) = &args.project {
+        return Ok(project.clone());
+    }
+    let paths = Paths::from_env()?;
+    let cwd = std::env::current_dir()
+        .map_err(|err| Error::failed(format!("cannot read the current directory: {err}")))?;
+    infer_project(&paths.workspace_root, &cwd).ok_or_else(|| {
+        Error::status(
+            125,
+            format!(
+                "no project: pass --project NAME, or run from inside {}/NAME",
+                paths.workspace_root.display()
+            ),
+        )
+        .hint("berth mounts that project's workspace at /workspace and its data root")
+    })
+}
+
+/// The first component of `cwd` below `workspace_root`, when `cwd` lies inside it.
+pub fn infer_project(workspace_root: &Path, cwd: &Path) -> Option<String> {
+    let root = workspace_root
+        .canonicalize()
+        .unwrap_or_else(|_| workspace_root.to_path_buf());
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let first = cwd.strip_prefix(&root).ok()?.components().next()?;
+    first.as_os_str().to_str().map(str::to_string)
+}
+
+/// berth's mounts, environment, user, working directory and labels, added to what the
+/// flags asked for; a flag's own user, working directory or variable wins. Refuses a
+/// user mount that would shadow the workspace or the data root.
+fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
+    let plan = &prepared.plan;
+    let protected: Vec<(&str, String)> = plan
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Bind { source, target, .. } => {
+                Some((target.as_str(), source.display().to_string()))
+            }
+            Mount::Volume(_) => None,
+        })
+        .collect();
+    check_shadowing(spec, prepared)?;
+
+    // A line berth printed (`--dry-run`) already holds these: add each once.
+    let own: Vec<MountSpec> = protected
+        .iter()
+        .map(|(target, source)| MountSpec::bind(source.clone(), *target, false))
+        .filter(|own| !spec.host.mounts.contains(own))
+        .collect();
+    spec.host.mounts.splice(0..0, own);
+
+    let set: Vec<String> = spec
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    for key in ["HOME", "HOST_DATA_PATH"] {
+        if let Some(value) = plan.env.get(key) {
+            if !set.iter().any(|k| k == key) {
+                spec.env.push(format!("{key}={value}"));
+            }
+        }
+    }
+    if spec.user.is_none() {
+        spec.user = Some(plan.user.clone());
+    }
+    if spec.workdir.is_none() {
+        spec.workdir = Some(WORKSPACE_TARGET.to_string());
+    }
+    for (key, value) in &plan.labels {
+        spec.labels.insert(key.clone(), value.clone());
+    }
+    spec.labels.insert(label::RUN.to_string(), "1".to_string());
+    Ok(())
+}
+
+/// The mount guard of deploy, over every way the flags can mount something.
+fn check_shadowing(spec: &ContainerSpec, prepared: &Prepared) -> Result<()> {
+    let data_target = &prepared.ctx.settings.data_target.value;
+    let mut protected = vec![guard::mounts::Protected {
+        name: "the workspace",
+        target: WORKSPACE_TARGET,
+        source: &prepared.ctx.workspace,
+    }];
+    if let Some((root, _)) = &prepared.data_root {
+        protected.push(guard::mounts::Protected {
+            name: "the data root",
+            target: data_target,
+            source: root,
+        });
+    }
+    let mut user_mounts: Vec<guard::mounts::UserMount> = Vec::new();
+    for bind in &spec.host.binds {
+        let mut parts = bind.splitn(3, ':');
+        let (source, target) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        user_mounts.push(guard::mounts::UserMount {
+            spelled: format!("-v {bind}"),
+            source: Some(source.to_string()),
+            target: target.to_string(),
+        });
+    }
+    for target in &spec.volumes {
+        user_mounts.push(guard::mounts::UserMount {
+            spelled: format!("-v {target}"),
+            source: None,
+            target: target.clone(),
+        });
+    }
+    for mount in &spec.host.mounts {
+        user_mounts.push(guard::mounts::UserMount {
+            spelled: format!("--mount target={}", mount.target),
+            source: mount.source.clone(),
+            target: mount.target.clone(),
+        });
+    }
+    for target in spec.host.tmpfs.keys() {
+        user_mounts.push(guard::mounts::UserMount {
+            spelled: format!("--tmpfs {target}"),
+            source: None,
+            target: target.clone(),
+        });
+    }
+    guard::mounts::check_user(&protected, &user_mounts)
+}
+
+/// Starts the container; a start that fails exits as docker's does: 127 when the
+/// command is not found, 126 when it cannot be run, else 125.
+async fn start(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<()> {
+    if let Err(err) = engine.start(id).await {
+        if spec.host.auto_remove {
+            // It never ran, so the engine will not remove it for --rm.
+            engine.remove(id).await.ok();
+        }
+        let message = err.message;
+        let code = if message.contains("executable file not found")
+            || message.contains("no such file or directory")
+        {
+            127
+        } else if message.contains("permission denied") {
+            126
+        } else {
+            125
+        };
+        return Err(Error::status(code, message));
+    }
+    Ok(())
+}
+
+/// Attach, start, stream until the container exits, and return its status.
+async fn attached(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<i32> {
+    let stdin = spec.attach_stdin;
+    let session = engine.attach(id, stdin).await?;
+    let wait = engine.wait(id, spec.host.auto_remove);
+    let raw = (spec.tty && stdin).then(RawMode::enable).flatten();
+    start(engine, id, spec).await?;
+    if spec.tty {
+        if let Some((rows, cols)) = terminal::size() {
+            engine.resize(id, rows, cols).await.ok();
+        }
+    }
+    let mut resizes = spec.tty.then(terminal::resizes).flatten();
+    let mut signals = (!spec.tty)
+        .then(crate::signals::Signals::install)
+        .transpose()?;
+    let pump = terminal::pump(session, stdin);
+    tokio::pin!(pump, wait);
+    let mut pumped = false;
+    let status = loop {
+        tokio::select! {
+            done = &mut pump, if !pumped => {
+                pumped = true;
+                if let Err(err) = done {
+                    if err.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("berth: {err}");
+                    }
+                }
+            }
+            status = &mut wait => break status?,
+            Some(()) = async { resizes.as_mut()?.recv().await }, if resizes.is_some() => {
+                if let Some((rows, cols)) = terminal::size() {
+                    engine.resize(id, rows, cols).await.ok();
+                }
+            }
+            Some(signal) = async { Some(signals.as_mut()?.next().await) }, if signals.is_some() => {
+                // docker's sig-proxy: the container gets the signal, and decides.
+                engine.kill(id, signal.name()).await.ok();
+            }
+        }
+    };
+    if !pumped {
+        // The last output can trail the exit by a moment.
+        tokio::time::timeout(std::time::Duration::from_secs(2), &mut pump)
+            .await
+            .ok();
+    }
+    drop(raw);
+    Ok(i32::try_from(status).unwrap_or(125))
+}

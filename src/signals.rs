@@ -1,0 +1,64 @@
+//! SIGINT, SIGTERM and SIGHUP, caught where berth must finish something before it
+//! exits (retire unpausing a container, an attached run passing them on).
+//!
+//! Once caught, a signal no longer ends the process by itself (tokio keeps its handler
+//! for the life of the process), so callers decide what each one does.
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::error::{Error, Result};
+
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+/// Which signal arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caught {
+    Interrupt,
+    Terminate,
+    Hangup,
+}
+
+impl Caught {
+    /// As docker's kill API names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caught::Interrupt => "SIGINT",
+            Caught::Terminate => "SIGTERM",
+            Caught::Hangup => "SIGHUP",
+        }
+    }
+
+    /// As a person would say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Caught::Interrupt => "Ctrl-C",
+            Caught::Terminate => "SIGTERM",
+            Caught::Hangup => "a hang-up",
+        }
+    }
+}
+
+impl Signals {
+    pub fn install() -> Result<Self> {
+        let listen = |kind| {
+            signal(kind).map_err(|err| Error::failed(format!("cannot catch signals: {err}")))
+        };
+        Ok(Self {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+            hangup: listen(SignalKind::hangup())?,
+        })
+    }
+
+    pub async fn next(&mut self) -> Caught {
+        tokio::select! {
+            _ = self.interrupt.recv() => Caught::Interrupt,
+            _ = self.terminate.recv() => Caught::Terminate,
+            _ = self.hangup.recv() => Caught::Hangup,
+        }
+    }
+}

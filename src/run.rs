@@ -250,9 +250,7 @@ async fn attached(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<i32
         }
     }
     let mut resizes = spec.tty.then(terminal::resizes).flatten();
-    let mut signals = (!spec.tty)
-        .then(crate::signals::Signals::install)
-        .transpose()?;
+    let mut signals = crate::signals::Signals::install()?;
     let pump = terminal::pump(session, stdin);
     tokio::pin!(pump, wait);
     let mut pumped = false;
@@ -272,7 +270,14 @@ async fn attached(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<i32
                     engine.resize(id, rows, cols).await.ok();
                 }
             }
-            Some(signal) = async { Some(signals.as_mut()?.next().await) }, if signals.is_some() => {
+            signal = signals.next() => {
+                if spec.tty {
+                    // With a terminal, Ctrl-C reaches the container as a keystroke; a
+                    // signal sent to berth itself ends berth (the container runs on, as
+                    // with docker), with the terminal restored.
+                    drop(raw);
+                    return Ok(128 + signal.number());
+                }
                 // docker's sig-proxy: the container gets the signal, and decides.
                 engine.kill(id, signal.name()).await.ok();
             }

@@ -32,6 +32,14 @@ impl Caught {
         }
     }
 
+    pub fn number(self) -> i32 {
+        match self {
+            Caught::Interrupt => libc::SIGINT,
+            Caught::Terminate => libc::SIGTERM,
+            Caught::Hangup => libc::SIGHUP,
+        }
+    }
+
     /// As a person would say it.
     pub fn describe(self) -> &'static str {
         match self {

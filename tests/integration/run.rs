@@ -660,6 +660,38 @@ fn an_interactive_run_gets_a_real_terminal_that_follows_the_window() {
 }
 
 #[test]
+fn a_signal_to_berth_during_a_terminal_run_restores_the_terminal() {
+    let sb = Sandbox::new();
+    sb.project_toml("");
+    let mut pty = sb.berth_pty(&["run", "-it", "--project", &sb.project, &sb.image.tag, "sh"]);
+    pty.send("echo ready$((1+1))\r");
+    pty.expect("ready2", TERMINAL);
+    assert!(!pty.is_cooked(), "raw while the container has the terminal");
+    // SAFETY: kill sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(pty.pid() as i32, libc::SIGTERM) }, 0);
+    let status = pty.wait(TERMINAL);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{}", pty.output());
+    assert!(pty.is_cooked(), "the terminal is restored");
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_exits_125_and_says_so() {
+    let sb = Sandbox::new();
+    sb.project_toml("");
+    let out = sb.berth(&[
+        "run",
+        "--project",
+        &sb.project,
+        "berth-test/no-such-image:1",
+        "true",
+    ]);
+    assert_code(&out, 125);
+    assert_stderr_has(&out, "cannot pull image berth-test/no-such-image:1");
+    let filter = format!("label=berth.project={}", sb.project);
+    assert_eq!(stdout(&docker(&["ps", "-aq", "--filter", &filter])), "");
+}
+
+#[test]
 fn shell_enters_the_running_container_as_the_user_in_the_workspace() {
     let sb = Sandbox::new();
     assert_code(

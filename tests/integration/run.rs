@@ -675,6 +675,47 @@ fn a_signal_to_berth_during_a_terminal_run_restores_the_terminal() {
 }
 
 #[test]
+fn without_a_terminal_signals_are_passed_to_the_container() {
+    let sb = Sandbox::new();
+    sb.project_toml("");
+    let mut child = sb
+        .command(
+            env!("CARGO_BIN_EXE_berth"),
+            &[
+                "run",
+                "--rm",
+                "--project",
+                &sb.project,
+                &sb.image.tag,
+                "sh",
+                "-c",
+                "trap 'echo got INT; exit 9' INT; echo started; while :; do sleep 0.1; done",
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the container runs its loop.
+    let filter = format!("label=berth.project={}", sb.project);
+    let started = std::time::Instant::now();
+    while stdout(&docker(&["ps", "-q", "--filter", &filter]))
+        .trim()
+        .is_empty()
+    {
+        assert!(started.elapsed() < TERMINAL, "the container did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 9);
+    assert_eq!(stdout(&out), "started\ngot INT\n");
+}
+
+#[test]
 fn an_image_that_cannot_be_pulled_exits_125_and_says_so() {
     let sb = Sandbox::new();
     sb.project_toml("");

@@ -678,7 +678,7 @@ fn a_signal_to_berth_during_a_terminal_run_restores_the_terminal() {
 fn without_a_terminal_signals_are_passed_to_the_container() {
     let sb = Sandbox::new();
     sb.project_toml("");
-    let mut child = sb
+    let child = sb
         .command(
             env!("CARGO_BIN_EXE_berth"),
             &[

@@ -14,6 +14,8 @@ pub struct Pty {
     master: File,
     child: Child,
     output: Arc<Mutex<Vec<u8>>>,
+    /// Says when the reader has drained everything the program wrote.
+    drained: std::sync::mpsc::Receiver<()>,
 }
 
 impl Pty {
@@ -62,20 +64,23 @@ impl Pty {
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().expect("dup the pty master");
         let sink = Arc::clone(&output);
+        let (done, drained) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            // Reading fails with EIO once the child side is closed.
+            // Reading fails with EIO once the child side is closed and all is read.
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            done.send(()).ok();
         });
         Self {
             master,
             child,
             output,
+            drained,
         }
     }
 
@@ -138,6 +143,8 @@ impl Pty {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Its last words may still be in the terminal's buffer.
+                self.drained.recv_timeout(Duration::from_secs(5)).ok();
                 return status;
             }
             if start.elapsed() > timeout {

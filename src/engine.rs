@@ -225,6 +225,15 @@ impl Engine {
             .collect())
     }
 
+    /// [`Engine::find`], where having none is an error that says how to make one.
+    pub async fn project_container(&self, project: &str, uid: u32) -> Result<ContainerInfo> {
+        self.find(project, uid).await?.ok_or_else(|| {
+            Error::failed(format!("project {project} has no container of yours")).hint(format!(
+                "`berth deploy {project}` creates it; `berth list` shows yours"
+            ))
+        })
+    }
+
     /// The caller's container for `project` (the deployed one, not those of `berth
     /// run`), if there is one.
     pub async fn find(&self, project: &str, uid: u32) -> Result<Option<ContainerInfo>> {

@@ -22,12 +22,8 @@ pub async fn shell(args: &ShellArgs) -> Result<i32> {
     let ctx = Context::load(&args.project, &Default::default())?;
     let engine = Engine::connect().await?;
     let container = engine
-        .find(ctx.project.as_str(), ctx.user.uid)
-        .await?
-        .ok_or_else(|| {
-            Error::failed(format!("project {} has no container of yours", ctx.project))
-                .hint(format!("`berth deploy {}` creates it", ctx.project))
-        })?;
+        .project_container(ctx.project.as_str(), ctx.user.uid)
+        .await?;
     if container.state != State::Running {
         return Err(Error::failed(format!("{} is not running", container.name))
             .hint(format!("`berth deploy {}` starts it", ctx.project)));

@@ -133,12 +133,8 @@ pub async fn retire(args: &RetireArgs, printer: &Printer) -> Result<()> {
     let ctx = Context::load(&args.project, &Default::default())?;
     let engine = Engine::connect().await?;
     let container = engine
-        .find(ctx.project.as_str(), ctx.user.uid)
-        .await?
-        .ok_or_else(|| {
-            Error::failed(format!("project {} has no container of yours", ctx.project))
-                .hint("`berth list` shows your containers")
-        })?;
+        .project_container(ctx.project.as_str(), ctx.user.uid)
+        .await?;
     let target = Target::new(&ctx, &container);
     let outcome = retire_container(&engine, &container, &target, &choices, printer).await?;
     if args.json {

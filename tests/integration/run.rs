@@ -426,12 +426,7 @@ fn the_exit_status_passes_through_and_rm_removes_the_container() {
     assert_code(&out, 127);
     let out = run(&["/etc/passwd"]);
     assert_code(&out, 126);
-    let filter = format!("label=berth.project={}", sb.project);
-    assert_eq!(
-        stdout(&docker(&["ps", "-aq", "--filter", &filter])),
-        "",
-        "--rm left nothing"
-    );
+    assert_eq!(sb.container_ids(), "", "--rm left nothing");
 }
 
 #[test]
@@ -478,8 +473,7 @@ fn an_unsupported_flag_exits_125_and_names_it() {
     ]);
     assert_code(&out, 125);
     assert_stderr_has(&out, "--memory");
-    let filter = format!("label=berth.project={}", sb.project);
-    assert_eq!(stdout(&docker(&["ps", "-aq", "--filter", &filter])), "");
+    assert_eq!(sb.container_ids(), "");
 }
 
 #[test]
@@ -515,8 +509,7 @@ fn a_mount_over_the_workspace_is_refused_before_anything_is_created() {
         assert_code(&out, 3);
         assert_stderr_has(&out, "would shadow the workspace");
     }
-    let filter = format!("label=berth.project={}", sb.project);
-    assert_eq!(stdout(&docker(&["ps", "-aq", "--filter", &filter])), "");
+    assert_eq!(sb.container_ids(), "");
 }
 
 /// Splits a line the way a POSIX shell splits what `shell_quote` writes.
@@ -621,12 +614,7 @@ fn the_dry_run_line_parses_back_to_the_same_plan() {
         assert_code(&second, 0);
         assert_eq!(stdout(&second).trim(), printed, "from {line:?}");
     }
-    let filter = format!("label=berth.project={}", sb.project);
-    assert_eq!(
-        stdout(&docker(&["ps", "-aq", "--filter", &filter])),
-        "",
-        "a dry run creates nothing"
-    );
+    assert_eq!(sb.container_ids(), "", "a dry run creates nothing");
 }
 
 #[test]
@@ -698,12 +686,8 @@ fn without_a_terminal_signals_are_passed_to_the_container() {
         .spawn()
         .unwrap();
     // Wait until the container runs its loop.
-    let filter = format!("label=berth.project={}", sb.project);
     let started = std::time::Instant::now();
-    while stdout(&docker(&["ps", "-q", "--filter", &filter]))
-        .trim()
-        .is_empty()
-    {
+    while sb.running_ids().trim().is_empty() {
         assert!(started.elapsed() < TERMINAL, "the container did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -728,8 +712,7 @@ fn an_image_that_cannot_be_pulled_exits_125_and_says_so() {
     ]);
     assert_code(&out, 125);
     assert_stderr_has(&out, "cannot pull image berth-test/no-such-image:1");
-    let filter = format!("label=berth.project={}", sb.project);
-    assert_eq!(stdout(&docker(&["ps", "-aq", "--filter", &filter])), "");
+    assert_eq!(sb.container_ids(), "");
 }
 
 #[test]

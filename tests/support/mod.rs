@@ -237,6 +237,18 @@ impl Sandbox {
         list.get(0).cloned()
     }
 
+    /// Ids of every container of the sandbox's project (deployed, run or created).
+    pub fn container_ids(&self) -> String {
+        let filter = format!("label=berth.project={}", self.project);
+        stdout(&docker(&["ps", "-aq", "--filter", &filter]))
+    }
+
+    /// Ids of the project's running containers.
+    pub fn running_ids(&self) -> String {
+        let filter = format!("label=berth.project={}", self.project);
+        stdout(&docker(&["ps", "-q", "--filter", &filter]))
+    }
+
     pub fn exists(&self) -> bool {
         self.inspect().is_some()
     }

@@ -111,7 +111,7 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
         let outcome =
             retire::retire_container(&engine, container, &target, &Default::default(), printer)
                 .await;
-        retire::exit_on_signal()?;
+        crate::signals::exit_on_signal()?;
         let outcome = outcome?;
         if let Some(refusal) = outcome.refusal() {
             return Err(Error::refused(format!(
@@ -223,7 +223,7 @@ async fn create(
     }
     let home = ctx.paths.container_home(&ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
-    let Some(id) = engine.create(plan).await? else {
+    let Some(id) = engine.create(&plan.to_spec()).await? else {
         // Another deploy of this project created it first: use that one.
         let container = engine
             .find(ctx.project.as_str(), ctx.user.uid)

@@ -1,5 +1,5 @@
 //! The one module that talks to Docker. Everything else hands it plain data (a
-//! [`LaunchPlan`], a container id) and gets plain data back, so bollard's types stop
+//! [`ContainerSpec`], a container id) and gets plain data back, so bollard's types stop
 //! here.
 //!
 //! The client negotiates its API version with the engine on connect, so the same binary
@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::models::{
-    ContainerConfig, ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig,
-    Mount as ApiMount, MountType, PortBinding,
-};
+use bollard::models::{ContainerConfig, ContainerCreateBody, ContainerSummaryStateEnum};
 use bollard::query_parameters::{
     AttachContainerOptions, KillContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions,
     WaitContainerOptions,
@@ -27,9 +24,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::dockerargs::GpuSpec;
 use crate::error::{Error, Result};
-use crate::plan::{label, LaunchPlan, Mount};
+use crate::plan::label;
 use crate::spec::ContainerSpec;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
@@ -319,28 +315,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates the container; `Ok(None)` when the name is already taken (another
-    /// deploy won the race).
-    pub async fn create(&self, plan: &LaunchPlan) -> Result<Option<String>> {
-        let options = CreateContainerOptions {
-            name: Some(plan.container_name.clone()),
-            ..Default::default()
-        };
-        match self
-            .docker
-            .create_container(Some(options), create_body(plan))
-            .await
-        {
-            Ok(created) => Ok(Some(created.id)),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(None),
-            Err(err) => {
-                Err(self.failed(&format!("create container {}", plan.container_name), &err))
-            }
-        }
-    }
-
     pub async fn start(&self, id: &str) -> Result<()> {
         self.docker
             .start_container(id, None)
@@ -475,20 +449,25 @@ impl Engine {
         Ok(committed.id)
     }
 
-    /// Creates a container from a docker-shaped spec (`berth run`/`create`). Errors carry
-    /// docker's exit code for a failed create, 125.
-    pub async fn create_spec(&self, spec: &ContainerSpec) -> Result<String> {
+    /// Creates a container in one call, limits included; `Ok(None)` when its name is
+    /// already taken (for deploy: another deploy won the race).
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<Option<String>> {
         let body: ContainerCreateBody = serde_json::from_value(spec.to_api_json())
             .map_err(|err| Error::failed(format!("cannot build the create request: {err}")))?;
         let options = CreateContainerOptions {
             name: spec.name.clone(),
             ..Default::default()
         };
-        self.docker
-            .create_container(Some(options), body)
-            .await
-            .map(|created| created.id)
-            .map_err(|err| Error::status(125, describe(&err)))
+        match self.docker.create_container(Some(options), body).await {
+            Ok(created) => Ok(Some(created.id)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(None),
+            Err(err) => {
+                let name = spec.name.as_deref().unwrap_or(&spec.image);
+                Err(self.failed(&format!("create container {name}"), &err))
+            }
+        }
     }
 
     /// Attaches to a created container's output (and input, with `stdin`) as a stream;
@@ -701,83 +680,5 @@ fn state_from_str(status: &str) -> State {
         "paused" => State::Paused,
         "restarting" | "removing" => State::Busy,
         _ => State::Stopped,
-    }
-}
-
-/// The plan as the Engine API's create body: one call sets everything, limits included.
-fn create_body(plan: &LaunchPlan) -> ContainerCreateBody {
-    let mut mounts = Vec::new();
-    let mut binds = Vec::new();
-    let mut anonymous = Vec::new();
-    for mount in &plan.mounts {
-        match mount {
-            Mount::Bind {
-                source,
-                target,
-                read_only,
-            } => mounts.push(ApiMount {
-                typ: Some(MountType::BIND),
-                source: Some(source.display().to_string()),
-                target: Some(target.clone()),
-                read_only: Some(*read_only),
-                ..Default::default()
-            }),
-            Mount::Volume(spec) if spec.source.is_some() => binds.push(spec.to_arg()),
-            Mount::Volume(spec) => anonymous.push(spec.target.clone()),
-        }
-    }
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for port in &plan.ports {
-        let key = format!("{}/{}", port.container_port, port.protocol);
-        port_bindings
-            .entry(key)
-            .or_default()
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: Some(port.host_ip.clone().unwrap_or_default()),
-                host_port: Some(port.host_port.map(|p| p.to_string()).unwrap_or_default()),
-            });
-    }
-    let device_requests = plan.gpus.as_ref().map(|gpus| {
-        let (count, device_ids) = match gpus {
-            GpuSpec::All => (Some(-1), None),
-            GpuSpec::Count(n) => (Some(i64::from(*n)), None),
-            GpuSpec::Devices(ids) => (None, Some(ids.clone())),
-        };
-        vec![DeviceRequest {
-            driver: Some(String::new()),
-            count,
-            device_ids,
-            capabilities: Some(vec![vec!["gpu".to_string()]]),
-            options: None,
-        }]
-    });
-    let host_config = HostConfig {
-        mounts: Some(mounts),
-        binds: (!binds.is_empty()).then_some(binds),
-        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-        device_requests,
-        nano_cpus: plan.nano_cpus,
-        memory: plan.memory.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
-        shm_size: plan.shm_size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-        init: Some(plan.init),
-        ..Default::default()
-    };
-    ContainerCreateBody {
-        image: Some(plan.image.clone()),
-        cmd: Some(plan.cmd.clone()),
-        user: Some(plan.user.clone()),
-        working_dir: Some(plan.workdir.clone()),
-        env: Some(plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(plan.labels.clone().into_iter().collect()),
-        exposed_ports: (!plan.ports.is_empty()).then(|| {
-            plan.ports
-                .iter()
-                .map(|p| format!("{}/{}", p.container_port, p.protocol))
-                .collect()
-        }),
-        volumes: (!anonymous.is_empty()).then_some(anonymous),
-        host_config: Some(host_config),
-        ..Default::default()
     }
 }

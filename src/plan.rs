@@ -3,7 +3,7 @@
 //! `docker run` line, and the printer into the plan people read.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, mounts::Protected};
 use crate::host::{HostUser, ProjectName};
+use crate::spec::{ContainerSpec, GpuRequest, MountSpec, PortBinding};
 
 pub const WORKSPACE_TARGET: &str = "/workspace";
 /// With no command configured, the container idles so that people can enter it; the
@@ -97,6 +98,91 @@ pub struct LaunchPlan {
     pub init: bool,
 }
 
+impl LaunchPlan {
+    /// The plan as a create request: the one form the engine creates containers from.
+    pub fn to_spec(&self) -> ContainerSpec {
+        let mut spec = ContainerSpec {
+            name: Some(self.container_name.clone()),
+            image: self.image.clone(),
+            cmd: self.cmd.clone(),
+            env: self.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            labels: self.labels.clone(),
+            user: Some(self.user.clone()),
+            workdir: Some(self.workdir.clone()),
+            ..Default::default()
+        };
+        let host = &mut spec.host;
+        for mount in &self.mounts {
+            match mount {
+                Mount::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => host.mounts.push(MountSpec::bind(
+                    source.display().to_string(),
+                    target.clone(),
+                    *read_only,
+                )),
+                Mount::Volume(volume) if volume.source.is_some() => {
+                    host.binds.push(volume.to_arg())
+                }
+                Mount::Volume(volume) => {
+                    spec.volumes.insert(volume.target.clone());
+                }
+            }
+        }
+        for port in &self.ports {
+            let key = format!("{}/{}", port.container_port, port.protocol);
+            spec.exposed_ports.insert(key.clone());
+            host.port_bindings
+                .entry(key)
+                .or_default()
+                .push(PortBinding {
+                    host_ip: port.host_ip.clone().unwrap_or_default(),
+                    host_port: port.host_port.map(|p| p.to_string()).unwrap_or_default(),
+                });
+        }
+        host.gpus = self.gpus.as_ref().map(|gpus| {
+            let (count, device_ids) = match gpus {
+                GpuSpec::All => (Some(-1), Vec::new()),
+                GpuSpec::Count(n) => (Some(i64::from(*n)), Vec::new()),
+                GpuSpec::Devices(ids) => (None, ids.clone()),
+            };
+            GpuRequest {
+                driver: String::new(),
+                count,
+                device_ids,
+                capabilities: vec![vec!["gpu".to_string()]],
+                options: BTreeMap::new(),
+            }
+        });
+        let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+        host.nano_cpus = self.nano_cpus;
+        host.memory = self.memory.map(bytes);
+        host.shm_size = self.shm_size.map(bytes);
+        host.init = Some(self.init);
+        spec
+    }
+}
+
+/// berth's own mounts that no user mount may shadow: the workspace, and the data root
+/// (`data`: its target and source) when there is one.
+pub fn protected<'a>(workspace: &'a Path, data: Option<(&'a str, &'a Path)>) -> Vec<Protected<'a>> {
+    let mut protected = vec![Protected {
+        name: "the workspace",
+        target: WORKSPACE_TARGET,
+        source: workspace,
+    }];
+    if let Some((target, source)) = data {
+        protected.push(Protected {
+            name: "the data root",
+            target,
+            source,
+        });
+    }
+    protected
+}
+
 /// `data.group`, by default the project itself.
 pub fn data_group(project: &ProjectName, settings: &Settings) -> String {
     settings
@@ -154,19 +240,11 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
         env.insert("HOST_DATA_PATH".into(), root.path.display().to_string());
     }
     let volumes: Vec<VolumeSpec> = settings.volumes.iter().map(|v| v.value.clone()).collect();
-    let mut protected = vec![Protected {
-        name: "the workspace",
-        target: WORKSPACE_TARGET,
-        source: &host.workspace,
-    }];
-    if let Some(root) = &host.data_root {
-        protected.push(Protected {
-            name: "the data root",
-            target: &settings.data_target.value,
-            source: &root.path,
-        });
-    }
-    guard::mounts::check(&protected, &volumes)?;
+    let data = host
+        .data_root
+        .as_ref()
+        .map(|root| (settings.data_target.value.as_str(), root.path.as_path()));
+    guard::mounts::check(&protected(&host.workspace, data), &volumes)?;
     mounts.extend(volumes.into_iter().map(Mount::Volume));
 
     let labels = BTreeMap::from([
@@ -335,6 +413,39 @@ mod tests {
         let err = build(&project(), &settings(""), &host(None)).unwrap_err();
         assert!(err.message.contains("no image"));
         assert!(err.hint.unwrap().contains("--image"));
+    }
+
+    #[test]
+    fn the_plan_becomes_one_create_request() {
+        let plan = build(
+            &project(),
+            &settings(
+                "image = \"img:1\"\ngpus = \"device=0,1\"\nports = [\"127.0.0.1:8888:88\"]\n\
+                 volumes = [\"/s:/s:ro\", \"/anon\"]\nshm_size = \"1g\"",
+            ),
+            &host(None),
+        )
+        .unwrap();
+        let spec = plan.to_spec();
+        assert_eq!(spec.name.as_deref(), Some("p._.alice"));
+        assert_eq!(spec.user.as_deref(), Some("1000:1001"));
+        assert_eq!(
+            spec.host.mounts[0],
+            MountSpec::bind("/ws/p", "/workspace", false)
+        );
+        assert_eq!(spec.host.binds, ["/s:/s:ro"]);
+        assert!(spec.volumes.contains("/anon"));
+        assert_eq!(spec.host.port_bindings["88/tcp"][0].host_ip, "127.0.0.1");
+        assert_eq!(spec.host.port_bindings["88/tcp"][0].host_port, "8888");
+        assert!(spec.exposed_ports.contains("88/tcp"));
+        let gpus = spec.host.gpus.unwrap();
+        assert_eq!(
+            (gpus.count, gpus.device_ids),
+            (None, vec!["0".into(), "1".into()])
+        );
+        assert_eq!(spec.host.shm_size, Some(1 << 30));
+        assert_eq!(spec.host.init, Some(true));
+        assert!(spec.env.contains(&"HOME=/home/alice".to_string()));
     }
 
     #[test]

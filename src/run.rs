@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::guard::{self, workspace::Workspace};
 use crate::host::Paths;
-use crate::plan::{label, Mount, WORKSPACE_TARGET};
+use crate::plan::{self, label};
 use crate::spec::{ContainerSpec, MountSpec};
 use crate::terminal::{self, RawMode};
 use crate::ui::Printer;
@@ -67,7 +67,21 @@ pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
     let home = prepared.ctx.paths.container_home(&prepared.ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
 
-    let id = engine.create_spec(&spec).await?;
+    // Docker exits 125 when the engine refuses a create.
+    let id = engine
+        .create(&spec)
+        .await
+        .map_err(|err| Error::status(125, err.message))?
+        .ok_or_else(|| {
+            let name = spec.name.as_deref().unwrap_or_default();
+            Error::status(
+                125,
+                format!("the container name \"{name}\" is already in use"),
+            )
+            .hint(format!(
+                "remove it (`docker rm {name}`) or choose another --name"
+            ))
+        })?;
     match mode {
         Mode::Create => {
             printer.line(&id);
@@ -116,23 +130,15 @@ pub fn infer_project(workspace_root: &Path, cwd: &Path) -> Option<String> {
 /// flags asked for; a flag's own user, working directory or variable wins. Refuses a
 /// user mount that would shadow the workspace or the data root.
 fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
-    let plan = &prepared.plan;
-    let protected: Vec<(&str, String)> = plan
-        .mounts
-        .iter()
-        .filter_map(|m| match m {
-            Mount::Bind { source, target, .. } => {
-                Some((target.as_str(), source.display().to_string()))
-            }
-            Mount::Volume(_) => None,
-        })
-        .collect();
     check_shadowing(spec, prepared)?;
-
-    // A line berth printed (`--dry-run`) already holds these: add each once.
-    let own: Vec<MountSpec> = protected
-        .iter()
-        .map(|(target, source)| MountSpec::bind(source.clone(), *target, false))
+    let plan = &prepared.plan;
+    // berth's own binds, as deploy would make them. A line berth printed (`--dry-run`)
+    // already holds them: add each once.
+    let own: Vec<MountSpec> = plan
+        .to_spec()
+        .host
+        .mounts
+        .into_iter()
         .filter(|own| !spec.host.mounts.contains(own))
         .collect();
     spec.host.mounts.splice(0..0, own);
@@ -153,7 +159,7 @@ fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
         spec.user = Some(plan.user.clone());
     }
     if spec.workdir.is_none() {
-        spec.workdir = Some(WORKSPACE_TARGET.to_string());
+        spec.workdir = Some(plan.workdir.clone());
     }
     for (key, value) in &plan.labels {
         spec.labels.insert(key.clone(), value.clone());
@@ -164,19 +170,12 @@ fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
 
 /// The mount guard of deploy, over every way the flags can mount something.
 fn check_shadowing(spec: &ContainerSpec, prepared: &Prepared) -> Result<()> {
-    let data_target = &prepared.ctx.settings.data_target.value;
-    let mut protected = vec![guard::mounts::Protected {
-        name: "the workspace",
-        target: WORKSPACE_TARGET,
-        source: &prepared.ctx.workspace,
-    }];
-    if let Some((root, _)) = &prepared.data_root {
-        protected.push(guard::mounts::Protected {
-            name: "the data root",
-            target: data_target,
-            source: root,
-        });
-    }
+    let data_target = prepared.ctx.settings.data_target.value.as_str();
+    let data = prepared
+        .data_root
+        .as_ref()
+        .map(|(root, _)| (data_target, root.as_path()));
+    let protected = plan::protected(&prepared.ctx.workspace, data);
     let mut user_mounts: Vec<guard::mounts::UserMount> = Vec::new();
     for bind in &spec.host.binds {
         let mut parts = bind.splitn(3, ':');

@@ -70,3 +70,16 @@ impl Signals {
         }
     }
 }
+
+/// Makes SIGINT, SIGTERM and SIGHUP end the process again (exit 130). Once retire has
+/// caught them, they no longer do so by themselves, so a caller that goes on after
+/// retire (`deploy --recreate`) calls this to stay interruptible.
+pub fn exit_on_signal() -> Result<()> {
+    let mut signals = Signals::install()?;
+    tokio::spawn(async move {
+        let signal = signals.next().await;
+        eprintln!("interrupted by {}", signal.describe());
+        std::process::exit(130);
+    });
+    Ok(())
+}

@@ -229,38 +229,6 @@ fn deploy_of_a_running_container_reports_it_and_a_stopped_one_is_started() {
 }
 
 #[test]
-fn recreate_goes_through_the_unsaved_work_check() {
-    let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
-    let first = sb.inspect().unwrap()["Id"].clone();
-    assert_code(&sb.exec_as_root("echo x > /opt/precious"), 0);
-    let out = sb.berth(&[
-        "deploy",
-        &sb.project,
-        "--image",
-        &sb.image.tag,
-        "--recreate",
-    ]);
-    assert_code(&out, 3);
-    assert_eq!(sb.inspect().unwrap()["Id"], first);
-    assert_code(&sb.exec_as_root("rm /opt/precious"), 0);
-    assert_code(
-        &sb.berth(&[
-            "deploy",
-            &sb.project,
-            "--image",
-            &sb.image.tag,
-            "--recreate",
-        ]),
-        0,
-    );
-    assert_ne!(sb.inspect().unwrap()["Id"], first);
-}
-
-#[test]
 fn dry_run_prints_the_plan_and_creates_nothing() {
     let sb = Sandbox::new();
     let out = sb.berth(&[

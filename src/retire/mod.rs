@@ -32,7 +32,7 @@ use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
 use classify::Report;
-use scan::{find_dirs, measure, probe_volumes};
+use scan::{find_dirs, measure, probe_volumes, Stats};
 
 /// How long a container gets to stop on SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -246,10 +246,17 @@ async fn check_and_prepare(
         inspected.init,
         &disposable,
     );
-    let dirs = find_dirs(engine, &container.id, assessment.modified_leaves()).await;
+    let mut stats = Stats::new();
+    let dirs = find_dirs(
+        engine,
+        &container.id,
+        assessment.modified_leaves(),
+        &mut stats,
+    )
+    .await;
     assessment.settle_dirs(&dirs);
     let volumes = probe_volumes(engine, &container.id, inspected, &disposable).await?;
-    let sizes = measure(engine, &container.id, &assessment).await;
+    let sizes = measure(engine, &container.id, &assessment, &mut stats).await;
     let report = Report::new(&assessment, &sizes, volumes);
     for line in report.summary(
         &container.name,
@@ -392,7 +399,8 @@ async fn remove(
             &Disposable::new(&target.disposable),
         );
         after.unsaved.retain(|c| !seen.contains(&c.path));
-        let dirs = find_dirs(engine, id, after.modified_leaves()).await;
+        // Stopped now: what was statted while it ran may have changed.
+        let dirs = find_dirs(engine, id, after.modified_leaves(), &mut Stats::new()).await;
         after.settle_dirs(&dirs);
         let appeared: Vec<String> = after.unsaved.iter().map(|c| c.path.to_string()).collect();
         if !appeared.is_empty() {
@@ -495,17 +503,4 @@ async fn rescue(
         bytes: extractor.bytes,
         skipped: extractor.skipped,
     }))
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP end the process again (exit 130). Once retire has
-/// caught them, they no longer do so by themselves, so a caller that goes on after
-/// retire (`deploy --recreate`) calls this to stay interruptible.
-pub fn exit_on_signal() -> Result<()> {
-    let mut signals = Signals::install()?;
-    tokio::spawn(async move {
-        let signal = signals.next().await;
-        eprintln!("interrupted by {}", signal.describe());
-        std::process::exit(130);
-    });
-    Ok(())
 }

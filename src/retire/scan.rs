@@ -10,7 +10,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::assess::{Assessment, Disposable};
 use super::classify::{self, Class, Size, VolumeReport};
 use super::rescue;
-use crate::engine::{Engine, Inspected, Volume};
+use crate::engine::{Engine, Inspected, PathStat, Volume};
 use crate::error::{Error, Result};
 
 /// Files measured per class for its size; beyond this the size is estimated.
@@ -22,6 +22,26 @@ const STAT_CONCURRENCY: usize = 8;
 /// How much of an anonymous volume is read to tell whether, and how much, it holds.
 const VOLUME_PROBE_BYTES: u64 = 64 << 20;
 
+/// Archive stats already asked for (`None`: the path is gone), so that the directory
+/// check and the size sample never ask the engine about one path twice.
+pub(super) type Stats = HashMap<String, Option<PathStat>>;
+
+/// Stats the `paths` not in `stats` yet, [`STAT_CONCURRENCY`] at a time.
+async fn stat_missing<'a>(
+    engine: &Engine,
+    id: &str,
+    paths: impl Iterator<Item = &'a str>,
+    stats: &mut Stats,
+) {
+    let wanted: Vec<&str> = paths.filter(|p| !stats.contains_key(*p)).collect();
+    let found: Vec<(String, Option<PathStat>)> = stream::iter(wanted)
+        .map(|path| async move { (path.to_string(), engine.stat(id, path).await.ok().flatten()) })
+        .buffer_unordered(STAT_CONCURRENCY)
+        .collect()
+        .await;
+    stats.extend(found);
+}
+
 /// The size of each class of unsaved changes and of the disposable ones (key `None`),
 /// from at most [`SIZE_SAMPLE`] archive stats each: the engine's changes call names
 /// paths but not sizes, and statting tens of thousands of files would cost more than
@@ -30,6 +50,7 @@ pub(super) async fn measure(
     engine: &Engine,
     id: &str,
     assessment: &Assessment,
+    stats: &mut Stats,
 ) -> HashMap<Option<Class>, Size> {
     let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
         .into_iter()
@@ -39,33 +60,32 @@ pub(super) async fn measure(
         None,
         assessment.disposable.iter().map(|c| &*c.path).collect(),
     ));
-    let sampled: Vec<(Option<Class>, &str)> = groups
+    let sampled: Vec<(Option<Class>, Vec<&str>)> = groups
         .iter()
-        .flat_map(|(class, paths)| {
-            classify::sample(paths.len(), SIZE_SAMPLE)
+        .map(|(class, paths)| {
+            let picked = classify::sample(paths.len(), SIZE_SAMPLE)
                 .into_iter()
-                .map(move |i| (*class, paths[i]))
+                .map(|i| paths[i])
+                .collect();
+            (*class, picked)
         })
         .collect();
-    let stats: Vec<(Option<Class>, Option<u64>)> = stream::iter(sampled)
-        .map(|(class, path)| async move {
-            let size = match engine.stat(id, path).await {
-                Ok(Some(stat)) => Some(if stat.is_dir { 0 } else { stat.size }),
-                _ => None,
-            };
-            (class, size)
-        })
-        .buffer_unordered(STAT_CONCURRENCY)
-        .collect()
-        .await;
+    stat_missing(
+        engine,
+        id,
+        sampled.iter().flat_map(|(_, paths)| paths.iter().copied()),
+        stats,
+    )
+    .await;
     groups
         .iter()
-        .filter(|(_, paths)| !paths.is_empty())
-        .map(|(class, paths)| {
-            let sizes: Vec<u64> = stats
+        .zip(&sampled)
+        .filter(|((_, paths), _)| !paths.is_empty())
+        .map(|((class, paths), (_, picked))| {
+            let sizes: Vec<u64> = picked
                 .iter()
-                .filter(|(c, _)| c == class)
-                .filter_map(|(_, size)| *size)
+                .filter_map(|p| stats.get(*p).copied().flatten())
+                .map(|stat| if stat.is_dir { 0 } else { stat.size })
                 .collect();
             (*class, Size::from_sample(paths.len(), &sizes))
         })
@@ -79,18 +99,15 @@ pub(super) async fn find_dirs<'a>(
     engine: &Engine,
     id: &str,
     paths: impl Iterator<Item = &'a str>,
+    stats: &mut Stats,
 ) -> HashSet<String> {
-    stream::iter(paths.take(DIR_CHECKS))
-        .map(|path| async move {
-            match engine.stat(id, path).await {
-                Ok(Some(stat)) if stat.is_dir => Some(path.to_string()),
-                _ => None,
-            }
-        })
-        .buffer_unordered(STAT_CONCURRENCY)
-        .filter_map(|dir| async move { dir })
+    let checked: Vec<&str> = paths.take(DIR_CHECKS).collect();
+    stat_missing(engine, id, checked.iter().copied(), stats).await;
+    checked
+        .into_iter()
+        .filter(|p| stats.get(*p).copied().flatten().is_some_and(|s| s.is_dir))
+        .map(str::to_string)
         .collect()
-        .await
 }
 
 /// The anonymous volumes that hold data (any file at all), each read up to

@@ -81,7 +81,7 @@ fn a_stopped_container_gets_the_same_check() {
 }
 
 #[test]
-fn recreate_refuses_work_without_a_terminal_and_keeps_the_container_as_it_was() {
+fn recreate_refuses_work_without_a_terminal_and_replaces_a_clean_container() {
     let sb = Sandbox::new();
     deploy(&sb, &[]);
     make_work(&sb);
@@ -98,6 +98,11 @@ fn recreate_refuses_work_without_a_terminal_and_keeps_the_container_as_it_was() 
     assert_stderr_has(&out, "/opt/results");
     assert_eq!(sb.inspect().unwrap()["Id"], id);
     assert_eq!(sb.state(), "running");
+
+    // Once the work is gone, recreate replaces the container.
+    assert_code(&sb.exec_as_root("rm -r /opt/results /home/guest"), 0);
+    deploy(&sb, &["--recreate"]);
+    assert_ne!(sb.inspect().unwrap()["Id"], id);
 }
 
 #[test]

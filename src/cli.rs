@@ -53,6 +53,10 @@ pub struct GlobalArgs {
     /// When to use colour: auto follows NO_COLOR, CLICOLOR_FORCE and the terminal.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
     pub color: ColorChoice,
+
+    /// Print only results and errors: no notes, no progress.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +64,59 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// The global flags read before clap parses the line: clap needs the colour choice for
+/// its own help and errors, and `berth run`/`create` are parsed by docker's rules, so
+/// their `--color` and `-q` must be taken off first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Early {
+    /// `None` when a `--color` value is not one clap accepts (clap then says so).
+    pub color: Option<ColorChoice>,
+    pub quiet: bool,
+    /// Where the subcommand is, when only global flags come before it.
+    pub subcommand: Option<usize>,
+}
+
+impl Early {
+    /// Reads `args` (the program name first) up to the first word that is not a global
+    /// flag.
+    pub fn scan(args: &[String]) -> Self {
+        let mut early = Early {
+            color: Some(ColorChoice::Auto),
+            quiet: false,
+            subcommand: None,
+        };
+        let mut at = 1;
+        while let Some(arg) = args.get(at) {
+            let color = if arg == "--color" {
+                at += 1;
+                args.get(at).map(String::as_str)
+            } else if let Some(value) = arg.strip_prefix("--color=") {
+                Some(value)
+            } else if arg == "-q" || arg == "--quiet" {
+                early.quiet = true;
+                at += 1;
+                continue;
+            } else {
+                early.subcommand = (!arg.starts_with('-')).then_some(at);
+                break;
+            };
+            early.color = color.and_then(|value| ValueEnum::from_str(value, false).ok());
+            at += 1;
+        }
+        early
+    }
+
+    /// The same choice for clap's help and errors. A `--color` after the subcommand is
+    /// honoured by berth's own output; clap's then follows `NO_COLOR` and the terminal.
+    pub fn clap_color(&self) -> clap::ColorChoice {
+        match self.color {
+            Some(ColorChoice::Always) => clap::ColorChoice::Always,
+            Some(ColorChoice::Never) => clap::ColorChoice::Never,
+            _ => clap::ColorChoice::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

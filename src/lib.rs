@@ -27,8 +27,6 @@ pub mod suggest;
 pub mod terminal;
 pub mod ui;
 
-use clap::Parser;
-
 use cli::{Cli, Command, DeployCli, RetireCli};
 use error::Result;
 use ui::Printer;
@@ -41,24 +39,53 @@ pub enum Program {
     ContainerRetire,
 }
 
+impl Program {
+    /// The program's clap command: the one source of its help, completions and man page.
+    pub fn command(self) -> clap::Command {
+        use clap::CommandFactory;
+        match self {
+            Program::Berth => Cli::command(),
+            Program::ContainerDeploy => DeployCli::command(),
+            Program::ContainerRetire => RetireCli::command(),
+        }
+    }
+
+    /// The name the program is installed under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Berth => "berth",
+            Program::ContainerDeploy => "container-deploy",
+            Program::ContainerRetire => "container-retire",
+        }
+    }
+
+    pub const ALL: [Program; 3] = [
+        Program::Berth,
+        Program::ContainerDeploy,
+        Program::ContainerRetire,
+    ];
+}
+
 /// Parses the command line, runs the command, prints any error, and returns the exit
 /// code (DESIGN.md section 6).
 pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let early = cli::Early::scan(&args);
     if program == Program::Berth {
-        if let Some(code) = run_docker_command(&args) {
+        if let Some(code) = run_docker_command(&args, &early) {
             return code;
         }
     }
-    let parsed = match program {
-        Program::Berth => Cli::try_parse_from(args).map(|cli| (cli.global.color, cli.command)),
-        Program::ContainerDeploy => DeployCli::try_parse_from(args)
-            .map(|cli| (cli.global.color, Command::Deploy(Box::new(cli.args)))),
-        Program::ContainerRetire => {
-            RetireCli::try_parse_from(args).map(|cli| (cli.global.color, Command::Retire(cli.args)))
-        }
-    };
-    let (color, command) = match parsed {
+    // clap's own help and usage errors follow the same colour choice.
+    let parsed = program
+        .command()
+        .color(early.clap_color())
+        .try_get_matches_from(&args)
+        .and_then(|matches| parse(program, &matches));
+    let (global, command) = match parsed {
         Ok(parsed) => parsed,
         Err(err) => {
             // clap prints help and version to stdout (exit 0) and usage errors to
@@ -67,7 +94,28 @@ pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>)
             return err.exit_code();
         }
     };
-    finish(&command, Printer::new(color))
+    finish(&command, Printer::new(global.color, global.quiet))
+}
+
+fn parse(
+    program: Program,
+    matches: &clap::ArgMatches,
+) -> Result<(cli::GlobalArgs, Command), clap::Error> {
+    use clap::FromArgMatches;
+    Ok(match program {
+        Program::Berth => {
+            let cli = Cli::from_arg_matches(matches)?;
+            (cli.global, cli.command)
+        }
+        Program::ContainerDeploy => {
+            let cli = DeployCli::from_arg_matches(matches)?;
+            (cli.global, Command::Deploy(Box::new(cli.args)))
+        }
+        Program::ContainerRetire => {
+            let cli = RetireCli::from_arg_matches(matches)?;
+            (cli.global, Command::Retire(cli.args))
+        }
+    })
 }
 
 fn finish(command: &Command, printer: Printer) -> i32 {
@@ -80,34 +128,22 @@ fn finish(command: &Command, printer: Printer) -> i32 {
     }
 }
 
-/// `berth [--color WHEN] run|create ...`: docker's syntax, read by
-/// [`dockerflags`] rather than clap (which reads `-eK=V` or `--rm=false` differently).
-/// `None` when the command is another one.
-fn run_docker_command(args: &[std::ffi::OsString]) -> Option<i32> {
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut color = cli::ColorChoice::Auto;
-    let mut at = 1;
-    while let Some(arg) = args.get(at) {
-        let value = if arg == "--color" {
-            at += 1;
-            args.get(at).map(String::as_str)
-        } else if let Some(value) = arg.strip_prefix("--color=") {
-            Some(value)
-        } else {
-            break;
-        };
-        color = clap::ValueEnum::from_str(value?, true).ok()?;
-        at += 1;
-    }
-    let subcommand = match args.get(at).map(String::as_str) {
+/// `berth [--color WHEN] [-q] run|create ...`: docker's syntax, read by [`dockerflags`]
+/// rather than clap (which reads `-eK=V` or `--rm=false` differently). `None` when the
+/// command is another one.
+fn run_docker_command(args: &[String], early: &cli::Early) -> Option<i32> {
+    let subcommand = match early
+        .subcommand
+        .and_then(|at| args.get(at))
+        .map(String::as_str)
+    {
         Some("run") => "run",
         Some("create") => "create",
         _ => return None,
     };
-    let printer = Printer::new(color);
+    let color = early.color?;
+    let at = early.subcommand?;
+    let printer = Printer::new(color, early.quiet);
     match dockerflags::parse_run_args(subcommand, &args[at + 1..]) {
         Ok(run_args) => {
             let command = match subcommand {

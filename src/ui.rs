@@ -37,10 +37,14 @@ pub fn decide_color(
 pub struct Printer {
     color_out: bool,
     color_err: bool,
+    quiet: bool,
+    progress: bool,
 }
 
 impl Printer {
-    pub fn new(choice: ColorChoice) -> Self {
+    /// The printer for this run: colour decided once per stream, and `quiet`
+    /// (`-q/--quiet`) silences notes and progress.
+    pub fn new(choice: ColorChoice, quiet: bool) -> Self {
         let decide = |is_terminal| {
             decide_color(
                 choice,
@@ -52,7 +56,20 @@ impl Printer {
         Self {
             color_out: decide(io::stdout().is_terminal()),
             color_err: decide(io::stderr().is_terminal()),
+            quiet,
+            progress: !quiet && io::stderr().is_terminal(),
         }
+    }
+
+    /// Whether live progress (a bar redrawn in place) belongs on stderr: a terminal, and
+    /// not `--quiet`.
+    pub fn live_progress(&self) -> bool {
+        self.progress
+    }
+
+    /// Whether notes and progress are silenced (`-q/--quiet`).
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     /// A line of the result, on stdout. A closed pipe (`berth list | head -1`) ends the
@@ -81,9 +98,11 @@ impl Printer {
         }
     }
 
-    /// A note about what berth is doing, on stderr.
+    /// A note about what berth is doing, on stderr; none with `--quiet`.
     pub fn note(&self, text: &str) {
-        eprintln!("{text}");
+        if !self.quiet {
+            eprintln!("{text}");
+        }
     }
 
     pub fn warn(&self, text: &str) {

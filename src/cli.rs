@@ -5,6 +5,12 @@
 //! `container-retire` is `berth retire`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+/// PROJECT arguments complete to the caller's workspaces and containers.
+fn projects() -> ArgValueCandidates {
+    ArgValueCandidates::new(crate::complete::projects)
+}
 
 const ABOUT: &str = "Launch containers that cannot lose your work.";
 
@@ -139,11 +145,15 @@ pub enum Command {
     /// Open a shell (or run CMD) in the project's running container, as you, in
     /// /workspace.
     Shell(ShellArgs),
+    /// Print the shell completion script for berth, container-deploy and
+    /// container-retire.
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The project: its workspace is <workspace root>/PROJECT.
+    #[arg(add = projects())]
     pub project: String,
 
     /// Image to run (overrides `image` in berth.toml).
@@ -202,6 +212,7 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct RetireArgs {
     /// The project whose container to remove.
+    #[arg(add = projects())]
     pub project: String,
 
     /// Accept the loss of unsaved changes without a prompt (the summary is still printed).
@@ -238,7 +249,7 @@ pub struct RetireArgs {
 pub struct RunArgs {
     /// The project whose workspace and data root to mount (default: the one the current
     /// directory lies in, under the workspace root).
-    #[arg(long, value_name = "NAME", help_heading = "berth")]
+    #[arg(long, value_name = "NAME", help_heading = "berth", add = projects())]
     pub project: Option<String>,
     /// Print the equivalent `docker run` line, with berth's additions; create nothing.
     #[arg(long, help_heading = "berth")]
@@ -421,11 +432,61 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// The project whose container to enter.
+    #[arg(add = projects())]
     pub project: String,
 
     /// Command to run instead of a shell (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print the script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+
+    /// Print only this program's script (the file a shell's completion directory
+    /// holds for it), not all three.
+    #[arg(long, value_enum, value_name = "PROGRAM")]
+    pub program: Option<ProgramName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+impl Shell {
+    pub const ALL: [Shell; 5] = [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::Powershell,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+            Shell::Elvish => "elvish",
+            Shell::Powershell => "powershell",
+        }
+    }
+}
+
+/// The three programs, as `--program` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgramName {
+    Berth,
+    ContainerDeploy,
+    ContainerRetire,
 }
 
 #[derive(Debug, Args)]
@@ -442,6 +503,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The project to check.
+    #[arg(add = projects())]
     pub project: String,
 
     /// Print the plan and verdict as JSON.

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod complete;
 pub mod config;
 pub mod context;
 pub mod deploy;
@@ -37,6 +38,16 @@ pub enum Program {
     Berth,
     ContainerDeploy,
     ContainerRetire,
+}
+
+impl From<cli::ProgramName> for Program {
+    fn from(name: cli::ProgramName) -> Self {
+        match name {
+            cli::ProgramName::Berth => Program::Berth,
+            cli::ProgramName::ContainerDeploy => Program::ContainerDeploy,
+            cli::ProgramName::ContainerRetire => Program::ContainerRetire,
+        }
+    }
 }
 
 impl Program {
@@ -73,6 +84,9 @@ pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>)
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if complete::answer(program, &args) {
+        return 0;
+    }
     let early = cli::Early::scan(&args);
     if program == Program::Berth {
         if let Some(code) = run_docker_command(&args, &early) {
@@ -179,6 +193,10 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
             Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
             Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
             Command::Shell(args) => shell::shell(args).await,
+            Command::Completions(args) => {
+                complete::print(args, printer);
+                Ok(0)
+            }
         }
     });
     // A prompt interrupted by Ctrl-C leaves a thread blocked reading the terminal;

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[path = "integration/complete.rs"]
+mod complete;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

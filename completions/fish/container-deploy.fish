@@ -1,0 +1,1 @@
+complete --keep-order --exclusive --command container-deploy --arguments "(_BERTH_COMPLETE=fish container-deploy -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token))"

@@ -1,0 +1,1 @@
+complete --keep-order --exclusive --command container-retire --arguments "(_BERTH_COMPLETE=fish container-retire -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token))"

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[path = "integration/contexts.rs"]
+mod contexts;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

@@ -20,10 +20,11 @@ use bollard::query_parameters::{
     CreateImageOptions, DownloadFromContainerOptions, InspectContainerOptions,
     ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
 };
-use bollard::Docker;
+use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::endpoint::{self, Endpoint, Transport};
 use crate::error::{Error, Result};
 use crate::plan::label;
 use crate::spec::ContainerSpec;
@@ -31,29 +32,8 @@ use crate::spec::ContainerSpec;
 /// How long to wait for the engine's first answer before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
-
-/// Where the engine is, and which setting said so (for error messages).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub origin: &'static str,
-}
-
-impl Endpoint {
-    pub fn from_env() -> Self {
-        match std::env::var("DOCKER_HOST") {
-            Ok(host) if !host.is_empty() => Self {
-                host,
-                origin: "DOCKER_HOST",
-            },
-            _ => Self {
-                host: DEFAULT_SOCKET.to_string(),
-                origin: "the default socket",
-            },
-        }
-    }
-}
+/// bollard's own limit on each request's answer (not on a stream's length), in seconds.
+const REQUEST_TIMEOUT: u64 = 120;
 
 pub struct Engine {
     docker: Docker,
@@ -129,22 +109,41 @@ pub enum ChangeKind {
 }
 
 impl Engine {
-    /// Connects and negotiates the API version: one round trip, which doubles as the ping.
+    /// Connects to the engine the docker CLI would use ([`endpoint::from_env`]) and
+    /// negotiates the API version: one round trip, which doubles as the ping.
     pub async fn connect() -> Result<Self> {
-        let endpoint = Endpoint::from_env();
+        let endpoint = endpoint::from_env()?;
         let unreachable = |why: String| {
             Error::failed(format!(
-                "cannot reach the Docker engine at {} (from {}): {why}",
-                endpoint.host, endpoint.origin
+                "cannot reach the Docker engine at {endpoint}: {why}"
             ))
             .hint("is dockerd running, and may you use it? `docker info` tells")
         };
-        let docker =
-            Docker::connect_with_host(&endpoint.host).map_err(|err| unreachable(describe(&err)))?;
+        // The client starts at bollard's API version; negotiating lowers it to the
+        // engine's.
+        let docker = match &endpoint.transport {
+            Transport::Unix(path) => Docker::connect_with_socket(
+                &path.to_string_lossy(),
+                REQUEST_TIMEOUT,
+                API_DEFAULT_VERSION,
+            ),
+            Transport::Http { addr } => {
+                Docker::connect_with_http(addr, REQUEST_TIMEOUT, API_DEFAULT_VERSION)
+            }
+            Transport::Https { addr, tls } => Docker::connect_with_ssl(
+                addr,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                REQUEST_TIMEOUT,
+                API_DEFAULT_VERSION,
+            ),
+        }
+        .map_err(|err| unreachable(describe(&err)))?;
         let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| unreachable(format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
-            .map_err(|err| unreachable(describe(&err)))?;
+            .map_err(|err| unreachable(connect_failure(&err)))?;
         let api_version = docker.client_version().to_string();
         Ok(Self {
             docker,
@@ -613,6 +612,39 @@ impl Engine {
 
     fn failed(&self, action: &str, err: &bollard::errors::Error) -> Error {
         Error::failed(format!("cannot {action}: {}", describe(err)))
+    }
+}
+
+/// Why the first request failed, in the OS's words where there are some ("connection
+/// refused"): hyper's own ("client error (Connect)") gives a person nothing to act on.
+fn connect_failure(err: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    match err {
+        // Something answered, but not as an engine would.
+        E::DockerResponseServerError {
+            status_code,
+            message,
+        } if message.is_empty() => {
+            format!("the answer was HTTP {status_code}; is that a Docker engine?")
+        }
+        E::JsonDataError { message, .. } => {
+            format!("the answer is not the Docker API's ({message}); is that a Docker engine?")
+        }
+        _ => {
+            let mut deepest = None;
+            let mut cause: &dyn std::error::Error = err;
+            while let Some(source) = cause.source() {
+                deepest = Some(source);
+                cause = source;
+            }
+            match deepest {
+                Some(cause) => match cause.downcast_ref::<std::io::Error>() {
+                    Some(io) => crate::error::io_reason(io),
+                    None => cause.to_string(),
+                },
+                None => describe(err),
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod context;
 pub mod deploy;
 pub mod dockerargs;
 pub mod dockerflags;
+pub mod endpoint;
 pub mod engine;
 pub mod envfile;
 pub mod error;

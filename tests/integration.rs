@@ -5,6 +5,8 @@ mod support;
 
 #[path = "integration/complete.rs"]
 mod complete;
+#[path = "integration/contexts.rs"]
+mod contexts;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

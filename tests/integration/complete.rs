@@ -103,7 +103,7 @@ fn bash_completes_projects_that_have_only_a_container() {
     let sb = sb.env("BERTH_WORKSPACE_ROOT", elsewhere.to_str().unwrap());
     assert_eq!(
         bash_offers(&sb, "container-retire", &["container-retire", &sb.project]),
-        [sb.project.clone()]
+        [sb.project.as_str()]
     );
 }
 
@@ -113,6 +113,6 @@ fn completion_without_an_engine_still_offers_the_workspaces() {
     fs::create_dir_all(sb.workspace()).unwrap();
     assert_eq!(
         bash_offers(&sb, "berth", &["berth", "check", &sb.project]),
-        [sb.project.clone()]
+        [sb.project.as_str()]
     );
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod guard;
 pub mod host;
 pub mod list;
+pub mod manpages;
 pub mod plan;
 pub mod retire;
 pub mod run;
@@ -179,6 +180,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
             Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
             Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
             Command::Shell(args) => shell::shell(args).await,
+            Command::Man(args) => done(manpages::print(args, printer)),
         }
     });
     // A prompt interrupted by Ctrl-C leaves a thread blocked reading the terminal;

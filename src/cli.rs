@@ -4,6 +4,8 @@
 //! three binaries share the argument structs: `container-deploy` is `berth deploy`,
 //! `container-retire` is `berth retire`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 
@@ -21,7 +23,9 @@ Every container of a project gets the project's persistent workspace (mounted at
 /workspace) and the one shared data root (HOST_DATA_PATH), mounted the same way every \
 time, and nothing is removed while it still holds work that exists nowhere else.";
 
-const EXIT_CODES: &str = "\
+/// The exit codes in one line, after every program's help (the man pages tell them in
+/// full instead).
+pub const EXIT_CODES: &str = "\
 Exit codes: 0 done, 1 error (engine, config, I/O), 2 usage, 3 refused by a guard \
 (unsaved work, split-brain, policy).";
 
@@ -148,6 +152,8 @@ pub enum Command {
     /// Print the shell completion script for berth, container-deploy and
     /// container-retire.
     Completions(CompletionsArgs),
+    /// Print a man page (roff), or write them all to a directory.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -509,6 +515,18 @@ pub struct CheckArgs {
     /// Print the plan and verdict as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page: berth (the default), a command (`deploy` or `berth-deploy`),
+    /// container-deploy or container-retire.
+    #[arg(value_name = "PAGE")]
+    pub page: Option<String>,
+
+    /// Write every page as DIR/<name>.1 and print the paths written.
+    #[arg(long, value_name = "DIR", conflicts_with = "page")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod guard;
 pub mod host;
 pub mod list;
+pub mod manpages;
 pub mod plan;
 pub mod retire;
 pub mod run;
@@ -198,6 +199,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 complete::print(args, printer);
                 Ok(0)
             }
+            Command::Man(args) => done(manpages::print(args, printer)),
         }
     });
     // A prompt interrupted by Ctrl-C leaves a thread blocked reading the terminal;

@@ -18,6 +18,7 @@ pub mod guard;
 pub mod host;
 pub mod list;
 pub mod plan;
+pub mod pull;
 pub mod retire;
 pub mod run;
 pub mod shell;

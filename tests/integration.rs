@@ -3,6 +3,8 @@
 
 mod support;
 
+#[path = "integration/pull.rs"]
+mod pull;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

@@ -3,7 +3,6 @@
 //! Both share [`prepare`], which decides everything without changing anything, so
 //! `check` and `deploy --dry-run` show exactly what a deploy would do or refuse.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -16,6 +15,7 @@ use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
+use crate::pull::Progress;
 use crate::retire;
 use crate::ui::Printer;
 
@@ -284,23 +284,10 @@ async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan) -> Result<
 
 pub(crate) async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
     printer.note(&format!("pulling {image} (not on this engine yet)"));
-    let terminal = std::io::stderr().is_terminal();
-    engine
-        .pull(image, |line| {
-            if terminal {
-                eprint!("\r\x1b[2K{line}");
-            }
-        })
-        .await
-        .inspect_err(|_| {
-            if terminal {
-                eprintln!();
-            }
-        })?;
-    if terminal {
-        eprintln!();
-    }
-    Ok(())
+    let mut progress = Progress::new(printer);
+    let pulled = engine.pull(image, |event| progress.event(event)).await;
+    progress.finish(image, pulled.is_ok(), printer);
+    pulled
 }
 
 /// `berth check PROJECT`.

@@ -281,8 +281,8 @@ impl Engine {
         }
     }
 
-    /// Pulls `image`, reporting each status line to `progress`.
-    pub async fn pull(&self, image: &str, mut progress: impl FnMut(&str)) -> Result<()> {
+    /// Pulls `image`, telling `progress` each event the engine reports.
+    pub async fn pull(&self, image: &str, mut progress: impl FnMut(&PullEvent)) -> Result<()> {
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
             ..Default::default()
@@ -293,23 +293,24 @@ impl Engine {
         };
         let mut stream = self.docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| failed(describe(&err)))?;
+            let info = item.map_err(|err| match err {
+                // An error the engine sent mid-pull: its words are the whole story.
+                bollard::errors::Error::DockerStreamError { error } => failed(error),
+                other => failed(describe(&other)),
+            })?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
                 return Err(failed(detail));
             }
-            let mut line = [info.id, info.status]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            if let Some((Some(current), Some(total))) =
-                info.progress_detail.map(|p| (p.current, p.total))
-            {
-                if total > 0 {
-                    line.push_str(&format!(" {}%", current * 100 / total));
-                }
-            }
-            progress(&line);
+            let (current, total) = info
+                .progress_detail
+                .map(|p| (p.current, p.total))
+                .unwrap_or_default();
+            progress(&PullEvent {
+                id: info.id,
+                status: info.status.unwrap_or_default(),
+                current: current.and_then(|n| u64::try_from(n).ok()),
+                total: total.and_then(|n| u64::try_from(n).ok()),
+            });
         }
         Ok(())
     }
@@ -661,6 +662,17 @@ fn describe(err: &bollard::errors::Error) -> String {
             }
         }
     }
+}
+
+/// One event of a pull, as the engine reports it: a layer's status (`id` is the layer's
+/// short id; the tag, for `Pulling from NAME`) with its bytes so far where they move, or
+/// a line about the whole image (no `id`: `Digest: ...`, `Status: ...`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullEvent {
+    pub id: Option<String>,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
 }
 
 /// A command to run in a container with [`Engine::exec`].

@@ -21,6 +21,7 @@ pub mod host;
 pub mod list;
 pub mod manpages;
 pub mod plan;
+pub mod pull;
 pub mod retire;
 pub mod run;
 pub mod shell;

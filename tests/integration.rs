@@ -7,6 +7,8 @@ mod support;
 mod complete;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/pull.rs"]
+mod pull;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

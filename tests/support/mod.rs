@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod pty;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

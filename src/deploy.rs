@@ -111,7 +111,7 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
         let outcome =
             retire::retire_container(&engine, container, &target, &Default::default(), printer)
                 .await;
-        crate::signals::exit_on_signal()?;
+        crate::signals::exit_on_signal(*printer)?;
         let outcome = outcome?;
         if let Some(refusal) = outcome.refusal() {
             return Err(Error::refused(format!(

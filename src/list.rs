@@ -23,6 +23,14 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         });
         return Ok(());
     }
+    if printer.quiet() {
+        // As `docker ps -q` gives ids: one per line, for scripts. Projects are what the
+        // other commands take; with --all two people may share one, so names are given.
+        for c in &containers {
+            printer.line(if args.all { &c.name } else { &c.project });
+        }
+        return Ok(());
+    }
     if containers.is_empty() {
         printer.note("no berth containers; `berth deploy PROJECT` creates one");
         return Ok(());

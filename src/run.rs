@@ -92,7 +92,7 @@ pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
             printer.line(&id);
             Ok(0)
         }
-        Mode::Run => attached(&engine, &id, &spec).await,
+        Mode::Run => attached(&engine, &id, &spec, printer).await,
     }
 }
 
@@ -237,7 +237,12 @@ async fn start(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<()> {
 }
 
 /// Attach, start, stream until the container exits, and return its status.
-async fn attached(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<i32> {
+async fn attached(
+    engine: &Engine,
+    id: &str,
+    spec: &ContainerSpec,
+    printer: &Printer,
+) -> Result<i32> {
     let stdin = spec.attach_stdin;
     let session = engine.attach(id, stdin).await?;
     let wait = engine.wait(id, spec.host.auto_remove);
@@ -259,7 +264,7 @@ async fn attached(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<i32
                 pumped = true;
                 if let Err(err) = done {
                     if err.kind() != std::io::ErrorKind::BrokenPipe {
-                        eprintln!("berth: {err}");
+                        printer.warn(&format!("cannot pass the container's streams on: {err}"));
                     }
                 }
             }

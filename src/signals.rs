@@ -7,6 +7,7 @@
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::{Error, Result};
+use crate::ui::Printer;
 
 pub struct Signals {
     interrupt: Signal,
@@ -74,12 +75,13 @@ impl Signals {
 /// Makes SIGINT, SIGTERM and SIGHUP end the process again (exit 130). Once retire has
 /// caught them, they no longer do so by themselves, so a caller that goes on after
 /// retire (`deploy --recreate`) calls this to stay interruptible.
-pub fn exit_on_signal() -> Result<()> {
+pub fn exit_on_signal(printer: Printer) -> Result<()> {
     let mut signals = Signals::install()?;
     tokio::spawn(async move {
         let signal = signals.next().await;
-        eprintln!("interrupted by {}", signal.describe());
-        std::process::exit(130);
+        let err = Error::interrupted(format!("interrupted by {}", signal.describe()));
+        printer.error(&err);
+        std::process::exit(err.code());
     });
     Ok(())
 }

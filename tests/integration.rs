@@ -7,6 +7,8 @@ mod support;
 mod complete;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/output.rs"]
+mod output;
 #[path = "integration/pull.rs"]
 mod pull;
 #[path = "integration/retire.rs"]

@@ -16,12 +16,29 @@ use crate::error::{io_reason, Error, Result};
 use crate::ui;
 
 /// One source of the data root, and what it resolved to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub source: Source,
     pub raw: String,
     /// The real directory (symlinks followed), or why there is none.
     pub resolved: Result<PathBuf, String>,
+}
+
+/// As `check --json` shows it: `{"source", "raw", "resolved", "problem"}`, one of the
+/// last two null.
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut row = serializer.serialize_struct("Row", 4)?;
+        row.serialize_field("source", &self.source)?;
+        row.serialize_field("raw", &self.raw)?;
+        row.serialize_field("resolved", &self.resolved.as_ref().ok())?;
+        row.serialize_field("problem", &self.resolved.as_ref().err())?;
+        row.end()
+    }
 }
 
 /// Resolves each value relative to the file that holds it, following symlinks.

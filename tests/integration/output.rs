@@ -178,7 +178,10 @@ fn json_parses_and_has_the_documented_shape() {
     let data = sb.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let out = sb
-        .command(env!("CARGO_BIN_EXE_berth"), &["check", &sb.project, "--json"])
+        .command(
+            env!("CARGO_BIN_EXE_berth"),
+            &["check", &sb.project, "--json"],
+        )
         .env("HOST_DATA_PATH", &data)
         .output()
         .unwrap();

@@ -61,11 +61,11 @@ pub struct RetireCli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// When to use colour: auto follows NO_COLOR, CLICOLOR_FORCE and the terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN", help_heading = "Global options")]
     pub color: ColorChoice,
 
     /// Print only results and errors: no notes, no progress.
-    #[arg(short = 'q', long, global = true)]
+    #[arg(short = 'q', long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 }
 

@@ -81,9 +81,12 @@ pub struct Paths {
     /// explicitly (then it must exist).
     pub user_config: PathBuf,
     pub user_config_explicit: bool,
-    /// `BERTH_POLICY`, else `/etc/berth/policy.toml`.
+    /// `BERTH_POLICY` for root, else `/etc/berth/policy.toml` (see
+    /// [`crate::policy::path_for`]).
     pub policy: PathBuf,
     pub policy_explicit: bool,
+    /// Why a non-root user's `BERTH_POLICY` was not followed, to tell them.
+    pub policy_warning: Option<String>,
     /// `BERTH_STATE_DIR`, else `$XDG_STATE_HOME/berth`.
     pub state_dir: PathBuf,
     /// Persistent container home directories: `$XDG_DATA_HOME/berth/home`.
@@ -105,14 +108,18 @@ impl Paths {
                 .unwrap_or_else(|| home.join(fallback))
         };
         let user_config = var("BERTH_CONFIG");
-        let policy = var("BERTH_POLICY");
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let (policy, policy_warning) = crate::policy::path_for(uid, var("BERTH_POLICY").as_deref());
+        let policy_explicit = uid == 0 && var("BERTH_POLICY").is_some();
         Ok(Self {
             workspace_root: var("BERTH_WORKSPACE_ROOT").unwrap_or_else(|| home.join("workspace")),
             user_config_explicit: user_config.is_some(),
             user_config: user_config
                 .unwrap_or_else(|| xdg("XDG_CONFIG_HOME", ".config").join("berth/config.toml")),
-            policy_explicit: policy.is_some(),
-            policy: policy.unwrap_or_else(|| PathBuf::from("/etc/berth/policy.toml")),
+            policy_explicit,
+            policy,
+            policy_warning,
             state_dir: var("BERTH_STATE_DIR")
                 .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("berth")),
             homes: xdg("XDG_DATA_HOME", ".local/share").join("berth/home"),

@@ -38,7 +38,7 @@ pub struct FileConfig {
     pub retire: RetireSection,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     pub host_path: Option<String>,
@@ -46,7 +46,7 @@ pub struct DataSection {
     pub group: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetireSection {
     /// Paths whose changes never block a retire (replaces the default list).
@@ -55,6 +55,11 @@ pub struct RetireSection {
 
 /// Reads and checks one file. A file that does not exist is `Ok(None)`.
 pub fn read(path: &Path) -> Result<Option<FileConfig>> {
+    read_as(path)
+}
+
+/// [`read`] for any schema (the admin policy has its own).
+pub fn read_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -66,10 +71,14 @@ pub fn read(path: &Path) -> Result<Option<FileConfig>> {
         }
         Err(err) => return Err(Error::io("read", path, err)),
     };
-    parse(&text, path).map(Some)
+    parse_as(&text, path).map(Some)
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<FileConfig> {
+    parse_as(text, path)
+}
+
+pub fn parse_as<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
     toml::from_str(text).map_err(|err| explain(&err, text, path))
 }
 

@@ -14,6 +14,7 @@ use crate::cli::DeployArgs;
 use crate::dockerargs::{self, GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::host::Paths;
+use crate::policy::Policy;
 use file::{Argv, FileConfig, ScalarText};
 
 pub const PROJECT_FILE: &str = "berth.toml";
@@ -39,18 +40,26 @@ pub const DEFAULT_DISPOSABLE: &[&str] = &[
 pub enum Source {
     Default,
     Policy(PathBuf),
+    /// The policy's `[defaults]`: below every other layer.
+    PolicyDefault(PathBuf),
     CommandLine,
     Project(PathBuf),
     User(PathBuf),
     Env(&'static str),
-    EnvFile { path: PathBuf, line: usize },
+    EnvFile {
+        path: PathBuf,
+        line: usize,
+    },
 }
 
 impl Source {
     /// The directory a relative path in this source is relative to.
     pub fn base_dir(&self, cwd: &Path) -> PathBuf {
         match self {
-            Self::Policy(path) | Self::Project(path) | Self::User(path) => path
+            Self::Policy(path)
+            | Self::PolicyDefault(path)
+            | Self::Project(path)
+            | Self::User(path) => path
                 .parent()
                 .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
             Self::EnvFile { path, .. } => path
@@ -66,6 +75,7 @@ impl fmt::Display for Source {
         match self {
             Self::Default => f.write_str("default"),
             Self::Policy(path) => write!(f, "policy {}", path.display()),
+            Self::PolicyDefault(path) => write!(f, "policy default {}", path.display()),
             Self::CommandLine => f.write_str("command line"),
             Self::Project(path) => write!(f, "project {}", path.display()),
             Self::User(path) => write!(f, "user config {}", path.display()),
@@ -122,7 +132,7 @@ pub struct Settings {
 
 /// The files a project's settings are read from.
 pub struct Files {
-    pub policy: Option<(PathBuf, FileConfig)>,
+    pub policy: Option<(PathBuf, Policy)>,
     pub project: Option<(PathBuf, FileConfig)>,
     pub user: Option<(PathBuf, FileConfig)>,
 }
@@ -151,7 +161,7 @@ impl Files {
             Ok(file::read(&path)?.map(|config| (path, config)))
         };
         Ok(Self {
-            policy: load(paths.policy.clone())?,
+            policy: Policy::read(&paths.policy)?.map(|policy| (paths.policy.clone(), policy)),
             project: load(workspace.join(PROJECT_FILE))?,
             user: load(paths.user_config.clone())?,
         })
@@ -226,9 +236,13 @@ pub fn layer(
     host_data_path: Option<&str>,
     cwd: &Path,
 ) -> Settings {
+    let fixed = files
+        .policy
+        .as_ref()
+        .map(|(path, policy)| (path, policy.fixed_layer(), policy.defaults_layer()));
     let mut layers: Vec<(Source, &FileConfig)> = Vec::new();
-    if let Some((path, config)) = &files.policy {
-        layers.push((Source::Policy(path.clone()), config));
+    if let Some((path, fixed, _)) = &fixed {
+        layers.push((Source::Policy((*path).clone()), fixed));
     }
     layers.push((Source::CommandLine, command_line));
     if let Some((path, config)) = &files.project {
@@ -236,6 +250,9 @@ pub fn layer(
     }
     if let Some((path, config)) = &files.user {
         layers.push((Source::User(path.clone()), config));
+    }
+    if let Some((path, _, defaults)) = &fixed {
+        layers.push((Source::PolicyDefault((*path).clone()), defaults));
     }
 
     // The first layer (in precedence order) that sets a value wins.
@@ -428,8 +445,9 @@ mod tests {
     }
 
     fn files(policy: &str, project: &str, user: &str) -> Files {
+        let policy = file::parse_as(policy, Path::new("/etc/berth/policy.toml")).unwrap();
         Files {
-            policy: Some((PathBuf::from("/etc/berth/policy.toml"), config(policy))),
+            policy: Some((PathBuf::from("/etc/berth/policy.toml"), policy)),
             project: Some((PathBuf::from("/ws/p/berth.toml"), config(project))),
             user: Some((
                 PathBuf::from("/home/u/.config/berth/config.toml"),
@@ -439,13 +457,13 @@ mod tests {
     }
 
     #[test]
-    fn precedence_is_policy_then_flags_then_project_then_user() {
+    fn precedence_is_policy_then_flags_then_project_then_user_then_policy_defaults() {
         let files = files(
-            "shm_size = \"1g\"",
-            "image = \"proj\"\nmemory = \"8g\"\nshm_size = \"2g\"",
+            "env = { A = \"policy\" }\n[defaults]\nshm_size = \"1g\"\ncpus = 1\nmemory = \"1g\"",
+            "image = \"proj\"\nmemory = \"8g\"\nenv = { A = \"proj\" }",
             "image = \"user\"\ncpus = 2\nmemory = \"4g\"",
         );
-        let flags = config("memory = \"16g\"\nshm_size = \"4g\"");
+        let flags = config("memory = \"16g\"\nenv = { A = \"flag\" }");
         let s = layer(&files, &flags, None, Path::new("/cwd"));
         assert_eq!(s.image.as_ref().unwrap().value, "proj");
         assert_eq!(
@@ -458,9 +476,11 @@ mod tests {
         );
         assert_eq!(s.memory.as_ref().unwrap().value, 16 << 30);
         assert_eq!(s.memory.unwrap().source, Source::CommandLine);
+        // What the policy fixes wins over everything; its defaults lose to everything.
+        assert_eq!(s.env["A"].value, "policy");
         assert_eq!(
             s.shm_size.unwrap().source,
-            Source::Policy("/etc/berth/policy.toml".into())
+            Source::PolicyDefault("/etc/berth/policy.toml".into())
         );
     }
 

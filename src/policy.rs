@@ -1,0 +1,362 @@
+//! The admin policy: `/etc/berth/policy.toml` (or `BERTH_POLICY`, honoured for root
+//! only, so that no user can point berth at a policy of their own).
+//!
+//! The policy has its own schema. Some of it fixes values the other layers cannot
+//! override (`[data]`, `[retire]`, `env`: see [`Policy::fixed_layer`]); the rest are
+//! rules checked against the final create request (allowed images, forbidden options,
+//! mount roots, `[limits]`), defaults below every other layer (`[defaults]`), the GPU
+//! inventory (`[gpus]`), the reaper's timings (`[reap]`) and the event log (`[events]`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::config::file::{self, Cpus, DataSection, FileConfig, RetireSection, ScalarText, Size};
+use crate::error::Result;
+
+/// Where the policy lives when nobody (or a non-root user) says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/berth/policy.toml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Image references that may be run, as glob patterns (`*` within a path component,
+    /// `**` across them). Empty: any image.
+    #[serde(default)]
+    pub allowed_images: Vec<String>,
+    /// Options nobody may use.
+    #[serde(default)]
+    pub forbid: Vec<Forbidden>,
+    /// Host directories, besides the workspace root and the data root, that may be
+    /// mounted. Empty: none.
+    #[serde(default)]
+    pub allowed_mount_roots: Vec<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// A fixed data root, target and group.
+    #[serde(default)]
+    pub data: DataSection,
+    /// Environment variables every container gets, which nobody can change.
+    #[serde(default)]
+    pub env: BTreeMap<String, ScalarText>,
+    #[serde(default)]
+    pub retire: RetireSection,
+    #[serde(default)]
+    pub gpus: Gpus,
+    #[serde(default)]
+    pub reap: Reap,
+    #[serde(default)]
+    pub events: Events,
+}
+
+/// An option the policy may forbid, named as in `forbid = [...]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forbidden {
+    Privileged,
+    HostNetwork,
+    HostPid,
+    HostIpc,
+    CapAdd,
+    Devices,
+}
+
+impl Forbidden {
+    pub fn name(self) -> &'static str {
+        match self {
+            Forbidden::Privileged => "privileged",
+            Forbidden::HostNetwork => "host-network",
+            Forbidden::HostPid => "host-pid",
+            Forbidden::HostIpc => "host-ipc",
+            Forbidden::CapAdd => "cap-add",
+            Forbidden::Devices => "devices",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_gpus_per_user: Option<u32>,
+    pub max_containers_per_user: Option<u32>,
+    pub max_memory: Option<Size>,
+    pub max_cpus: Option<Cpus>,
+}
+
+/// Values used where no other layer sets one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub shm_size: Option<Size>,
+    pub memory: Option<Size>,
+    pub cpus: Option<Cpus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpus {
+    /// The GPU ids to hand out. None: what the host reports.
+    pub inventory: Option<Vec<ScalarText>>,
+    #[serde(default)]
+    pub request: GpuRequest,
+}
+
+/// How a container is given its GPUs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuRequest {
+    /// Docker's DeviceRequests (`--gpus`), for the nvidia container toolkit.
+    #[default]
+    DeviceRequests,
+    /// `NVIDIA_VISIBLE_DEVICES` and `CUDA_VISIBLE_DEVICES`, for hosts whose default
+    /// runtime is nvidia.
+    Env,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reap {
+    /// A container whose CPU use since a sample at least this old is negligible is idle.
+    /// None: `berth reap` stops nothing.
+    pub idle_after: Option<Span>,
+    /// A workspace `.keep-alive` younger than this exempts its container.
+    #[serde(default = "Reap::default_keep_alive_max")]
+    pub keep_alive_max: Span,
+    /// A container stopped for longer than this is retired, its work rescued first.
+    /// None: stopped containers are kept.
+    pub hold_stopped: Option<Span>,
+}
+
+impl Reap {
+    fn default_keep_alive_max() -> Span {
+        Span(Duration::from_secs(24 * 3600))
+    }
+}
+
+impl Default for Reap {
+    fn default() -> Self {
+        Self {
+            idle_after: None,
+            keep_alive_max: Self::default_keep_alive_max(),
+            hold_stopped: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// The event log. None: `<state dir>/events.jsonl`.
+    pub path: Option<PathBuf>,
+}
+
+/// A duration as people write it: `90s`, `30m`, `24h`, `7d`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let ScalarText(text) = ScalarText::deserialize(deserializer)?;
+        parse_duration(&text).map(Span).map_err(de::Error::custom)
+    }
+}
+
+/// `2s`, `30m`, `24h`, `7d`, `2w`, `1h30m`, `500ms`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a duration (like 90s, 30m, 24h, 7d)");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(24 * 3600),
+            "w" => Duration::from_secs(7 * 24 * 3600),
+            _ => return Err(bad()),
+        };
+        let part = unit
+            .checked_mul(u32::try_from(number).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// Which policy file applies: `BERTH_POLICY` for root, [`DEFAULT_PATH`] for everyone
+/// else. A non-root user's `BERTH_POLICY` is ignored with a warning: honouring it would
+/// let anyone switch the policy off (`BERTH_POLICY=/dev/null`).
+pub fn path_for(uid: u32, named: Option<&Path>) -> (PathBuf, Option<String>) {
+    match named {
+        Some(path) if uid == 0 => (path.to_path_buf(), None),
+        Some(path) if path != Path::new(DEFAULT_PATH) => (
+            PathBuf::from(DEFAULT_PATH),
+            Some(format!(
+                "BERTH_POLICY ({}) is honoured for root only; the policy is {DEFAULT_PATH}",
+                path.display()
+            )),
+        ),
+        _ => (PathBuf::from(DEFAULT_PATH), None),
+    }
+}
+
+impl Policy {
+    /// Reads the policy at `path`; none when there is no file (nothing is forbidden
+    /// beyond docker's own rules).
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        file::read_as(path)
+    }
+
+    /// The values the policy fixes, as the top configuration layer.
+    pub fn fixed_layer(&self) -> FileConfig {
+        FileConfig {
+            env: self.env.clone(),
+            data: self.data.clone(),
+            retire: self.retire.clone(),
+            ..FileConfig::default()
+        }
+    }
+
+    /// The `[defaults]`, as the bottom configuration layer.
+    pub fn defaults_layer(&self) -> FileConfig {
+        FileConfig {
+            shm_size: self.defaults.shm_size.clone(),
+            memory: self.defaults.memory.clone(),
+            cpus: self.defaults.cpus.clone(),
+            ..FileConfig::default()
+        }
+    }
+
+    /// Where events are written: `[events] path`, else `<state dir>/events.jsonl`.
+    pub fn event_log(&self, state_dir: &Path) -> PathBuf {
+        self.events
+            .path
+            .clone()
+            .unwrap_or_else(|| state_dir.join("events.jsonl"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("2s"), Ok(secs(2)));
+        assert_eq!(parse_duration("30m"), Ok(secs(1800)));
+        assert_eq!(parse_duration("24h"), Ok(secs(86400)));
+        assert_eq!(parse_duration("7d"), Ok(secs(7 * 86400)));
+        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90"), Ok(secs(90)));
+        for bad in ["", "h", "2x", "1.5h", "-2s", "2 h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_root_may_name_another_policy() {
+        let mine = Path::new("/home/u/permissive.toml");
+        assert_eq!(path_for(0, Some(mine)), (mine.to_path_buf(), None));
+        let (path, warning) = path_for(1000, Some(mine));
+        assert_eq!(path, Path::new(DEFAULT_PATH));
+        assert!(warning.unwrap().contains("root only"));
+        assert_eq!(path_for(1000, None), (PathBuf::from(DEFAULT_PATH), None));
+        assert_eq!(
+            path_for(1000, Some(Path::new(DEFAULT_PATH))),
+            (PathBuf::from(DEFAULT_PATH), None)
+        );
+    }
+
+    #[test]
+    fn a_whole_policy_parses() {
+        let text = r#"
+            allowed_images = ["pytorch/*", "nvcr.io/nvidia/**"]
+            forbid = ["privileged", "host-network", "host-pid", "host-ipc", "cap-add", "devices"]
+            allowed_mount_roots = ["/scratch"]
+            env = { TZ = "UTC" }
+            [limits]
+            max_gpus_per_user = 2
+            max_containers_per_user = 3
+            max_memory = "64g"
+            max_cpus = 16
+            [defaults]
+            shm_size = "8g"
+            memory = "32g"
+            cpus = 4
+            [data]
+            host_path = "/mnt/data"
+            [gpus]
+            inventory = [0, 1, "2"]
+            request = "env"
+            [reap]
+            idle_after = "2h"
+            hold_stopped = "7d"
+            [events]
+            path = "/var/log/berth/events.jsonl"
+        "#;
+        let policy: Policy = file::parse_as(text, Path::new("policy.toml")).unwrap();
+        assert_eq!(policy.forbid.len(), 6);
+        assert_eq!(policy.limits.max_memory, Some(Size(64 << 30)));
+        assert_eq!(policy.gpus.request, GpuRequest::Env);
+        assert_eq!(
+            policy.gpus.inventory.clone().unwrap(),
+            [
+                ScalarText("0".into()),
+                ScalarText("1".into()),
+                ScalarText("2".into())
+            ]
+        );
+        assert_eq!(
+            policy.reap.idle_after,
+            Some(Span(Duration::from_secs(7200)))
+        );
+        assert_eq!(policy.reap.keep_alive_max, Span(Duration::from_secs(86400)));
+        assert_eq!(
+            policy.fixed_layer().data.host_path.as_deref(),
+            Some("/mnt/data")
+        );
+    }
+
+    #[test]
+    fn unknown_policy_keys_and_bad_values_name_their_line() {
+        let err =
+            file::parse_as::<Policy>("forbid = [\"root\"]\n", Path::new("p.toml")).unwrap_err();
+        assert!(err.message.starts_with("p.toml:1:"), "{}", err.message);
+        let err =
+            file::parse_as::<Policy>("\n[reap]\nidle_after = \"soon\"\n", Path::new("p.toml"))
+                .unwrap_err();
+        assert!(err.message.starts_with("p.toml:3:"), "{}", err.message);
+        let err =
+            file::parse_as::<Policy>("[limits]\nmax_gpu = 1\n", Path::new("p.toml")).unwrap_err();
+        assert!(
+            err.message.contains("unknown key `max_gpu`"),
+            "{}",
+            err.message
+        );
+    }
+}

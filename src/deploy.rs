@@ -14,6 +14,7 @@ use crate::dockerargs::{docker_run_line, format_cpus, format_size};
 use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
+use crate::identity;
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::retire;
@@ -241,6 +242,7 @@ async fn create(
         let action = resume(engine, &container.id, plan, printer).await?;
         return Ok((container.id, action));
     };
+    identity::settle(engine, &id, &plan.labels, &ctx.user, &plan.home).await?;
     if let Err(err) = engine.start(&id).await {
         // A container that never ran holds nothing: do not leave it half-made.
         engine.remove(&id).await.ok();

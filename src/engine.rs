@@ -77,8 +77,9 @@ pub struct ContainerInfo {
 pub struct Inspected {
     pub state: State,
     pub image: String,
-    /// Where something is mounted: changes there are mount points, not work.
-    pub mount_targets: Vec<String>,
+    /// Where something is mounted, and the files berth wrote itself
+    /// ([`crate::identity::FILES`]): changes there are not work.
+    pub own_paths: Vec<String>,
     /// Whether docker's init was injected (it shows up as `/sbin/docker-init`).
     pub init: bool,
     pub exit_code: i64,
@@ -247,6 +248,12 @@ impl Engine {
             .map_err(|err| self.failed("inspect the container", &err))?;
         let state = details.state.unwrap_or_default();
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let identity = details
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .is_some_and(|labels| labels.contains_key(label::IDENTITY))
+            .then_some(crate::identity::FILES);
         let mounts = details.mounts.unwrap_or_default();
         let anonymous_volumes = mounts
             .iter()
@@ -264,7 +271,11 @@ impl Engine {
         Ok(Inspected {
             state: state_from_str(&status),
             image: details.config.and_then(|c| c.image).unwrap_or_default(),
-            mount_targets: mounts.into_iter().filter_map(|m| m.destination).collect(),
+            own_paths: mounts
+                .into_iter()
+                .filter_map(|m| m.destination)
+                .chain(identity.into_iter().flatten().map(str::to_string))
+                .collect(),
             init: details.host_config.and_then(|h| h.init).unwrap_or(false),
             exit_code: state.exit_code.unwrap_or(0),
             anonymous_volumes,
@@ -432,6 +443,53 @@ impl Engine {
 
     /// Commits the container's filesystem as image `repo:tag`, without pausing it again
     /// (retire has frozen it already). Returns the image id.
+    /// A small text file of the container's (`/etc/passwd`); `None` when it is not
+    /// there. Read whole: only for files of a few kilobytes.
+    pub async fn read_file(&self, id: &str, path: &str) -> Result<Option<String>> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut archive = Vec::new();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(err) => return Err(self.failed(&format!("read {path} in the container"), &err)),
+            }
+        }
+        let unreadable =
+            |why: String| Error::failed(format!("cannot read {path} in the container: {why}"));
+        let mut entries = tar::Archive::new(&archive[..]);
+        let mut entries = entries
+            .entries()
+            .map_err(|err| unreadable(err.to_string()))?;
+        let Some(entry) = entries.next() else {
+            return Ok(None);
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut entry.map_err(|err| unreadable(err.to_string()))?,
+            &mut text,
+        )
+        .map_err(|err| unreadable(err.to_string()))?;
+        Ok(Some(text))
+    }
+
+    /// Unpacks `archive` (a tar) into the container's directory `dir`.
+    pub async fn upload(&self, id: &str, dir: &str, archive: Vec<u8>) -> Result<()> {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
+            .await
+            .map_err(|err| self.failed(&format!("write into {dir} in the container"), &err))
+    }
+
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
         let options = CommitContainerOptions {
             container: Some(id.to_string()),

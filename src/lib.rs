@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod guard;
 pub mod host;
+pub mod identity;
 pub mod list;
 pub mod manpages;
 pub mod plan;

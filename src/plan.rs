@@ -30,6 +30,8 @@ pub mod label {
     pub const VERSION: &str = "berth.version";
     /// Containers of `berth run`/`create`: deploy, retire and shell leave them alone.
     pub const RUN: &str = "berth.run";
+    /// berth wrote the user into /etc/passwd and /etc/group ([`crate::identity`]).
+    pub const IDENTITY: &str = "berth.identity";
 }
 
 /// `<project>._.<user>`: unique per person and project on a shared engine.
@@ -247,7 +249,7 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
     guard::mounts::check(&protected(&host.workspace, data), &volumes)?;
     mounts.extend(volumes.into_iter().map(Mount::Volume));
 
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (label::PROJECT.to_string(), project.to_string()),
         (label::USER.to_string(), host.user.uid.to_string()),
         (
@@ -274,6 +276,11 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
             env!("CARGO_PKG_VERSION").to_string(),
         ),
     ]);
+    // Running as the host user, whom the image does not know: berth writes them into
+    // the container's passwd and group before it starts.
+    if settings.user.is_none() && host.user.uid != 0 {
+        labels.insert(label::IDENTITY.to_string(), "1".to_string());
+    }
 
     let cmd = match &settings.command {
         Some(command) => command.value.clone(),

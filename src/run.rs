@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::guard::{self, workspace::Workspace};
 use crate::host::Paths;
+use crate::identity;
 use crate::plan::{self, label};
 use crate::spec::{ContainerSpec, MountSpec};
 use crate::terminal::{self, RawMode};
@@ -82,6 +83,14 @@ pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
                 "remove it (`docker rm {name}`) or choose another --name"
             ))
         })?;
+    identity::settle(
+        &engine,
+        &id,
+        &spec.labels,
+        &prepared.ctx.user,
+        &prepared.plan.home,
+    )
+    .await?;
     match mode {
         Mode::Create => {
             printer.line(&id);
@@ -155,7 +164,8 @@ fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
             }
         }
     }
-    if spec.user.is_none() {
+    let own_user = spec.user.is_some();
+    if !own_user {
         spec.user = Some(plan.user.clone());
     }
     if spec.workdir.is_none() {
@@ -165,6 +175,10 @@ fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
         spec.labels.insert(key.clone(), value.clone());
     }
     spec.labels.insert(label::RUN.to_string(), "1".to_string());
+    if own_user {
+        // `-u` chose someone else: their identity is the image's business.
+        spec.labels.remove(label::IDENTITY);
+    }
     Ok(())
 }
 

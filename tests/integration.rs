@@ -140,6 +140,46 @@ fn workspace_and_home_files_belong_to_a_non_root_host_user() {
 }
 
 #[test]
+fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
+    let Some((uid, gid)) = test_user() else {
+        eprintln!("skipped: creating a second host user needs root");
+        return;
+    };
+    let sb = Sandbox::with_user(RunAs::Other { uid, gid });
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&out, 0);
+    // busybox's image knows only root; berth taught it the host user.
+    let out = sb.exec("id -un; id -gn; echo $HOME; stat -c %U $HOME");
+    assert_code(&out, 0);
+    let home = format!("/home/{TEST_USER}");
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        [TEST_USER, TEST_USER, home.as_str(), TEST_USER]
+    );
+    assert_eq!(sb.inspect().unwrap()["Config"]["Labels"]["berth.identity"], "1");
+
+    // The two files berth wrote are not work: retire removes the container unasked.
+    let out = sb.berth(&["retire", &sb.project, "--json"]);
+    assert_code(&out, 0);
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["action"], "removed");
+
+    // `berth run` as the host user gets the same; with `-u` it is the image's business.
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--project", sb.project.as_str()];
+        args.extend_from_slice(extra);
+        args.extend([sb.image.tag.as_str(), "id", "-un"]);
+        sb.berth(&args)
+    };
+    let out = run(&[]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), TEST_USER);
+    let out = run(&["-u", "0"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "root");
+}
+
+#[test]
 fn home_is_writable_and_survives_retire_and_redeploy() {
     let sb = Sandbox::new();
     assert_code(

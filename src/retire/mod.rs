@@ -240,12 +240,7 @@ async fn check_and_prepare(
 ) -> Result<Step> {
     let disposable = Disposable::new(&target.disposable);
     let changes = engine.changes(&container.id).await?;
-    let mut assessment = assess(
-        changes,
-        &inspected.mount_targets,
-        inspected.init,
-        &disposable,
-    );
+    let mut assessment = assess(changes, &inspected.own_paths, inspected.init, &disposable);
     let mut stats = Stats::new();
     let dirs = find_dirs(
         engine,
@@ -394,7 +389,7 @@ async fn remove(
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
         let mut after = assess(
             engine.changes(id).await?,
-            &inspected.mount_targets,
+            &inspected.own_paths,
             inspected.init,
             &Disposable::new(&target.disposable),
         );

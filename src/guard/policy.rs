@@ -313,7 +313,8 @@ mod tests {
         let p = policy(
             r#"forbid = ["privileged", "host-network", "host-pid", "host-ipc", "cap-add", "devices"]"#,
         );
-        let cases: Vec<(&str, Box<dyn Fn(&mut ContainerSpec)>)> = vec![
+        type Apply = Box<dyn Fn(&mut ContainerSpec)>;
+        let cases: Vec<(&str, Apply)> = vec![
             ("privileged", Box::new(|s| s.host.privileged = true)),
             (
                 "host-network",

@@ -30,11 +30,10 @@ fn assert_refused(out: &std::process::Output, sb: &Sandbox, rule: &str) {
     assert_stderr_has(out, rule);
 }
 
-fn host_config(sb: &Sandbox, id: &str) -> Value {
+fn host_config(id: &str) -> Value {
     let out = docker(&["inspect", id.trim()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let _ = sb;
     list[0]["HostConfig"].clone()
 }
 
@@ -134,7 +133,7 @@ fn without_a_policy_the_same_commands_work() {
     assert_code(&out, 0);
     let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "-v", &bind]);
     assert_code(&out, 0);
-    let hc = host_config(&sb, &sb.container());
+    let hc = host_config(&sb.container());
     // No limits but docker's own.
     assert_eq!(hc["Memory"], 0);
     assert_eq!(hc["NanoCpus"], 0);
@@ -231,12 +230,12 @@ fn memory_and_cpu_limits_refuse_more_and_are_the_default() {
 
     // Asking for nothing gets the cap.
     assert_code(&sb.berth(&["deploy", &project]), 0);
-    let hc = host_config(&sb, &sb.container());
+    let hc = host_config(&sb.container());
     assert_eq!(hc["Memory"], 256 << 20);
     assert_eq!(hc["NanoCpus"], 1_000_000_000i64);
     let out = sb.berth(&["create", "--project", &project, &image, "true"]);
     assert_code(&out, 0);
-    let hc = host_config(&sb, &stdout(&out));
+    let hc = host_config(&stdout(&out));
     assert_eq!(hc["Memory"], 256 << 20);
     assert_eq!(hc["NanoCpus"], 1_000_000_000i64);
 }
@@ -258,7 +257,7 @@ fn run_and_create_take_the_policy_defaults_unless_a_flag_says_otherwise() {
     ]);
     assert_code(&out, 0);
     let id = stdout(&out);
-    let hc = host_config(&sb, &id);
+    let hc = host_config(&id);
     assert_eq!(hc["ShmSize"], 128 << 20);
     assert_eq!(hc["Memory"], 64 << 20);
     assert_eq!(hc["NanoCpus"], 0);
@@ -281,7 +280,7 @@ fn run_and_create_take_the_policy_defaults_unless_a_flag_says_otherwise() {
         "true",
     ]);
     assert_code(&out, 0);
-    let hc = host_config(&sb, &stdout(&out));
+    let hc = host_config(&stdout(&out));
     assert_eq!(hc["ShmSize"], 32 << 20);
     assert_eq!(hc["Memory"], 96 << 20);
 }

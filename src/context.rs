@@ -8,6 +8,8 @@ use crate::config::{self, file::FileConfig, Files, Settings};
 use crate::error::{Error, Result};
 use crate::guard::workspace::{self, Found, Workspace};
 use crate::host::{HostUser, Paths, ProjectName};
+use crate::policy::Policy;
+use crate::ui::Printer;
 
 pub struct Context {
     pub project: ProjectName,
@@ -15,6 +17,8 @@ pub struct Context {
     pub paths: Paths,
     pub workspace: PathBuf,
     pub settings: Settings,
+    /// The admin policy and where it was read from; none without a policy file.
+    pub policy: Option<(PathBuf, Policy)>,
 }
 
 impl Context {
@@ -34,7 +38,15 @@ impl Context {
             paths,
             workspace,
             settings,
+            policy: files.policy,
         })
+    }
+
+    /// Tells the user what they may not expect: a `BERTH_POLICY` that was not followed.
+    pub fn warn(&self, printer: &Printer) {
+        if let Some(warning) = &self.paths.policy_warning {
+            printer.warn(warning);
+        }
     }
 
     /// Whether the workspace exists, will be created, or is refused (`allow_new`: `--new`).

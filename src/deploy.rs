@@ -13,11 +13,13 @@ use crate::context::Context;
 use crate::dockerargs::{docker_run_line, format_cpus, format_size};
 use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
+use crate::events;
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::identity;
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::retire;
+use crate::spec::ContainerSpec;
 use crate::ui::Printer;
 
 /// A deploy decided but not carried out.
@@ -31,23 +33,28 @@ pub struct Prepared {
     pub plan: LaunchPlan,
 }
 
-/// Resolves and guards everything that needs no engine; changes nothing.
-pub fn prepare(project: &str, args: Option<&DeployArgs>) -> Result<Prepared> {
+/// Resolves and guards everything that needs no engine, the policy included; changes
+/// nothing.
+pub fn prepare(project: &str, args: Option<&DeployArgs>, printer: &Printer) -> Result<Prepared> {
     let command_line = match args {
         Some(args) => config::command_line_layer(args)?,
         None => Default::default(),
     };
-    prepare_with(project, &command_line, args.is_some_and(|a| a.new))
+    let prepared = prepare_with(project, &command_line, args.is_some_and(|a| a.new), printer)?;
+    prepared.check_policy(&prepared.plan.to_spec())?;
+    Ok(prepared)
 }
 
-/// [`prepare`] with the command line's layer given (`berth run` makes its own);
-/// `allow_new` is `--new`.
+/// [`prepare`] with the command line's layer given (`berth run` makes its own, and
+/// checks the policy against its own request); `allow_new` is `--new`.
 pub fn prepare_with(
     project: &str,
     command_line: &config::file::FileConfig,
     allow_new: bool,
+    printer: &Printer,
 ) -> Result<Prepared> {
     let ctx = Context::load(project, command_line)?;
+    ctx.warn(printer);
     let workspace = ctx.check_workspace(allow_new)?;
     let data_rows = guard::data::resolve(&ctx.settings.data_roots);
     let data_root = match guard::data::decide(&data_rows)? {
@@ -79,6 +86,41 @@ pub fn prepare_with(
     })
 }
 
+impl Prepared {
+    /// The policy's rules over `spec`, the request the engine would get. Bind mounts
+    /// may come from the workspace root, the data root, berth's own mount sources (the
+    /// persistent home) and `allowed_mount_roots`.
+    pub fn check_policy(&self, spec: &ContainerSpec) -> Result<()> {
+        let Some((path, policy)) = &self.ctx.policy else {
+            return Ok(());
+        };
+        let own = self.plan.mounts.iter().filter_map(|mount| match mount {
+            Mount::Bind { source, .. } => Some(source.clone()),
+            Mount::Volume(_) => None,
+        });
+        let roots = guard::policy::Roots::new(
+            [self.ctx.paths.workspace_root.clone()]
+                .into_iter()
+                .chain(self.data_root.as_ref().map(|(root, _)| root.clone()))
+                .chain(own)
+                .chain(policy.allowed_mount_roots.iter().flatten().cloned()),
+        );
+        guard::policy::check(path, policy, spec, &roots)
+    }
+
+    /// `max_containers_per_user`, asked of the engine when a container would be created.
+    pub async fn check_count(&self, engine: &Engine) -> Result<()> {
+        let Some((path, policy)) = &self.ctx.policy else {
+            return Ok(());
+        };
+        if policy.limits.max_containers_per_user.is_none() {
+            return Ok(());
+        }
+        let have = engine.list(Some(self.ctx.user.uid), None, false).await?;
+        guard::policy::check_container_count(path, policy, have.len())
+    }
+}
+
 #[derive(Serialize)]
 struct DeployOutcome<'a> {
     project: &'a str,
@@ -89,16 +131,29 @@ struct DeployOutcome<'a> {
     image: &'a str,
 }
 
-/// `berth deploy PROJECT`.
+/// `berth deploy PROJECT`; one event for what it did or why not (a dry run changes
+/// nothing and records nothing).
 pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let mut prepared = prepare(&args.project, Some(args))?;
+    let result = deploy_inner(args, printer).await;
+    if !args.dry_run {
+        events::log(printer, "deploy", &args.project, &result, |action| {
+            (*action, None)
+        });
+    }
+    result.map(|_| ())
+}
+
+/// The deploy itself; `Ok` is what was done: `created`, `started`, `unpaused`,
+/// `running`, or `dry-run`.
+async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static str> {
+    let mut prepared = prepare(&args.project, Some(args), printer)?;
     if args.dry_run {
         if args.json {
             printer.json(&report(&prepared));
         } else {
             print_plan(&prepared, printer);
         }
-        return Ok(());
+        return Ok("dry-run");
     }
 
     let engine = Engine::connect().await?;
@@ -144,7 +199,7 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
             image: &plan.image,
         });
     }
-    Ok(())
+    Ok(action)
 }
 
 /// The engine-side guard: no other container of the data group may use another root.
@@ -213,6 +268,7 @@ async fn create(
     printer: &Printer,
 ) -> Result<(String, &'static str)> {
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
+    prepared.check_count(engine).await?;
     // The image first: a failed pull must leave no new workspace behind.
     if !engine.image_exists(&plan.image).await? {
         pull(engine, &plan.image, printer).await?;
@@ -295,14 +351,20 @@ pub(crate) async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Res
 /// `berth check PROJECT`.
 pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
     let verdict = async {
-        let prepared = prepare(&args.project, None)?;
+        let prepared = prepare(&args.project, None, printer)?;
         // The engine is asked too, so that check answers as deploy would.
         let engine = Engine::connect().await?;
         check_group(&engine, &prepared).await?;
-        Ok::<_, Error>((prepared, engine))
+        let existing = engine
+            .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
+            .await?;
+        if existing.is_none() {
+            prepared.check_count(&engine).await?;
+        }
+        Ok::<_, Error>((prepared, existing))
     }
     .await;
-    let (prepared, engine) = match verdict {
+    let (prepared, existing) = match verdict {
         Ok(ready) => ready,
         Err(err) if args.json && err.code() == 3 => {
             printer.json(&serde_json::json!({
@@ -314,9 +376,6 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         }
         Err(err) => return Err(err),
     };
-    let existing = engine
-        .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
-        .await?;
     if args.json {
         printer.json(&report(&prepared));
     } else {

@@ -13,7 +13,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
+use crate::host::{HostUser, Paths};
+use crate::policy::Policy;
+use crate::ui::Printer;
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +71,47 @@ pub fn record(path: &Path, event: &Event) -> Result<()> {
     // One write: O_APPEND places it at the end as a whole.
     file.write_all(&line)
         .map_err(|err| Error::io("write the event log", path, err))
+}
+
+/// Records one command's event: `outcome` names what a success did (and why, where it
+/// did less than asked); an error is `refused` or `failed` with its message as the
+/// reason. Never fails the command: a log that cannot be written is a warning.
+pub fn log<T>(
+    printer: &Printer,
+    action: &str,
+    project: &str,
+    result: &Result<T>,
+    outcome: impl FnOnce(&T) -> (&'static str, Option<String>),
+) {
+    let (outcome, reason) = match result {
+        Ok(done) => outcome(done),
+        Err(err) => (
+            match err.kind {
+                Kind::Refused => "refused",
+                Kind::Interrupted => "interrupted",
+                _ => "failed",
+            },
+            Some(err.message.clone()),
+        ),
+    };
+    let user = HostUser::current();
+    let mut event = Event::now(&user.name, user.uid, project, action, outcome);
+    event.reason = reason;
+    if let Err(err) = log_path().and_then(|path| record(&path, &event)) {
+        printer.warn(&format!("the event was not logged: {}", err.message));
+    }
+}
+
+/// The policy's `[events] path`, else `<state dir>/events.jsonl`. Read afresh, so that
+/// a command that failed before it read the policy still leaves its trace; a policy
+/// that cannot be read leaves the default.
+fn log_path() -> Result<std::path::PathBuf> {
+    let paths = Paths::from_env()?;
+    let policy = Policy::read(&paths.policy)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Ok(policy.event_log(&paths.state_dir))
 }
 
 #[cfg(test)]

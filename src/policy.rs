@@ -31,9 +31,9 @@ pub struct Policy {
     #[serde(default)]
     pub forbid: Vec<Forbidden>,
     /// Host directories, besides the workspace root and the data root, that may be
-    /// mounted. Empty: none.
-    #[serde(default)]
-    pub allowed_mount_roots: Vec<PathBuf>,
+    /// mounted. None (the key left out): bind mounts are not restricted; `[]`: only the
+    /// workspace root and the data root.
+    pub allowed_mount_roots: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -240,12 +240,22 @@ impl Policy {
         }
     }
 
-    /// The `[defaults]`, as the bottom configuration layer.
+    /// The `[defaults]`, as the bottom configuration layer. Where `[limits]` caps memory
+    /// or cpus and `[defaults]` says nothing, the cap is the default: a container that
+    /// asks for nothing gets the most it may have, not no limit at all.
     pub fn defaults_layer(&self) -> FileConfig {
         FileConfig {
             shm_size: self.defaults.shm_size.clone(),
-            memory: self.defaults.memory.clone(),
-            cpus: self.defaults.cpus.clone(),
+            memory: self
+                .defaults
+                .memory
+                .clone()
+                .or_else(|| self.limits.max_memory.clone()),
+            cpus: self
+                .defaults
+                .cpus
+                .clone()
+                .or_else(|| self.limits.max_cpus.clone()),
             ..FileConfig::default()
         }
     }
@@ -340,6 +350,15 @@ mod tests {
             policy.fixed_layer().data.host_path.as_deref(),
             Some("/mnt/data")
         );
+    }
+
+    #[test]
+    fn limits_are_the_defaults_where_defaults_say_nothing() {
+        let text = "[limits]\nmax_memory = \"8g\"\nmax_cpus = 4\n[defaults]\nmemory = \"2g\"\n";
+        let policy: Policy = file::parse_as(text, Path::new("p.toml")).unwrap();
+        let layer = policy.defaults_layer();
+        assert_eq!(layer.memory, Some(Size(2 << 30)));
+        assert_eq!(layer.cpus, Some(Cpus(4_000_000_000)));
     }
 
     #[test]

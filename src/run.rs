@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use crate::cli::RunArgs;
-use crate::config::file::FileConfig;
+use crate::config::file::{FileConfig, Size};
+use crate::config::Source;
 use crate::deploy::{self, Prepared};
 use crate::dockerargs;
 use crate::engine::Engine;
@@ -28,8 +29,38 @@ pub enum Mode {
 }
 
 /// Runs `berth run`/`create`; returns the exit status (the container's, for an attached
-/// run).
+/// run). One event: `created` once the container exists, or why it does not (a dry run
+/// records nothing).
 pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
+    let mut created = false;
+    let result = run_inner(args, mode, printer, &mut created).await;
+    if !args.dry_run {
+        let action = match mode {
+            Mode::Run => "run",
+            Mode::Create => "create",
+        };
+        let project = args
+            .project
+            .clone()
+            .or_else(|| project_for(args).ok())
+            .unwrap_or_default();
+        // Once created, what the container itself did is not berth's outcome.
+        let logged = if created {
+            Ok(())
+        } else {
+            result.as_ref().map(|_| ()).map_err(Clone::clone)
+        };
+        crate::events::log(printer, action, &project, &logged, |()| ("created", None));
+    }
+    result
+}
+
+async fn run_inner(
+    args: &RunArgs,
+    mode: Mode,
+    printer: &Printer,
+    created: &mut bool,
+) -> Result<i32> {
     let mut spec = dockerargs::spec_from_args(args, &|key| std::env::var(key).ok())
         .map_err(|err| Error::status(125, err.0))?;
     let project = project_for(args)?;
@@ -37,8 +68,10 @@ pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
         image: Some(spec.image.clone()),
         ..Default::default()
     };
-    let mut prepared = deploy::prepare_with(&project, &command_line, false)?;
+    let mut prepared = deploy::prepare_with(&project, &command_line, false, printer)?;
     add_berth(&mut spec, &prepared)?;
+    apply_policy(&mut spec, &prepared);
+    prepared.check_policy(&spec)?;
 
     if args.dry_run {
         let mut line = vec!["docker".to_string(), "run".to_string()];
@@ -49,6 +82,7 @@ pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
 
     let engine = Engine::connect().await?;
     deploy::check_group(&engine, &prepared).await?;
+    prepared.check_count(&engine).await?;
     deploy::settle_identity(&mut prepared)?;
     // The identity the guard settled goes on the container too.
     if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {
@@ -91,6 +125,7 @@ pub async fn run(args: &RunArgs, mode: Mode, printer: &Printer) -> Result<i32> {
         &prepared.plan.home,
     )
     .await?;
+    *created = true;
     match mode {
         Mode::Create => {
             printer.line(&id);
@@ -180,6 +215,32 @@ fn add_berth(spec: &mut ContainerSpec, prepared: &Prepared) -> Result<()> {
         spec.labels.remove(label::IDENTITY);
     }
     Ok(())
+}
+
+/// The policy's fixed `env` (which no `-e` overrides) and its `[defaults]` where no
+/// flag set a value (docker's own defaults otherwise).
+fn apply_policy(spec: &mut ContainerSpec, prepared: &Prepared) {
+    let Some((_, policy)) = &prepared.ctx.policy else {
+        return;
+    };
+    for (key, value) in &prepared.ctx.settings.env {
+        if matches!(value.source, Source::Policy(_)) {
+            spec.env
+                .retain(|entry| entry.split('=').next() != Some(key.as_str()));
+            spec.env.push(format!("{key}={}", value.value));
+        }
+    }
+    let defaults = policy.defaults_layer();
+    let bytes = |size: Option<Size>| size.and_then(|s| i64::try_from(s.0).ok());
+    if spec.host.memory.is_none() {
+        spec.host.memory = bytes(defaults.memory);
+    }
+    if spec.host.shm_size.is_none() {
+        spec.host.shm_size = bytes(defaults.shm_size);
+    }
+    if spec.host.nano_cpus.is_none() {
+        spec.host.nano_cpus = defaults.cpus.map(|c| c.0);
+    }
 }
 
 /// The mount guard of deploy, over every way the flags can mount something.

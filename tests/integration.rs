@@ -9,6 +9,8 @@ mod complete;
 mod contexts;
 #[path = "integration/output.rs"]
 mod output;
+#[path = "integration/policy.rs"]
+mod policy;
 #[path = "integration/pull.rs"]
 mod pull;
 #[path = "integration/retire.rs"]

@@ -3,4 +3,5 @@
 
 pub mod data;
 pub mod mounts;
+pub mod policy;
 pub mod workspace;

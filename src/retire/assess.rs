@@ -200,6 +200,14 @@ impl Pattern {
     }
 }
 
+/// Whether the whole of `text` matches `pattern`, both split on `/`: `*` matches within
+/// one component, `**` any number of components. Anchored at both ends.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<String> = pattern.split('/').map(str::to_string).collect();
+    let text: Vec<&str> = text.split('/').collect();
+    glob(&pattern, &text)
+}
+
 fn glob(pattern: &[String], path: &[&str]) -> bool {
     match pattern.split_first() {
         None => path.is_empty(),

@@ -55,6 +55,20 @@ pub enum Action {
     WouldAsk,
 }
 
+impl Action {
+    /// As `--json` and the event log write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Removed => "removed",
+            Action::Kept => "kept",
+            Action::Refused => "refused",
+            Action::StoppedNotRemoved => "stopped_not_removed",
+            Action::WouldRemove => "would_remove",
+            Action::WouldAsk => "would_ask",
+        }
+    }
+}
+
 /// What retire saw and did (`--json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -127,10 +141,28 @@ impl Outcome {
     }
 }
 
-/// `berth retire PROJECT`.
+/// `berth retire PROJECT`; one event for what it did or why not (a dry run changes
+/// nothing and records nothing).
 pub async fn retire(args: &RetireArgs, printer: &Printer) -> Result<()> {
+    let result = retire_inner(args, printer).await;
+    if !args.dry_run {
+        crate::events::log(printer, "retire", &args.project, &result, |outcome| {
+            (
+                outcome.action.name(),
+                outcome.refusal().map(|err| err.message),
+            )
+        });
+    }
+    match result?.refusal() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
     let choices = Choices::from_args(args)?;
     let ctx = Context::load(&args.project, &Default::default())?;
+    ctx.warn(printer);
     let engine = Engine::connect().await?;
     let container = engine
         .project_container(ctx.project.as_str(), ctx.user.uid)
@@ -140,10 +172,7 @@ pub async fn retire(args: &RetireArgs, printer: &Printer) -> Result<()> {
     if args.json {
         printer.json(&outcome);
     }
-    match outcome.refusal() {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
+    Ok(outcome)
 }
 
 /// Checks `container` and removes it when that loses nothing or the caller chose to.

@@ -8,6 +8,7 @@ use crate::config::{self, file::FileConfig, Files, Settings};
 use crate::error::{Error, Result};
 use crate::guard::workspace::{self, Found, Workspace};
 use crate::host::{HostUser, Paths, ProjectName};
+use crate::policy::Policy;
 
 pub struct Context {
     pub project: ProjectName,
@@ -15,6 +16,8 @@ pub struct Context {
     pub paths: Paths,
     pub workspace: PathBuf,
     pub settings: Settings,
+    /// The admin policy and where it was read from; none without a policy file.
+    pub policy: Option<(PathBuf, Policy)>,
 }
 
 impl Context {
@@ -34,6 +37,7 @@ impl Context {
             paths,
             workspace,
             settings,
+            policy: files.policy,
         })
     }
 

@@ -30,6 +30,8 @@ pub mod label {
     pub const VERSION: &str = "berth.version";
     /// Containers of `berth run`/`create`: deploy, retire and shell leave them alone.
     pub const RUN: &str = "berth.run";
+    /// The GPUs the container holds, as ids: `0,2`. The source of truth for allocation.
+    pub const GPUS: &str = "berth.gpus";
 }
 
 /// `<project>._.<user>`: unique per person and project on a shared engine.

@@ -13,6 +13,7 @@ use crate::context::Context;
 use crate::dockerargs::{docker_run_line, format_cpus, format_size};
 use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
+use crate::gpu;
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
@@ -223,7 +224,12 @@ async fn create(
     }
     let home = ctx.paths.container_home(&ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
-    let Some(id) = engine.create(&plan.to_spec()).await? else {
+    let mut spec = plan.to_spec();
+    // From here until the create has returned and been checked, the GPU lock is held.
+    let claim =
+        gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer).await?;
+    let Some(id) = engine.create(&spec).await? else {
+        drop(claim);
         // Another deploy of this project created it first: use that one.
         let container = engine
             .find(ctx.project.as_str(), ctx.user.uid)
@@ -241,14 +247,23 @@ async fn create(
         let action = resume(engine, &container.id, plan, printer).await?;
         return Ok((container.id, action));
     };
+    let gpus = match claim {
+        Some(claim) => claim.confirm(engine, &id).await?,
+        None => Vec::new(),
+    };
     if let Err(err) = engine.start(&id).await {
         // A container that never ran holds nothing: do not leave it half-made.
         engine.remove(&id).await.ok();
         return Err(err.hint(gpu_hint(plan)));
     }
     ensure_running(engine, &id, plan).await?;
+    let with_gpus = if gpus.is_empty() {
+        String::new()
+    } else {
+        format!(" with GPUs {}", gpus.join(","))
+    };
     printer.note(&format!(
-        "deployed {} ({}); enter it with: docker exec -it {} sh",
+        "deployed {} ({}){with_gpus}; enter it with: docker exec -it {} sh",
         plan.container_name, plan.image, plan.container_name
     ));
     Ok((id, "created"))

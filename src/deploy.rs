@@ -312,10 +312,20 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         // The engine is asked too, so that check answers as deploy would.
         let engine = Engine::connect().await?;
         check_group(&engine, &prepared).await?;
-        Ok::<_, Error>((prepared, engine))
+        let gpus = match prepared.plan.to_spec().host.gpus.as_ref() {
+            Some(request) => match gpu::Request::from_spec(request) {
+                Some(request) => {
+                    let ctx = &prepared.ctx;
+                    gpu::claim::preview(&engine, ctx.policy.as_ref(), &ctx.user, &request).await?
+                }
+                None => None,
+            },
+            None => None,
+        };
+        Ok::<_, Error>((prepared, engine, gpus))
     }
     .await;
-    let (prepared, engine) = match verdict {
+    let (prepared, engine, gpus) = match verdict {
         Ok(ready) => ready,
         Err(err) if args.json && err.code() == 3 => {
             printer.json(&serde_json::json!({
@@ -334,6 +344,12 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         printer.json(&report(&prepared));
     } else {
         print_plan(&prepared, printer);
+        if let Some(gpus) = gpus.filter(|_| existing.is_none()) {
+            printer.line(&format!(
+                "gpus free    {} (deploy would take them)",
+                gpus.join(",")
+            ));
+        }
         if let Some(container) = existing {
             printer.line(&format!(
                 "container    {} exists ({:?}); deploy would start it, not create it",

@@ -189,6 +189,39 @@ pub async fn begin(
         return Ok(None);
     };
     let lock = Lock::acquire(&lock_path(policy), printer).await?;
+    let ids = decide(engine, policy, user, &inventory, &request).await?;
+    apply(spec, mode, Some(&ids));
+    Ok(Some(Claim {
+        _lock: lock,
+        ids,
+        inventory: inventory.ids,
+    }))
+}
+
+/// The GPUs `request` would get now, without the lock: for `berth check`, which must
+/// refuse where a deploy would. None when no inventory is known.
+pub async fn preview(
+    engine: &Engine,
+    policy: Option<&(PathBuf, Policy)>,
+    user: &HostUser,
+    request: &Request,
+) -> Result<Option<Vec<String>>> {
+    let Some(inventory) = inventory(policy) else {
+        return Ok(None);
+    };
+    decide(engine, policy, user, &inventory, request)
+        .await
+        .map(Some)
+}
+
+/// Reads every label and decides, within the per-user limit.
+async fn decide(
+    engine: &Engine,
+    policy: Option<&(PathBuf, Policy)>,
+    user: &HostUser,
+    inventory: &Inventory,
+    request: &Request,
+) -> Result<Vec<String>> {
     let containers = engine.list(None, None, false).await?;
     let held = holdings(&inventory.ids, &containers);
     let max = policy.and_then(|(_, p)| p.limits.max_gpus_per_user);
@@ -196,16 +229,10 @@ pub async fn begin(
         max,
         &user.uid.to_string(),
         &held,
-        requested(&inventory.ids, &request),
+        requested(&inventory.ids, request),
     )?;
-    let ids = allocate(&inventory.ids, &held, &request, &name_of)
-        .map_err(|err| err.details([format!("(GPUs from {})", inventory.origin)]))?;
-    apply(spec, mode, Some(&ids));
-    Ok(Some(Claim {
-        _lock: lock,
-        ids,
-        inventory: inventory.ids,
-    }))
+    allocate(&inventory.ids, &held, request, &name_of)
+        .map_err(|err| err.details([format!("(GPUs from {})", inventory.origin)]))
 }
 
 impl Claim {

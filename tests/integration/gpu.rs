@@ -103,6 +103,11 @@ fn too_few_free_gpus_are_refused_saying_who_holds_them_even_when_stopped() {
     assert_stderr_has(&out, first.container());
     assert_stderr_has(&out, whoami());
     assert!(!second.exists(), "nothing was created");
+    // `check` refuses where deploy would.
+    second.project_toml(&format!("image = {:?}\ngpus = 2\n", second.image.tag));
+    let out = second.berth(&["check", &second.project]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "not enough free GPUs");
 
     // The one free GPU is still there for a request that fits.
     assert_code(&deploy_gpus(&second, "1"), 0);
@@ -173,7 +178,7 @@ fn concurrent_one_gpu_deploys_get_different_gpus_and_a_fourth_is_refused() {
     let first = Sandbox::new();
     let (text, inventory) = policy(&first.project, 3, "");
     std::fs::write(&first.policy, &text).unwrap();
-    let sandboxes = vec![
+    let sandboxes = [
         first,
         sandbox_with(&text),
         sandbox_with(&text),

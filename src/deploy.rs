@@ -14,6 +14,7 @@ use crate::dockerargs::{docker_run_line, format_cpus, format_size};
 use crate::engine::{Engine, State};
 use crate::error::{Error, Result};
 use crate::events;
+use crate::gpu;
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::identity;
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
@@ -280,7 +281,12 @@ async fn create(
     }
     let home = ctx.paths.container_home(&ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
-    let Some(id) = engine.create(&plan.to_spec()).await? else {
+    let mut spec = plan.to_spec();
+    // From here until the create has returned and been checked, the GPU lock is held.
+    let claim =
+        gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer).await?;
+    let Some(id) = engine.create(&spec).await? else {
+        drop(claim);
         // Another deploy of this project created it first: use that one.
         let container = engine
             .find(ctx.project.as_str(), ctx.user.uid)
@@ -298,6 +304,10 @@ async fn create(
         let action = resume(engine, &container.id, plan, printer).await?;
         return Ok((container.id, action));
     };
+    let gpus = match claim {
+        Some(claim) => claim.confirm(engine, &id).await?,
+        None => Vec::new(),
+    };
     identity::settle(engine, &id, &plan.labels, &ctx.user, &plan.home).await?;
     if let Err(err) = engine.start(&id).await {
         // A container that never ran holds nothing: do not leave it half-made.
@@ -305,8 +315,13 @@ async fn create(
         return Err(err.hint(gpu_hint(plan)));
     }
     ensure_running(engine, &id, plan).await?;
+    let with_gpus = if gpus.is_empty() {
+        String::new()
+    } else {
+        format!(" with GPUs {}", gpus.join(","))
+    };
     printer.note(&format!(
-        "deployed {} ({}); enter it with: docker exec -it {} sh",
+        "deployed {} ({}){with_gpus}; enter it with: docker exec -it {} sh",
         plan.container_name, plan.image, plan.container_name
     ));
     Ok((id, "created"))
@@ -358,13 +373,26 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         let existing = engine
             .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
             .await?;
+        let mut gpus = None;
         if existing.is_none() {
             prepared.check_count(&engine).await?;
+            if let Some(request) = prepared
+                .plan
+                .to_spec()
+                .host
+                .gpus
+                .as_ref()
+                .and_then(gpu::Request::from_spec)
+            {
+                let ctx = &prepared.ctx;
+                gpus =
+                    gpu::claim::preview(&engine, ctx.policy.as_ref(), &ctx.user, &request).await?;
+            }
         }
-        Ok::<_, Error>((prepared, existing))
+        Ok::<_, Error>((prepared, existing, gpus))
     }
     .await;
-    let (prepared, existing) = match verdict {
+    let (prepared, existing, gpus) = match verdict {
         Ok(ready) => ready,
         Err(err) if args.json && err.code() == 3 => {
             printer.json(&serde_json::json!({
@@ -380,6 +408,12 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         printer.json(&report(&prepared));
     } else {
         print_plan(&prepared, printer);
+        if let Some(gpus) = gpus.filter(|_| existing.is_none()) {
+            printer.line(&format!(
+                "gpus free    {} (deploy would take them)",
+                gpus.join(",")
+            ));
+        }
         if let Some(container) = existing {
             printer.line(&format!(
                 "container    {} exists ({:?}); deploy would start it, not create it",

@@ -70,6 +70,8 @@ pub struct ContainerInfo {
     pub size_rw: Option<i64>,
     /// Made by `berth run`/`create`, not by deploy.
     pub run: bool,
+    /// The GPUs it holds (its `berth.gpus` label).
+    pub gpus: Vec<String>,
 }
 
 /// What retire needs to know of one container.
@@ -216,6 +218,7 @@ impl Engine {
                     // The engine omits a zero size.
                     size_rw: sizes.then(|| c.size_rw.unwrap_or(0)),
                     run: labels.contains_key(label::RUN),
+                    gpus: crate::gpu::parse_label(&label(label::GPUS)),
                 }
             })
             .collect())

@@ -1,4 +1,5 @@
-//! `berth list`: the caller's berth containers (or everyone's with `--all`).
+//! `berth list`: the caller's berth containers (or everyone's with `--all`), with the
+//! GPUs each holds.
 
 use serde::Serialize;
 
@@ -39,6 +40,7 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         "PROJECT".to_string(),
         "STATE".into(),
         "IMAGE".into(),
+        "GPUS".into(),
         "UNSAVED".into(),
         "WORKSPACE".into(),
         "DATA".into(),
@@ -51,6 +53,11 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
             c.project.clone(),
             c.status.clone(),
             c.image.clone(),
+            if c.gpus.is_empty() {
+                "-".into()
+            } else {
+                c.gpus.join(",")
+            },
             c.size_rw
                 .map_or_else(|| "-".into(), |b| ui::human_size(b.max(0) as u64)),
             c.workspace.clone(),

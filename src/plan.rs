@@ -32,6 +32,8 @@ pub mod label {
     pub const RUN: &str = "berth.run";
     /// berth wrote the user into /etc/passwd and /etc/group ([`crate::identity`]).
     pub const IDENTITY: &str = "berth.identity";
+    /// The GPUs the container holds, as ids: `0,2`. The source of truth for allocation.
+    pub const GPUS: &str = "berth.gpus";
 }
 
 /// `<project>._.<user>`: unique per person and project on a shared engine.

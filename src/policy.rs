@@ -104,6 +104,9 @@ pub struct Gpus {
     pub inventory: Option<Vec<ScalarText>>,
     #[serde(default)]
     pub request: GpuRequest,
+    /// The lock file every user's berth takes while it allocates. None:
+    /// [`crate::gpu::claim::DEFAULT_LOCK`].
+    pub lock: Option<PathBuf>,
 }
 
 /// How a container is given its GPUs.

@@ -14,6 +14,7 @@ use crate::deploy::{self, Prepared};
 use crate::dockerargs;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::gpu;
 use crate::guard::{self, workspace::Workspace};
 use crate::host::Paths;
 use crate::identity;
@@ -102,6 +103,15 @@ async fn run_inner(
     let home = prepared.ctx.paths.container_home(&prepared.ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
 
+    // From here until the create has returned and been checked, the GPU lock is held.
+    let claim = gpu::claim::begin(
+        &engine,
+        prepared.ctx.policy.as_ref(),
+        &prepared.ctx.user,
+        &mut spec,
+        printer,
+    )
+    .await?;
     // Docker exits 125 when the engine refuses a create.
     let id = engine
         .create(&spec)
@@ -117,6 +127,9 @@ async fn run_inner(
                 "remove it (`docker rm {name}`) or choose another --name"
             ))
         })?;
+    if let Some(claim) = claim {
+        claim.confirm(&engine, &id).await?;
+    }
     identity::settle(
         &engine,
         &id,

@@ -7,6 +7,8 @@ mod support;
 mod complete;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/gpu.rs"]
+mod gpu;
 #[path = "integration/output.rs"]
 mod output;
 #[path = "integration/policy.rs"]
@@ -158,7 +160,10 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
         stdout(&out).lines().collect::<Vec<_>>(),
         [TEST_USER, TEST_USER, home.as_str(), TEST_USER]
     );
-    assert_eq!(sb.inspect().unwrap()["Config"]["Labels"]["berth.identity"], "1");
+    assert_eq!(
+        sb.inspect().unwrap()["Config"]["Labels"]["berth.identity"],
+        "1"
+    );
 
     // The two files berth wrote are not work: retire removes the container unasked.
     let out = sb.berth(&["retire", &sb.project, "--json"]);

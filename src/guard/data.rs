@@ -315,6 +315,7 @@ mod tests {
             data: data.into(),
             data_group: "g".into(),
             size_rw: None,
+            gpus: Vec::new(),
             run: false,
         }
     }

@@ -207,20 +207,6 @@ pub fn check_container_count(path: &Path, policy: &Policy, have: usize) -> Resul
     }
 }
 
-/// `max_gpus_per_user`: `held` is how many GPUs the user's containers hold now,
-/// `requested` how many the new container would get. For GPU allocation to call.
-pub fn check_gpu_count(path: &Path, policy: &Policy, held: usize, requested: usize) -> Result<()> {
-    match policy.limits.max_gpus_per_user {
-        Some(max) if held + requested > max as usize => Err(Error::refused(format!(
-            "policy {} limits GPUs to {max} per user (max_gpus_per_user): \
-             you hold {held} and asked for {requested}",
-            path.display()
-        ))
-        .hint("ask for fewer, or retire a container that holds some")),
-        _ => Ok(()),
-    }
-}
-
 /// `path` as the kernel would find it: the longest existing prefix with its symlinks
 /// followed, then the rest with `.` and `..` taken lexically (nothing there exists to
 /// be a link).
@@ -438,15 +424,11 @@ mod tests {
 
     #[test]
     fn counts() {
-        let p = policy("[limits]\nmax_containers_per_user = 2\nmax_gpus_per_user = 2\n");
+        let p = policy("[limits]\nmax_containers_per_user = 2\n");
         let path = Path::new(PATH);
         assert!(check_container_count(path, &p, 1).is_ok());
         let err = check_container_count(path, &p, 2).unwrap_err();
         assert!(err.message.contains("you have 2"), "{}", err.message);
-        assert!(check_gpu_count(path, &p, 1, 1).is_ok());
-        let err = check_gpu_count(path, &p, 1, 2).unwrap_err();
-        assert!(err.message.contains("max_gpus_per_user"));
         assert!(check_container_count(path, &Policy::default(), 99).is_ok());
-        assert!(check_gpu_count(path, &Policy::default(), 9, 9).is_ok());
     }
 }

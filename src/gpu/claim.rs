@@ -1,0 +1,258 @@
+//! GPU allocation, carried out: the inventory the host reports, the lock every user's
+//! berth shares, and the claim that holds that lock from reading the labels until the
+//! container exists and its GPUs have been checked once more.
+//!
+//! The lock is an exclusive `flock` on one file all users can open
+//! ([`DEFAULT_LOCK`], or the policy's `[gpus] lock`). It is never released before the
+//! create call has returned: a GPU is held by a label, and a label exists only once its
+//! container does.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{allocate, apply, check_limit, crossed, holdings, requested, table, Request};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::host::HostUser;
+use crate::policy::{GpuRequest as Mode, Policy};
+use crate::spec::ContainerSpec;
+use crate::ui::Printer;
+
+/// Where the lock lives unless the policy names another file: `/run/lock` is a tmpfs
+/// every user may write to (mode 1777) on current Linux systems; without it, `/tmp`.
+pub const DEFAULT_LOCK: &str = "/run/lock/berth-gpus.lock";
+const FALLBACK_LOCK: &str = "/tmp/berth-gpus.lock";
+/// How long to wait for another berth's allocation before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// The GPUs berth hands out, and who said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub ids: Vec<String>,
+    pub origin: String,
+}
+
+/// The policy's `[gpus] inventory`, else the GPUs the host reports (`nvidia-smi -L`,
+/// else `/proc/driver/nvidia/gpus`). None when neither knows of any GPU: berth then
+/// allocates nothing and passes the request to docker as written, as `docker run` would.
+pub fn inventory(policy: Option<&(PathBuf, Policy)>) -> Option<Inventory> {
+    if let Some((path, policy)) = policy {
+        if let Some(ids) = &policy.gpus.inventory {
+            return Some(Inventory {
+                ids: super::sorted(ids.iter().map(|id| id.0.trim().to_string())),
+                origin: format!("the policy {}", path.display()),
+            });
+        }
+    }
+    let from_smi = std::process::Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| super::parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout)))
+        .filter(|ids| !ids.is_empty());
+    if let Some(ids) = from_smi {
+        return Some(Inventory {
+            ids,
+            origin: "nvidia-smi -L".into(),
+        });
+    }
+    let proc = Path::new("/proc/driver/nvidia/gpus");
+    let ids = super::sorted(
+        std::fs::read_dir(proc)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| std::fs::read_to_string(entry.path().join("information")).ok())
+            .filter_map(|text| super::parse_proc_information(&text)),
+    );
+    (!ids.is_empty()).then(|| Inventory {
+        ids,
+        origin: proc.display().to_string(),
+    })
+}
+
+/// The lock file: the policy's `[gpus] lock`, else [`DEFAULT_LOCK`] (or `/tmp` on a
+/// host without `/run/lock`).
+pub fn lock_path(policy: Option<&(PathBuf, Policy)>) -> PathBuf {
+    if let Some(path) = policy.and_then(|(_, p)| p.gpus.lock.clone()) {
+        return path;
+    }
+    if Path::new(DEFAULT_LOCK).parent().is_some_and(Path::is_dir) {
+        PathBuf::from(DEFAULT_LOCK)
+    } else {
+        PathBuf::from(FALLBACK_LOCK)
+    }
+}
+
+/// An exclusive hold on the lock file; released when dropped (the file is closed).
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    pub async fn acquire(path: &Path, printer: &Printer) -> Result<Self> {
+        let file = open_shared(path)?;
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            // SAFETY: flock on a descriptor this function owns; no memory is passed.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(Self { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::io("lock", path, err));
+            }
+            if started.elapsed() > LOCK_WAIT {
+                return Err(Error::failed(format!(
+                    "another berth has held the GPU lock {} for more than {}s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                ))
+                .hint("try again; `fuser -v` on the lock file shows who holds it"));
+            }
+            if !told && started.elapsed() > Duration::from_secs(2) {
+                printer.note("waiting for another berth to finish allocating GPUs");
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Opens the lock file, creating it readable and writable by everyone (0666) when it is
+/// missing. An existing file is opened without `O_CREAT`: in a sticky, world-writable
+/// directory (`fs.protected_regular`) the kernel refuses `O_CREAT` on another user's
+/// file. `flock` needs no write access, so reading is enough.
+fn open_shared(path: &Path) -> Result<File> {
+    match File::open(path) {
+        Ok(file) => return Ok(file),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(Error::io("open the GPU lock", path, err)),
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(path)
+    {
+        Ok(file) => {
+            // The umask took bits away; every user must be able to open it.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                .map_err(|err| Error::io("open the GPU lock", path, err))?;
+            Ok(file)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            File::open(path).map_err(|err| Error::io("open the GPU lock", path, err))
+        }
+        Err(err) => Err(Error::io("create the GPU lock", path, err)),
+    }
+}
+
+/// GPUs decided and written into a create request, with the lock still held.
+pub struct Claim {
+    _lock: Lock,
+    pub ids: Vec<String>,
+    inventory: Vec<String>,
+}
+
+fn name_of(uid: &str) -> String {
+    uid.parse()
+        .ok()
+        .and_then(crate::host::passwd_name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Decides the GPUs of `spec` and writes them in (the `berth.gpus` label, and device
+/// requests or variables as the policy says). Holds the lock in the returned claim until
+/// [`Claim::confirm`]. None when no GPU is asked for, or no inventory is known.
+pub async fn begin(
+    engine: &Engine,
+    policy: Option<&(PathBuf, Policy)>,
+    user: &HostUser,
+    spec: &mut ContainerSpec,
+    printer: &Printer,
+) -> Result<Option<Claim>> {
+    let mode = policy.map_or(Mode::default(), |(_, p)| p.gpus.request);
+    let Some(request) = spec.host.gpus.as_ref().and_then(Request::from_spec) else {
+        if mode == Mode::Env {
+            apply(spec, mode, None);
+        }
+        return Ok(None);
+    };
+    let Some(inventory) = inventory(policy) else {
+        return Ok(None);
+    };
+    let lock = Lock::acquire(&lock_path(policy), printer).await?;
+    let ids = decide(engine, policy, user, &inventory, &request).await?;
+    apply(spec, mode, Some(&ids));
+    Ok(Some(Claim {
+        _lock: lock,
+        ids,
+        inventory: inventory.ids,
+    }))
+}
+
+/// The GPUs `request` would get now, without the lock: for `berth check`, which must
+/// refuse where a deploy would. None when no inventory is known.
+pub async fn preview(
+    engine: &Engine,
+    policy: Option<&(PathBuf, Policy)>,
+    user: &HostUser,
+    request: &Request,
+) -> Result<Option<Vec<String>>> {
+    let Some(inventory) = inventory(policy) else {
+        return Ok(None);
+    };
+    decide(engine, policy, user, &inventory, request)
+        .await
+        .map(Some)
+}
+
+/// Reads every label and decides, within the per-user limit.
+async fn decide(
+    engine: &Engine,
+    policy: Option<&(PathBuf, Policy)>,
+    user: &HostUser,
+    inventory: &Inventory,
+    request: &Request,
+) -> Result<Vec<String>> {
+    let containers = engine.list(None, None, false).await?;
+    let held = holdings(&inventory.ids, &containers);
+    let max = policy.and_then(|(_, p)| p.limits.max_gpus_per_user);
+    check_limit(
+        max,
+        &user.uid.to_string(),
+        &held,
+        requested(&inventory.ids, request),
+    )?;
+    allocate(&inventory.ids, &held, request, &name_of)
+        .map_err(|err| err.details([format!("(GPUs from {})", inventory.origin)]))
+}
+
+impl Claim {
+    /// After the create: no other container may claim one of ours. Only a berth that
+    /// does not share the lock can cause that; ours then gives way (it is removed) and
+    /// the deploy is refused, so that a GPU is never held twice. Releases the lock.
+    pub async fn confirm(self, engine: &Engine, id: &str) -> Result<Vec<String>> {
+        let containers = engine.list(None, None, false).await?;
+        let held = holdings(&self.inventory, &containers);
+        let crossed = crossed(id, &self.ids, &held);
+        if crossed.is_empty() {
+            return Ok(self.ids);
+        }
+        engine.remove(id).await?;
+        Err(Error::refused(format!(
+            "GPU {} was claimed by another container while this one was being created; \
+             it was removed",
+            self.ids.join(", ")
+        ))
+        .details(table(&crossed, &name_of))
+        .hint("another berth uses a different GPU lock (`[gpus] lock` in the policy); try again"))
+    }
+}

@@ -11,6 +11,8 @@ mod contexts;
 mod output;
 #[path = "integration/pull.rs"]
 mod pull;
+#[path = "integration/reap.rs"]
+mod reap;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

@@ -424,8 +424,8 @@ fn retire_notice(container: &ContainerInfo, reason: &str, policy: &Policy) -> St
     let keep_alive = span(policy.reap.keep_alive_max.0);
     format!(
         "{}: berth reap retired your stopped container {} ({reason}).\n\
-         Files outside the workspace and the data root were copied into .rescued/ first;\n\
-         the workspace and the data root are untouched.\n\
+         Whatever it held outside the workspace and the data root was copied into\n\
+         .rescued/ in this workspace first; the workspace and the data root are untouched.\n\
          To come back: container-deploy {}   (or: berth deploy {})\n\
          To keep a stopped container: touch /workspace/{KEEP_ALIVE_FILE} (honoured for \
          {keep_alive} after each touch).\n\n",

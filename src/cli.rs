@@ -137,6 +137,9 @@ pub enum Command {
     Retire(RetireArgs),
     /// List your project containers.
     List(ListArgs),
+    /// Stop idle containers and retire long-stopped ones, rescuing their work first;
+    /// for a systemd timer or cron. As root: every user's containers; else your own.
+    Reap(ReapArgs),
     /// Resolve the configuration, run every guard and print the plan; create nothing.
     Check(CheckArgs),
     /// Drop-in `docker run`: docker's flags, plus the project's workspace, data root,
@@ -213,6 +216,22 @@ pub struct DeployArgs {
     /// Command to run instead of the configured one (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Only this project's containers.
+    #[arg(long, value_name = "NAME", add = projects())]
+    pub project: Option<String>,
+
+    /// Say what would be done to each container; change nothing (not even the stored
+    /// CPU samples).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print every container's decision as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

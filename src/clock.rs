@@ -16,6 +16,31 @@ pub fn rfc3339(at: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
+/// `2026-11-21T10:30:00.123456789Z` (RFC 3339 in UTC, as the engine writes times) →
+/// a time; `None` for anything else, and for the engine's "never" (year 1).
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let (time, fraction) = match time.split_once('.') {
+        Some((time, fraction)) => (time, fraction),
+        None => (time, ""),
+    };
+    let mut time = time.splitn(3, ':').map(str::parse::<u64>);
+    let (h, m, s) = (time.next()?.ok()?, time.next()?.ok()?, time.next()?.ok()?);
+    let valid = (1..=12).contains(&month) && (1..=31).contains(&day) && h < 24 && m < 60 && s < 61;
+    if !valid || year < 1970 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = format!("{:0<9}", &fraction[..fraction.len().min(9)])
+        .parse()
+        .ok()?;
+    let days = u64::try_from(days_from_civil(year, month as u32, day as u32)).ok()?;
+    let secs = days * 86_400 + h * 3600 + m * 60 + s;
+    Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
 fn fields(at: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
     let secs = at
         .duration_since(UNIX_EPOCH)
@@ -41,6 +66,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// (year, month, day) → days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +99,32 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(951_827_696)),
             "2000-02-29T12:34:56Z"
         );
+    }
+
+    #[test]
+    fn reads_the_engines_times() {
+        let secs = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(secs(0)));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T12:34:56Z"),
+            Some(secs(951_827_696))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-21T23:59:59.5Z"),
+            Some(secs(1_795_305_599) + Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-21T23:59:59.123456789Z"),
+            Some(secs(1_795_305_599) + Duration::from_nanos(123_456_789))
+        );
+        for never in [
+            "0001-01-01T00:00:00Z",
+            "",
+            "2026-11-21",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T10:00:00+01:00",
+        ] {
+            assert_eq!(parse_rfc3339(never), None, "{never}");
+        }
     }
 }

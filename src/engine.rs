@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use bollard::query_parameters::{
     CommitContainerOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
     CreateImageOptions, DownloadFromContainerOptions, InspectContainerOptions,
-    ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
@@ -93,6 +93,20 @@ pub struct Inspected {
 pub struct Volume {
     pub name: String,
     pub target: String,
+}
+
+/// When a container started and stopped, as the engine writes times (RFC 3339), for
+/// `berth reap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeline {
+    pub state: State,
+    pub created: String,
+    /// Empty, or the engine's year-1 time, when it never started.
+    pub started_at: String,
+    /// Likewise when it never stopped.
+    pub finished_at: String,
+    /// Started with `--rm`.
+    pub auto_remove: bool,
 }
 
 /// What the archive endpoint says about one path.
@@ -283,6 +297,45 @@ impl Engine {
             exit_code: state.exit_code.unwrap_or(0),
             anonymous_volumes,
         })
+    }
+
+    pub async fn timeline(&self, id: &str) -> Result<Timeline> {
+        let details = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|err| self.failed("inspect the container", &err))?;
+        let state = details.state.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        Ok(Timeline {
+            state: state_from_str(&status),
+            created: details.created.unwrap_or_default(),
+            started_at: state.started_at.unwrap_or_default(),
+            finished_at: state.finished_at.unwrap_or_default(),
+            auto_remove: details
+                .host_config
+                .and_then(|h| h.auto_remove)
+                .unwrap_or(false),
+        })
+    }
+
+    /// The CPU time a running container has used since it started, in nanoseconds.
+    /// One sample, without the second one the engine otherwise waits for to compute a
+    /// rate (`one-shot`, API 1.41; older engines ignore it and take a second longer).
+    pub async fn cpu_usage(&self, id: &str) -> Result<Option<u64>> {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.docker.stats(id, Some(options));
+        match stream.next().await {
+            Some(Ok(stats)) => Ok(stats
+                .cpu_stats
+                .and_then(|c| c.cpu_usage)
+                .and_then(|u| u.total_usage)),
+            Some(Err(err)) => Err(self.failed("read the container's CPU use", &err)),
+            None => Ok(None),
+        }
     }
 
     pub async fn image_exists(&self, image: &str) -> Result<bool> {

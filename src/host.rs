@@ -48,7 +48,8 @@ impl HostUser {
     }
 }
 
-pub(crate) fn passwd_name(uid: u32) -> Option<String> {
+/// The login name of `uid` on this host, if it has one.
+pub fn passwd_name(uid: u32) -> Option<String> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };

@@ -26,6 +26,7 @@ pub mod manpages;
 pub mod plan;
 pub mod policy;
 pub mod pull;
+pub mod reap;
 pub mod retire;
 pub mod run;
 pub mod shell;
@@ -196,6 +197,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
             Command::Deploy(args) => done(deploy::deploy(args, printer).await),
             Command::Retire(args) => done(retire::retire(args, printer).await),
             Command::List(args) => done(list::list(args, printer).await),
+            Command::Reap(args) => done(reap::reap(args, printer).await),
             Command::Check(args) => done(deploy::check(args, printer).await),
             Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
             Command::Create(args) => run::run(args, run::Mode::Create, printer).await,

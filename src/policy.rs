@@ -133,11 +133,35 @@ pub struct Reap {
     /// A container stopped for longer than this is retired, its work rescued first.
     /// None: stopped containers are kept.
     pub hold_stopped: Option<Span>,
+    /// Below this CPU use, in percent of one CPU averaged over the window, a container
+    /// is idle.
+    #[serde(default = "Reap::default_idle_cpu", deserialize_with = "percent")]
+    pub idle_cpu: f64,
 }
 
 impl Reap {
+    /// 1% of one CPU: a shell, `sleep` or an idle notebook server stays well below it;
+    /// anything computing is far above.
+    pub const DEFAULT_IDLE_CPU: f64 = 1.0;
+
     fn default_keep_alive_max() -> Span {
         Span(Duration::from_secs(24 * 3600))
+    }
+
+    fn default_idle_cpu() -> f64 {
+        Self::DEFAULT_IDLE_CPU
+    }
+}
+
+/// A percentage: a number from 0 up (`1`, `0.5`); more than 100 means more than one CPU.
+fn percent<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(deserializer)?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(de::Error::custom(format!(
+            "{value} is not a percentage of one CPU (like 1 or 0.5)"
+        )))
     }
 }
 
@@ -147,6 +171,7 @@ impl Default for Reap {
             idle_after: None,
             keep_alive_max: Self::default_keep_alive_max(),
             hold_stopped: None,
+            idle_cpu: Self::DEFAULT_IDLE_CPU,
         }
     }
 }
@@ -349,6 +374,7 @@ mod tests {
             Some(Span(Duration::from_secs(7200)))
         );
         assert_eq!(policy.reap.keep_alive_max, Span(Duration::from_secs(86400)));
+        assert_eq!(policy.reap.idle_cpu, Reap::DEFAULT_IDLE_CPU);
         assert_eq!(
             policy.fixed_layer().data.host_path.as_deref(),
             Some("/mnt/data")
@@ -380,5 +406,15 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn idle_cpu_is_a_percentage_of_one_cpu() {
+        let reap = |text: &str| file::parse_as::<Policy>(text, Path::new("p.toml")).map(|p| p.reap);
+        assert_eq!(reap("[reap]\nidle_cpu = 0.5\n").unwrap().idle_cpu, 0.5);
+        assert_eq!(reap("[reap]\nidle_cpu = 2\n").unwrap().idle_cpu, 2.0);
+        assert_eq!(reap("").unwrap().idle_cpu, 1.0);
+        let err = reap("[reap]\nidle_cpu = -1\n").unwrap_err();
+        assert!(err.message.starts_with("p.toml:2:"), "{}", err.message);
     }
 }

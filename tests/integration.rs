@@ -15,6 +15,8 @@ mod output;
 mod policy;
 #[path = "integration/pull.rs"]
 mod pull;
+#[path = "integration/reap.rs"]
+mod reap;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

@@ -42,11 +42,13 @@ fn state_dir(sb: &Sandbox) -> PathBuf {
     sb.home.join(".local/state/berth")
 }
 
+/// The reaper's events in the log (deploy and retire write theirs there too).
 fn events(sb: &Sandbox) -> Vec<Value> {
     fs::read_to_string(state_dir(sb).join("events.jsonl"))
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("reap")))
         .collect()
 }
 

@@ -291,39 +291,36 @@ pub fn table(held: &[&Holding], name_of: &dyn Fn(&str) -> String) -> Vec<String>
 }
 
 /// Gives `spec` its GPUs the way the policy says (`ids`: none when it asked for none),
-/// and labels it with them. `env` mode replaces any `NVIDIA_VISIBLE_DEVICES` the caller
-/// set: on a host whose default runtime is nvidia, that variable alone decides, so a
-/// container that asked for no GPU gets `void` (no GPU) rather than the image's `all`.
+/// and labels it with them. In both modes berth owns `NVIDIA_VISIBLE_DEVICES`: on a host
+/// whose default runtime is nvidia that variable alone decides, so a caller's (or the
+/// image's `all`) would reach GPUs others hold. A container that asked for no GPU gets
+/// `void`.
 pub fn apply(spec: &mut ContainerSpec, mode: Mode, ids: Option<&[String]>) {
     if let Some(ids) = ids {
         spec.labels
             .insert(label::GPUS.to_string(), label_value(ids));
     }
-    match mode {
-        Mode::DeviceRequests => {
-            if let (Some(ids), Some(gpus)) = (ids, spec.host.gpus.as_mut()) {
+    spec.env.retain(|entry| {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        key != NVIDIA_VISIBLE_DEVICES && key != CUDA_VISIBLE_DEVICES
+    });
+    match (mode, ids) {
+        (_, None) => spec.env.push(format!("{NVIDIA_VISIBLE_DEVICES}=void")),
+        (Mode::DeviceRequests, Some(ids)) => {
+            if let Some(gpus) = spec.host.gpus.as_mut() {
                 gpus.count = None;
                 gpus.device_ids = ids.to_vec();
             }
         }
-        Mode::Env => {
+        (Mode::Env, Some(ids)) => {
             spec.host.gpus = None;
-            spec.env.retain(|entry| {
-                let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
-                key != NVIDIA_VISIBLE_DEVICES && key != CUDA_VISIBLE_DEVICES
-            });
-            match ids {
-                Some(ids) => {
-                    spec.env
-                        .push(format!("{NVIDIA_VISIBLE_DEVICES}={}", label_value(ids)));
-                    // The runtime shows a container only its own GPUs, numbered from 0:
-                    // CUDA's indices are positions, not the host's ids.
-                    let positions: Vec<String> = (0..ids.len()).map(|i| i.to_string()).collect();
-                    spec.env
-                        .push(format!("{CUDA_VISIBLE_DEVICES}={}", positions.join(",")));
-                }
-                None => spec.env.push(format!("{NVIDIA_VISIBLE_DEVICES}=void")),
-            }
+            spec.env
+                .push(format!("{NVIDIA_VISIBLE_DEVICES}={}", label_value(ids)));
+            // The runtime shows a container only its own GPUs, numbered from 0: CUDA's
+            // indices are positions, not the host's ids.
+            let positions: Vec<String> = (0..ids.len()).map(|i| i.to_string()).collect();
+            spec.env
+                .push(format!("{CUDA_VISIBLE_DEVICES}={}", positions.join(",")));
         }
     }
 }
@@ -567,7 +564,12 @@ mod tests {
         let mut spec = ContainerSpec::default();
         spec.host.gpus = Some(gpus);
         let mut requests = spec.clone();
+        requests.env.push("NVIDIA_VISIBLE_DEVICES=all".into());
         apply(&mut requests, Mode::DeviceRequests, Some(&ids(&["0", "2"])));
+        assert!(
+            requests.env.is_empty(),
+            "the request decides, not the caller's variable"
+        );
         let request = requests.host.gpus.as_ref().unwrap();
         assert_eq!(
             (request.count, request.device_ids.clone()),

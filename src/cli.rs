@@ -474,7 +474,7 @@ pub struct CompletionsArgs {
     /// Print only this program's script (the file a shell's completion directory
     /// holds for it), not all three.
     #[arg(long, value_enum, value_name = "PROGRAM")]
-    pub program: Option<ProgramName>,
+    pub program: Option<crate::Program>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -504,14 +504,6 @@ impl Shell {
             Shell::Powershell => "powershell",
         }
     }
-}
-
-/// The three programs, as `--program` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgramName {
-    Berth,
-    ContainerDeploy,
-    ContainerRetire,
 }
 
 #[derive(Debug, Args)]

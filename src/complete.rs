@@ -54,7 +54,7 @@ pub fn registration(program: Program, shell: Shell) -> String {
 /// one is named.
 pub fn print(args: &CompletionsArgs, printer: &Printer) {
     let programs = match args.program {
-        Some(name) => vec![Program::from(name)],
+        Some(program) => vec![program],
         None => Program::ALL.to_vec(),
     };
     for program in programs {

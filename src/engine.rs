@@ -74,10 +74,11 @@ pub struct ContainerInfo {
     pub gpus: Vec<String>,
 }
 
-/// What retire needs to know of one container.
+/// What retire and reap need to know of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
     pub state: State,
+    pub timeline: Timeline,
     pub image: String,
     /// Where something is mounted, and the files berth wrote itself
     /// ([`crate::identity::FILES`]): changes there are not work.
@@ -99,7 +100,6 @@ pub struct Volume {
 /// `berth reap`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeline {
-    pub state: State,
     pub created: String,
     /// Empty, or the engine's year-1 time, when it never started.
     pub started_at: String,
@@ -285,8 +285,19 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        let timeline = Timeline {
+            created: details.created.unwrap_or_default(),
+            started_at: state.started_at.unwrap_or_default(),
+            finished_at: state.finished_at.unwrap_or_default(),
+            auto_remove: details
+                .host_config
+                .as_ref()
+                .and_then(|h| h.auto_remove)
+                .unwrap_or(false),
+        };
         Ok(Inspected {
             state: state_from_str(&status),
+            timeline,
             image: details.config.and_then(|c| c.image).unwrap_or_default(),
             own_paths: mounts
                 .into_iter()
@@ -296,26 +307,6 @@ impl Engine {
             init: details.host_config.and_then(|h| h.init).unwrap_or(false),
             exit_code: state.exit_code.unwrap_or(0),
             anonymous_volumes,
-        })
-    }
-
-    pub async fn timeline(&self, id: &str) -> Result<Timeline> {
-        let details = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|err| self.failed("inspect the container", &err))?;
-        let state = details.state.unwrap_or_default();
-        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
-        Ok(Timeline {
-            state: state_from_str(&status),
-            created: details.created.unwrap_or_default(),
-            started_at: state.started_at.unwrap_or_default(),
-            finished_at: state.finished_at.unwrap_or_default(),
-            auto_remove: details
-                .host_config
-                .and_then(|h| h.auto_remove)
-                .unwrap_or(false),
         })
     }
 

@@ -40,22 +40,13 @@ use cli::{Cli, Command, DeployCli, RetireCli};
 use error::Result;
 use ui::Printer;
 
-/// Which program the user ran: `berth`, or one of the two commands it is known by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which program the user ran: `berth`, or one of the two commands it is known by
+/// (also the values of `berth completions --program`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Program {
     Berth,
     ContainerDeploy,
     ContainerRetire,
-}
-
-impl From<cli::ProgramName> for Program {
-    fn from(name: cli::ProgramName) -> Self {
-        match name {
-            cli::ProgramName::Berth => Program::Berth,
-            cli::ProgramName::ContainerDeploy => Program::ContainerDeploy,
-            cli::ProgramName::ContainerRetire => Program::ContainerRetire,
-        }
-    }
 }
 
 impl Program {

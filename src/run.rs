@@ -324,6 +324,9 @@ async fn start(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<()> {
     Ok(())
 }
 
+/// How often an attached run whose output has ended checks that its container exists.
+const LOST_WAIT_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Attach, start, stream until the container exits, and return its status.
 async fn attached(
     engine: &Engine,
@@ -333,7 +336,10 @@ async fn attached(
 ) -> Result<i32> {
     let stdin = spec.attach_stdin;
     let session = engine.attach(id, stdin).await?;
-    let wait = engine.wait(id, spec.host.auto_remove);
+    // The wait goes out before the start, as docker's does: a wait that reaches the
+    // engine after a `--rm` container has exited and is being removed is never answered.
+    let wait = tokio::spawn(engine.wait(id, spec.host.auto_remove));
+    tokio::task::yield_now().await;
     let raw = (spec.tty && stdin).then(RawMode::enable).flatten();
     start(engine, id, spec).await?;
     if spec.tty {
@@ -346,6 +352,10 @@ async fn attached(
     let pump = terminal::pump(session, stdin);
     tokio::pin!(pump, wait);
     let mut pumped = false;
+    // Should the wait still be lost, berth does not hang once the output has ended: it
+    // looks for the container now and then, and says so when it is gone.
+    let mut gone_check = tokio::time::interval(LOST_WAIT_CHECK);
+    gone_check.reset();
     let status = loop {
         tokio::select! {
             done = &mut pump, if !pumped => {
@@ -356,7 +366,17 @@ async fn attached(
                     }
                 }
             }
-            status = &mut wait => break status?,
+            status = &mut wait => {
+                break status.map_err(|err| Error::status(125, format!("waiting for the container failed: {err}")))??;
+            }
+            _ = gone_check.tick(), if pumped => {
+                if engine.inspect(id).await.is_err() {
+                    return Err(Error::status(
+                        125,
+                        format!("container {id} was removed before the engine reported its exit status"),
+                    ));
+                }
+            }
             Some(()) = async { resizes.as_mut()?.recv().await }, if resizes.is_some() => {
                 if let Some((rows, cols)) = terminal::size() {
                     engine.resize(id, rows, cols).await.ok();

@@ -187,8 +187,8 @@ impl Reaper<'_> {
     /// Samples, decides and acts on one container. `None` when it is gone.
     async fn one(&self, container: &ContainerInfo) -> Result<Option<Report>> {
         let reap = &self.policy.reap;
-        let timeline = match self.engine.timeline(&container.id).await {
-            Ok(timeline) => timeline,
+        let (state, timeline) = match self.engine.inspect(&container.id).await {
+            Ok(inspected) => (inspected.state, inspected.timeline),
             Err(_) if !self.still_there(container).await => return Ok(None),
             Err(err) => return Err(err),
         };
@@ -198,14 +198,14 @@ impl Reaper<'_> {
             .as_ref()
             .and_then(|w| fs::metadata(w.join(KEEP_ALIVE_FILE)).ok())
             .and_then(|m| m.modified().ok());
-        let usage_ns = if timeline.state == State::Running {
+        let usage_ns = if state == State::Running {
             self.engine.cpu_usage(&container.id).await?
         } else {
             None
         };
         let now = SystemTime::now();
         let facts = Facts {
-            state: timeline.state,
+            state,
             usage_ns,
             // A container that never ran has the year-1 time as FinishedAt.
             stopped_since: parse_rfc3339(&timeline.finished_at)

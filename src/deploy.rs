@@ -4,8 +4,11 @@
 //! `check` and `deploy --dry-run` show exactly what a deploy would do or refuse.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
 use crate::cli::{CheckArgs, DeployArgs};
 use crate::config::{self, Source, Sourced};
@@ -17,11 +20,21 @@ use crate::events;
 use crate::gpu;
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::identity;
+use crate::lock::{self, Lock, Purpose};
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::retire;
+use crate::signals::{self, Signals};
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
+
+/// Deploys of one project wait for each other for as long as it takes: the one
+/// holding the lock may be pulling the image.
+const DEPLOY_LOCK: Purpose = Purpose {
+    waiting_for: "finish deploying this project",
+    give_up_after: None,
+    mode: 0o600,
+};
 
 /// A deploy decided but not carried out.
 pub struct Prepared {
@@ -161,7 +174,19 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     check_group(&engine, &prepared).await?;
     settle_identity(&mut prepared)?;
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
+    // One deploy of a project at a time: the others wait, then find its container.
+    let lock = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
+    let _deploying = Lock::acquire(&lock, &DEPLOY_LOCK, printer).await?;
     let mut existing = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
+    if let Some(half_made) = existing.take_if(|container| container.never_started) {
+        // A deploy killed between its create and its start left this. It never ran,
+        // so it holds no work; a new one gets the start it never had.
+        engine.remove(&half_made.id).await?;
+        printer.note(&format!(
+            "removed {}: an interrupted deploy had created it but never started it",
+            half_made.name
+        ));
+    }
     if let (Some(container), true) = (&existing, args.recreate) {
         // The same check as retire: it asks on a terminal and refuses without one.
         let target = retire::Target::new(ctx, container);
@@ -187,9 +212,9 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     let (id, action) = match existing {
         Some(container) => (
             container.id.clone(),
-            resume(&engine, &container.id, plan, printer).await?,
+            resume(&engine, &container.id, plan, args.settle, printer).await?,
         ),
-        None => create(&engine, &prepared, printer).await?,
+        None => create(&engine, &prepared, args.settle, printer).await?,
     };
     if args.json {
         printer.json(&DeployOutcome {
@@ -227,6 +252,7 @@ async fn resume(
     engine: &Engine,
     id: &str,
     plan: &LaunchPlan,
+    settle: Option<Duration>,
     printer: &Printer,
 ) -> Result<&'static str> {
     let inspected = engine.inspect(id).await?;
@@ -247,7 +273,9 @@ async fn resume(
             "unpaused"
         }
         State::Stopped => {
+            let exited = settle.map(|_| tokio::spawn(engine.wait(id, false)));
             engine.start(id).await?;
+            ensure_running(engine, id, plan, exited.zip(settle)).await?;
             "started"
         }
         State::Busy => {
@@ -257,7 +285,6 @@ async fn resume(
             )))
         }
     };
-    ensure_running(engine, id, plan).await?;
     printer.note(&format!("{action} {}", plan.container_name));
     Ok(action)
 }
@@ -266,6 +293,7 @@ async fn resume(
 async fn create(
     engine: &Engine,
     prepared: &Prepared,
+    settle: Option<Duration>,
     printer: &Printer,
 ) -> Result<(String, &'static str)> {
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
@@ -282,12 +310,18 @@ async fn create(
     let home = ctx.paths.container_home(&ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
     let mut spec = plan.to_spec();
+    // From here until the container has started, or has been removed, a signal waits:
+    // an interrupted deploy leaves no container half-made.
+    let mut signals = Signals::install()?;
     // From here until the create has returned and been checked, the GPU lock is held.
     let claim =
         gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer).await?;
     let Some(id) = engine.create(&spec).await? else {
         drop(claim);
-        // Another deploy of this project created it first: use that one.
+        drop(signals);
+        signals::exit_on_signal(*printer)?;
+        // The project lock keeps this user's deploys apart, but not those of another
+        // state dir: use the container a deploy there created first.
         let container = engine
             .find(ctx.project.as_str(), ctx.user.uid)
             .await?
@@ -301,20 +335,45 @@ async fn create(
                     plan.container_name
                 ))
             })?;
-        let action = resume(engine, &container.id, plan, printer).await?;
+        let action = resume(engine, &container.id, plan, settle, printer).await?;
         return Ok((container.id, action));
     };
     let gpus = match claim {
-        Some(claim) => claim.confirm(engine, &id).await?,
-        None => Vec::new(),
+        Some(claim) => claim.confirm(engine, &id).await,
+        None => Ok(Vec::new()),
     };
-    identity::settle(engine, &id, &plan.labels, &ctx.user, &plan.home).await?;
-    if let Err(err) = engine.start(&id).await {
-        // A container that never ran holds nothing: do not leave it half-made.
-        engine.remove(&id).await.ok();
-        return Err(err.hint(gpu_hint(plan)));
+    let prepared_and_started = async {
+        let gpus = gpus?;
+        interrupted(&mut signals)?;
+        identity::settle(engine, &id, &plan.labels, &ctx.user, &plan.home).await?;
+        interrupted(&mut signals)?;
+        let exited = settle.map(|_| tokio::spawn(engine.wait(&id, false)));
+        engine
+            .start(&id)
+            .await
+            .map_err(|err| err.hint(gpu_hint(plan)))?;
+        Ok((gpus, exited))
     }
-    ensure_running(engine, &id, plan).await?;
+    .await;
+    let (gpus, exited) = match prepared_and_started {
+        Ok(started) => started,
+        Err(err) => {
+            // A container that never ran holds nothing: do not leave it half-made.
+            engine.remove(&id).await.ok();
+            return Err(err);
+        }
+    };
+    // Started: a signal that came meanwhile ends berth now, and later ones as usual.
+    if let Err(err) = interrupted(&mut signals) {
+        return Err(Error::interrupted(format!(
+            "{}, but {} had started and is running",
+            err.message, plan.container_name
+        ))
+        .hint(format!("`berth retire {}` removes it", ctx.project)));
+    }
+    drop(signals);
+    signals::exit_on_signal(*printer)?;
+    ensure_running(engine, &id, plan, exited.zip(settle)).await?;
     let with_gpus = if gpus.is_empty() {
         String::new()
     } else {
@@ -325,6 +384,17 @@ async fn create(
         plan.container_name, plan.image, plan.container_name
     ));
     Ok((id, "created"))
+}
+
+/// The signal that arrived while one was held, as the error that ends the deploy.
+fn interrupted(signals: &mut Signals) -> Result<()> {
+    match signals.next().now_or_never() {
+        Some(signal) => Err(Error::interrupted(format!(
+            "interrupted by {}",
+            signal.describe()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn gpu_hint(plan: &LaunchPlan) -> String {
@@ -338,15 +408,32 @@ fn gpu_hint(plan: &LaunchPlan) -> String {
 }
 
 /// A container that exits straight away is an error with its exit code and last words.
-async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan) -> Result<()> {
-    let inspected = engine.inspect(id).await?;
-    if inspected.state != State::Stopped {
+/// Without a settle time that is one inspect: an exit the engine has registered by then.
+/// With one, `exited` (a wait sent before the start) is given that long to resolve.
+async fn ensure_running(
+    engine: &Engine,
+    id: &str,
+    plan: &LaunchPlan,
+    settle: Option<(JoinHandle<Result<i64>>, Duration)>,
+) -> Result<()> {
+    let code = match settle {
+        Some((exited, settle)) => match tokio::time::timeout(settle, exited).await {
+            Ok(Ok(Ok(code))) => Some(code),
+            Ok(Ok(Err(err))) => return Err(err),
+            Ok(Err(_)) | Err(_) => None,
+        },
+        None => {
+            let inspected = engine.inspect(id).await?;
+            (inspected.state == State::Stopped).then_some(inspected.exit_code)
+        }
+    };
+    let Some(code) = code else {
         return Ok(());
-    }
+    };
     let logs = engine.log_tail(id, 10).await;
     Err(Error::failed(format!(
-        "{} exited right after it started (exit code {})",
-        plan.container_name, inspected.exit_code
+        "{} exited right after it started (exit code {code})",
+        plan.container_name
     ))
     .details(logs)
     .hint(format!(

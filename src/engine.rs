@@ -29,6 +29,9 @@ use crate::error::{Error, Result};
 use crate::plan::label;
 use crate::spec::ContainerSpec;
 
+mod watchdog;
+pub use watchdog::silenced;
+
 /// How long to wait for the engine's first answer before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,6 +64,9 @@ pub struct ContainerInfo {
     pub project: String,
     pub user: String,
     pub state: State,
+    /// Created and never started: what an interrupted deploy leaves.
+    #[serde(skip)]
+    pub never_started: bool,
     pub status: String,
     pub image: String,
     pub workspace: String,
@@ -162,6 +168,7 @@ impl Engine {
             .map_err(|_| unreachable(format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
             .map_err(|err| unreachable(connect_failure(&err)))?;
         let api_version = docker.client_version().to_string();
+        watchdog::start(&docker, endpoint.to_string());
         Ok(Self {
             docker,
             endpoint,
@@ -223,6 +230,7 @@ impl Engine {
                         .unwrap_or_default(),
                     project: label(label::PROJECT),
                     user: label(label::USER),
+                    never_started: c.state == Some(ContainerSummaryStateEnum::CREATED),
                     state: summary_state(c.state),
                     status: c.status.unwrap_or_default(),
                     image: c.image.unwrap_or_default(),

@@ -22,6 +22,7 @@ pub mod guard;
 pub mod host;
 pub mod identity;
 pub mod list;
+pub mod lock;
 pub mod manpages;
 pub mod plan;
 pub mod policy;
@@ -184,20 +185,33 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
         .map_err(|err| error::Error::failed(format!("cannot start the async runtime: {err}")))?;
     let result = runtime.block_on(async {
         let done = |result: Result<()>| result.map(|()| 0);
-        match command {
-            Command::Deploy(args) => done(deploy::deploy(args, printer).await),
-            Command::Retire(args) => done(retire::retire(args, printer).await),
-            Command::List(args) => done(list::list(args, printer).await),
-            Command::Reap(args) => done(reap::reap(args, printer).await),
-            Command::Check(args) => done(deploy::check(args, printer).await),
-            Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
-            Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
-            Command::Shell(args) => shell::shell(args).await,
-            Command::Completions(args) => {
-                complete::print(args, printer);
-                Ok(0)
+        let work = async {
+            match command {
+                Command::Deploy(args) => done(deploy::deploy(args, printer).await),
+                Command::Retire(args) => done(retire::retire(args, printer).await),
+                Command::List(args) => done(list::list(args, printer).await),
+                Command::Reap(args) => done(reap::reap(args, printer).await),
+                Command::Check(args) => done(deploy::check(args, printer).await),
+                Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
+                Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
+                Command::Shell(args) => shell::shell(args).await,
+                Command::Completions(args) => {
+                    complete::print(args, printer);
+                    Ok(0)
+                }
+                Command::Man(args) => done(manpages::print(args, printer)),
             }
-            Command::Man(args) => done(manpages::print(args, printer)),
+        };
+        tokio::select! {
+            result = work => result,
+            silent = engine::silenced() => Err(match command {
+                // docker's code for a daemon that failed the command.
+                Command::Run(_) | Command::Create(_) => error::Error {
+                    kind: error::Kind::Status(125),
+                    ..silent
+                },
+                _ => silent,
+            }),
         }
     });
     // A prompt interrupted by Ctrl-C leaves a thread blocked reading the terminal;

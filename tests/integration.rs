@@ -7,6 +7,8 @@ mod support;
 mod complete;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/faults.rs"]
+mod faults;
 #[path = "integration/gpu.rs"]
 mod gpu;
 #[path = "integration/output.rs"]

@@ -569,6 +569,7 @@ mod tests {
             volume: vec![],
             publish: vec![],
             recreate: false,
+            settle: None,
             new: false,
             dry_run: false,
             json: false,

@@ -7,16 +7,14 @@
 //! create call has returned: a GPU is held by a label, and a label exists only once its
 //! container does.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{allocate, apply, check_limit, crossed, holdings, requested, table, Request};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::host::HostUser;
+use crate::lock::{Lock, Purpose};
 use crate::policy::{GpuRequest as Mode, Policy};
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
@@ -25,8 +23,12 @@ use crate::ui::Printer;
 /// every user may write to (mode 1777) on current Linux systems; without it, `/tmp`.
 pub const DEFAULT_LOCK: &str = "/run/lock/berth-gpus.lock";
 const FALLBACK_LOCK: &str = "/tmp/berth-gpus.lock";
-/// How long to wait for another berth's allocation before giving up.
-const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Who waits for the GPU lock, and for how long at most.
+const LOCK: Purpose = Purpose {
+    waiting_for: "finish allocating GPUs",
+    give_up_after: Some(Duration::from_secs(60)),
+    mode: 0o666,
+};
 
 /// The GPUs berth hands out, and who said so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,72 +90,6 @@ pub fn lock_path(policy: Option<&(PathBuf, Policy)>) -> PathBuf {
     }
 }
 
-/// An exclusive hold on the lock file; released when dropped (the file is closed).
-pub struct Lock {
-    _file: File,
-}
-
-impl Lock {
-    pub async fn acquire(path: &Path, printer: &Printer) -> Result<Self> {
-        let file = open_shared(path)?;
-        let started = Instant::now();
-        let mut told = false;
-        loop {
-            // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(Self { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(Error::io("lock", path, err));
-            }
-            if started.elapsed() > LOCK_WAIT {
-                return Err(Error::failed(format!(
-                    "another berth has held the GPU lock {} for more than {}s",
-                    path.display(),
-                    LOCK_WAIT.as_secs()
-                ))
-                .hint("try again; `fuser -v` on the lock file shows who holds it"));
-            }
-            if !told && started.elapsed() > Duration::from_secs(2) {
-                printer.note("waiting for another berth to finish allocating GPUs");
-                told = true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Opens the lock file, creating it readable and writable by everyone (0666) when it is
-/// missing. An existing file is opened without `O_CREAT`: in a sticky, world-writable
-/// directory (`fs.protected_regular`) the kernel refuses `O_CREAT` on another user's
-/// file. `flock` needs no write access, so reading is enough.
-fn open_shared(path: &Path) -> Result<File> {
-    match File::open(path) {
-        Ok(file) => return Ok(file),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(Error::io("open the GPU lock", path, err)),
-    }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o666)
-        .open(path)
-    {
-        Ok(file) => {
-            // The umask took bits away; every user must be able to open it.
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-                .map_err(|err| Error::io("open the GPU lock", path, err))?;
-            Ok(file)
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            File::open(path).map_err(|err| Error::io("open the GPU lock", path, err))
-        }
-        Err(err) => Err(Error::io("create the GPU lock", path, err)),
-    }
-}
-
 /// GPUs decided and written into a create request, with the lock still held.
 pub struct Claim {
     _lock: Lock,
@@ -188,7 +124,7 @@ pub async fn begin(
     let Some(inventory) = inventory(policy) else {
         return Ok(None);
     };
-    let lock = Lock::acquire(&lock_path(policy), printer).await?;
+    let lock = Lock::acquire(&lock_path(policy), &LOCK, printer).await?;
     let ids = decide(engine, policy, user, &inventory, &request).await?;
     apply(spec, mode, Some(&ids));
     Ok(Some(Claim {

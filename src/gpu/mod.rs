@@ -497,6 +497,7 @@ mod tests {
             project: id.into(),
             user: "0".into(),
             state: crate::engine::State::Running,
+            never_started: false,
             status: String::new(),
             image: String::new(),
             workspace: String::new(),

@@ -309,6 +309,7 @@ mod tests {
             project: "p".into(),
             user: "1000".into(),
             state: crate::engine::State::Running,
+            never_started: false,
             status: String::new(),
             image: String::new(),
             workspace: String::new(),

@@ -567,6 +567,7 @@ mod tests {
             project: String::new(),
             user: String::new(),
             state: State::Running,
+            never_started: false,
             status: String::new(),
             image: String::new(),
             workspace: String::new(),

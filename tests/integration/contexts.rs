@@ -16,13 +16,6 @@ use crate::support::*;
 
 /// The real engine's socket: the tests' own DOCKER_HOST where it is a unix socket, else
 /// docker's default.
-fn engine_socket() -> PathBuf {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
-        _ => PathBuf::from("/var/run/docker.sock"),
-    }
-}
-
 /// A path in the sandbox that leads to the real engine, as long as it exists.
 fn link_to_engine(sb: &Sandbox, name: &str) -> PathBuf {
     let link = sb.path().join(name);

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod freeze;
 pub mod pty;
 pub mod registry;
 
@@ -19,6 +20,14 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     format!("{prefix}{}-{n}", std::process::id())
+}
+
+/// The real engine's socket.
+pub fn engine_socket() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
 }
 
 /// Runs `docker ARGS` (the reference CLI, used only to set up and to observe).

@@ -390,8 +390,11 @@ async fn attached(
                     drop(raw);
                     return Ok(128 + signal.number());
                 }
-                // docker's sig-proxy: the container gets the signal, and decides.
-                engine.kill(id, signal.name()).await.ok();
+                // docker's sig-proxy: the container gets the signal, and decides. With
+                // no container left to decide, the signal ends berth.
+                if engine.kill(id, signal.name()).await.is_err() && engine.inspect(id).await.is_err() {
+                    return Ok(128 + signal.number());
+                }
             }
         }
     };

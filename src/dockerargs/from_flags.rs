@@ -182,39 +182,55 @@ fn environment(args: &RunArgs, lookup_env: LookupEnv) -> Result<Vec<String>, Fla
 }
 
 fn read_env_file(path: &str, lookup_env: LookupEnv) -> Result<Vec<String>, FlagError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| fail(go::io_error("open", path, &e)))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| fail(go::io_error("read", path, &e)))?;
-    parse_env_file(path, &bytes, lookup_env)
+    let file = std::fs::File::open(path).map_err(|e| fail(go::io_error("open", path, &e)))?;
+    parse_env_file(path, std::io::BufReader::new(file), lookup_env)
 }
+
+/// docker's longest env-file line (its `bufio.Scanner` token limit, 64 KiB with the
+/// newline): a longer one is an error, so a file with no newline at all (a device)
+/// cannot be read for ever.
+const MAX_ENV_FILE_LINE: usize = 64 * 1024 - 1;
 
 /// docker's env-file rules (`opts/envfile.go`), not compose's: `K=V` taken literally,
 /// quotes and trailing spaces included; blank lines and `#` lines skipped; leading
 /// whitespace trimmed; a bare `K` takes its value from `lookup_env`, or is left out.
+/// Read a line at a time, as docker reads it: the first bad line ends the reading.
+/// Errors name the file and the line. A NUL byte in a value is refused here too: docker
+/// passes it on, and the container then fails to start.
 fn parse_env_file(
     path: &str,
-    bytes: &[u8],
+    mut reader: impl std::io::BufRead,
     lookup_env: LookupEnv,
 ) -> Result<Vec<String>, FlagError> {
-    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    if lines.last().is_some_and(|line| line.is_empty()) {
-        lines.pop();
-    }
+    use std::io::{BufRead, Read};
+    let invalid = |why: String| fail(format!("invalid env file ({path}): {why}"));
     let mut env = Vec::new();
-    for (index, line) in lines.into_iter().enumerate() {
+    let mut bytes = Vec::new();
+    for number in 1.. {
+        bytes.clear();
+        (&mut reader)
+            .take(MAX_ENV_FILE_LINE as u64 + 2)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| invalid(go::io_error("read", path, &e)))?;
+        if bytes.is_empty() {
+            break;
+        }
+        let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        if line.len() > MAX_ENV_FILE_LINE {
+            return Err(invalid(format!(
+                "line {number} is longer than docker's limit of {MAX_ENV_FILE_LINE} bytes"
+            )));
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Ok(text) = std::str::from_utf8(line) else {
             let bytes: Vec<String> = line.iter().map(u8::to_string).collect();
-            return Err(fail(format!(
-                "env file {path} contains invalid utf8 bytes at line {}: [{}]",
-                index + 1,
+            return Err(invalid(format!(
+                "invalid utf8 bytes at line {number}: [{}]",
                 bytes.join(" ")
             )));
         };
-        let text = match index {
-            0 => text.strip_prefix('\u{feff}').unwrap_or(text),
+        let text = match number {
+            1 => text.strip_prefix('\u{feff}').unwrap_or(text),
             _ => text,
         };
         let line = text.trim_start();
@@ -227,13 +243,18 @@ fn parse_env_file(
         };
         let name = name.trim_start_matches([' ', '\t']);
         if name.contains([' ', '\t']) {
-            return Err(fail(format!(
-                "poorly formatted environment: variable '{name}' contains whitespaces"
+            return Err(invalid(format!(
+                "line {number}: variable '{name}' contains whitespaces"
             )));
         }
         if name.is_empty() {
-            return Err(fail(format!(
-                "poorly formatted environment: no variable name on line '{line}'"
+            return Err(invalid(format!(
+                "line {number}: no variable name in '{line}'"
+            )));
+        }
+        if line.contains('\0') {
+            return Err(invalid(format!(
+                "line {number}: variable '{name}' holds a NUL byte, which no environment can"
             )));
         }
         match value {
@@ -1435,7 +1456,7 @@ mod tests {
     #[test]
     fn env_files_follow_docker_rules_not_compose() {
         let text = b"\xef\xbb\xbfA=1\n  # comment\n\n  B=\"quoted\" \nHOME_DIR\nUNSET_X\nC=a b\r\n\tD=tab\nE=$HOME\n1A=x\n";
-        let env = parse_env_file("f.env", text, &lookup).unwrap();
+        let env = parse_env_file("f.env", &text[..], &lookup).unwrap();
         assert_eq!(
             env,
             [
@@ -1449,29 +1470,58 @@ mod tests {
             ]
         );
         // The byte-order mark is dropped from the first line only; a lone \r stays.
-        let env =
-            parse_env_file("f", b"\xef\xbb\xbf\n\xef\xbb\xbfA=1\nB=2\r\r\n", &lookup).unwrap();
+        let env = parse_env_file(
+            "f",
+            &b"\xef\xbb\xbf\n\xef\xbb\xbfA=1\nB=2\r\r\n"[..],
+            &lookup,
+        )
+        .unwrap();
         assert_eq!(env, ["\u{feff}A=1", "B=2\r"]);
         let bad = |text: &[u8]| parse_env_file("f.env", text, &lookup).unwrap_err().0;
         assert_eq!(
             bad(b"E\t=1\n"),
-            "poorly formatted environment: variable 'E\t' contains whitespaces"
+            "invalid env file (f.env): line 1: variable 'E\t' contains whitespaces"
         );
         assert_eq!(
-            bad(b"export A=1\n"),
-            "poorly formatted environment: variable 'export A' contains whitespaces"
+            bad(b"# c\nexport A=1\n"),
+            "invalid env file (f.env): line 2: variable 'export A' contains whitespaces"
         );
         assert_eq!(
             bad(b"HOME_DIR  \n"),
-            "poorly formatted environment: variable 'HOME_DIR  ' contains whitespaces"
+            "invalid env file (f.env): line 1: variable 'HOME_DIR  ' contains whitespaces"
         );
         assert_eq!(
             bad(b" =x\n"),
-            "poorly formatted environment: no variable name on line '=x'"
+            "invalid env file (f.env): line 1: no variable name in '=x'"
         );
         assert_eq!(
             bad(b"A=\xff\n"),
-            "env file f.env contains invalid utf8 bytes at line 1: [65 61 255]"
+            "invalid env file (f.env): invalid utf8 bytes at line 1: [65 61 255]"
+        );
+    }
+
+    #[test]
+    fn env_file_lines_stop_at_dockers_limit() {
+        let line = |len: usize| format!("A={}\n", "x".repeat(len - 2)).into_bytes();
+        let longest = parse_env_file("f", &line(MAX_ENV_FILE_LINE)[..], &lookup).unwrap();
+        assert_eq!(longest[0].len(), MAX_ENV_FILE_LINE);
+        let err = parse_env_file("f", &line(MAX_ENV_FILE_LINE + 1)[..], &lookup).unwrap_err();
+        assert_eq!(
+            err.0,
+            "invalid env file (f): line 1 is longer than docker's limit of 65535 bytes"
+        );
+        // No newline at all, as from a device: the reading stops at the limit.
+        let endless = std::io::Read::take(std::io::repeat(0), u64::MAX);
+        let err = parse_env_file("/dev/zero", std::io::BufReader::new(endless), &lookup);
+        assert!(err.unwrap_err().0.contains("line 1 is longer"));
+    }
+
+    #[test]
+    fn a_nul_byte_in_an_env_file_is_refused_at_its_line() {
+        let err = parse_env_file("f", &b"A=1\nB=x\0y\n"[..], &lookup).unwrap_err();
+        assert_eq!(
+            err.0,
+            "invalid env file (f): line 2: variable 'B' holds a NUL byte, which no environment can"
         );
     }
 
@@ -1489,7 +1539,10 @@ mod tests {
         );
         assert_eq!(
             error(&format!("--env-file {} img", dir.path().display())),
-            format!("read {}: is a directory", dir.path().display())
+            format!(
+                "invalid env file ({0}): read {0}: is a directory",
+                dir.path().display()
+            )
         );
     }
 

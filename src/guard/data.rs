@@ -50,7 +50,14 @@ pub fn resolve(candidates: &[Sourced<DataRootValue>]) -> Vec<Row> {
             let resolved = match std::fs::canonicalize(&absolute) {
                 Ok(path) if path.is_dir() => Ok(path),
                 Ok(path) => Err(format!("{} is not a directory", path.display())),
-                Err(err) => Err(format!("{absolute}: {}", io_reason(&err))),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    Err(format!("{absolute} does not exist"))
+                }
+                // A symlink loop, a file on the way, no permission: name the reason.
+                Err(err) => Err(format!(
+                    "{absolute} cannot be followed: {}",
+                    io_reason(&err)
+                )),
             };
             Row {
                 source: c.source.clone(),
@@ -70,13 +77,13 @@ pub fn decide(rows: &[Row]) -> Result<Option<PathBuf>> {
     if let Some(broken) = rows.iter().find(|r| r.resolved.is_err()) {
         let why = broken.resolved.clone().err().unwrap_or_default();
         return Err(Error::refused(format!(
-            "the data root named by {} does not exist ({why})",
+            "the data root named by {} is unusable: {why}",
             broken.source
         ))
         .details(table(rows))
         .hint(
-            "berth never creates a data root: mount the share or create the directory, \
-             then deploy again",
+            "berth never creates a data root: mount the share, create the directory or \
+             fix the path, then deploy again",
         ));
     }
     let root = first.resolved.clone().unwrap_or_default();
@@ -373,11 +380,54 @@ mod tests {
         let rows = [row(
             Source::Env("HOST_DATA_PATH"),
             "/nope",
-            Err("/nope: no such file or directory"),
+            Err("/nope does not exist"),
         )];
         let err = decide(&rows).unwrap_err();
         assert_eq!(err.code(), 3);
-        assert!(err.message.contains("does not exist"));
+        assert!(
+            err.message.contains("/nope does not exist"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_or_a_file_on_the_way_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path().join("b"), dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let value = |raw: &str| Sourced {
+            value: DataRootValue {
+                raw: raw.into(),
+                base: dir.path().to_path_buf(),
+            },
+            source: Source::Env("HOST_DATA_PATH"),
+        };
+        let rows = resolve(&[value("a"), value("a/sub"), value("file/sub"), value("file")]);
+        let problems: Vec<String> = rows
+            .iter()
+            .map(|r| r.resolved.clone().unwrap_err())
+            .collect();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        assert_eq!(
+            problems,
+            [
+                format!(
+                    "{} cannot be followed: too many levels of symbolic links",
+                    at("a")
+                ),
+                format!(
+                    "{} cannot be followed: too many levels of symbolic links",
+                    at("a/sub")
+                ),
+                format!("{} cannot be followed: not a directory", at("file/sub")),
+                format!("{} is not a directory", at("file")),
+            ]
+        );
+        let err = decide(&rows).unwrap_err();
+        assert_eq!(err.code(), 3);
+        assert!(err.message.contains("symbolic links"), "{}", err.message);
     }
 
     #[test]

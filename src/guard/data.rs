@@ -257,7 +257,7 @@ pub fn table(rows: &[Row]) -> Vec<String> {
             row.raw.clone(),
             match &row.resolved {
                 Ok(path) => path.display().to_string(),
-                Err(why) => format!("(missing: {why})"),
+                Err(why) => format!("({why})"),
             },
         ]);
     }

@@ -9,6 +9,8 @@ mod complete;
 mod contexts;
 #[path = "integration/gpu.rs"]
 mod gpu;
+#[path = "integration/hostile.rs"]
+mod hostile;
 #[path = "integration/output.rs"]
 mod output;
 #[path = "integration/policy.rs"]

@@ -578,6 +578,38 @@ fn a_data_root_that_is_a_symlink_loop_is_refused_and_nothing_is_written() {
     assert_nothing_created(&sb);
 }
 
+#[test]
+fn a_marker_planted_in_a_shared_root_is_refused_not_followed() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("share");
+    fs::create_dir(&root).unwrap();
+    sb.project_toml(&format!(
+        "image = \"{}\"\n[data]\nhost_path = \"{}\"\n",
+        sb.image.tag,
+        root.display()
+    ));
+    let marker = root.join(".berth-data-id");
+    // Another user of the share points the marker at a file of the deployer's, or at a
+    // device that never ends.
+    let victim = sb.home.join("victim");
+    for target in [victim.as_path(), Path::new("/dev/zero")] {
+        symlink(target, &marker).unwrap();
+        let out = berth_within(&sb, Duration::from_secs(10), &["deploy", &sb.project]);
+        assert_code(&out, 3);
+        assert_stderr_has(
+            &out,
+            format!(
+                "error: the data root's identity marker {} is not a file berth wrote",
+                marker.display()
+            ),
+        );
+        assert_stderr_has(&out, "hint: it is a symlink");
+        fs::remove_file(&marker).unwrap();
+    }
+    assert!(!victim.exists());
+    assert_nothing_created(&sb);
+}
+
 // ---- A workspace that is not a directory ----
 
 #[test]

@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::plan::{LaunchPlan, Mount};
 
-pub use from_flags::spec_from_args;
+pub use from_flags::{check_port, check_volume, spec_from_args};
 pub use to_flags::spec_to_args;
 
 /// A size as docker writes it: `512m`, `2g`, `1.5GiB`, `1024` (bytes). Units are powers
@@ -174,8 +174,11 @@ impl PortSpec {
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = &self.host_ip {
-            write!(f, "{ip}:")?;
+        match &self.host_ip {
+            // An IPv6 address keeps its brackets, or its colons read as the ports'.
+            Some(ip) if ip.contains(':') => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
         }
         match (self.host_port, &self.host_ip) {
             (Some(port), _) => write!(f, "{port}:")?,
@@ -423,7 +426,14 @@ mod tests {
         let p = PortSpec::parse("127.0.0.1:8080:80/udp").unwrap();
         assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(p.protocol, "udp");
-        for raw in ["8888", "8080:80", "127.0.0.1:8080:80/udp", "127.0.0.1::80"] {
+        for raw in [
+            "8888",
+            "8080:80",
+            "127.0.0.1:8080:80/udp",
+            "127.0.0.1::80",
+            "[::1]:8080:80",
+            "[::]::80",
+        ] {
             assert_eq!(PortSpec::parse(raw).unwrap().to_string(), raw);
         }
         for bad in ["", "x", "0", "70000", "80/icmp", "8000-8010:8000-8010"] {

@@ -342,6 +342,21 @@ fn check_values(settings: &Settings) -> Result<()> {
             );
         }
     }
+    for volume in &settings.volumes {
+        let raw = volume.value.to_arg();
+        if let Err(why) = crate::dockerargs::check_volume(&raw) {
+            return Err(bad(format!("volume {raw:?}: {why}"), &volume.source)
+                .hint("a host path is absolute or starts with ./ or ~/; a volume name has at least two characters of [a-zA-Z0-9_.-]"));
+        }
+    }
+    for port in &settings.ports {
+        let raw = port.value.to_string();
+        if let Err(why) = crate::dockerargs::check_port(&raw) {
+            return Err(bad(format!("port {raw:?}: {why}"), &port.source).hint(
+                "write [IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL], like 127.0.0.1:8888:8888",
+            ));
+        }
+    }
     if let Some(memory) = settings.memory.as_ref().filter(|m| m.value != 0) {
         if memory.value < MIN_MEMORY {
             return Err(bad(
@@ -510,6 +525,16 @@ mod tests {
             assert_eq!(err.code(), 1, "{toml}");
             assert!(err.message.contains(want), "{toml}: {}", err.message);
             assert!(err.hint.is_some(), "{toml}");
+        }
+        for fine in [
+            "volumes = [\"./c:/c\", \"ab:/v:ro\", \"/anon\"]",
+            "ports = [\"[::1]:80:80\"]",
+        ] {
+            let toml = format!("image = \"i\"\n{fine}");
+            assert!(
+                build(&project(), &settings(&toml), &host(None)).is_ok(),
+                "{toml}"
+            );
         }
         // 0 is docker's "no limit"; 6 MiB is the least it takes.
         for memory in ["0", "\"6m\""] {

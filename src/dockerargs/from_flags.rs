@@ -367,6 +367,20 @@ fn storage(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), FlagError> {
     check_duplicate_mount_points(&spec.host)
 }
 
+/// The checks docker's `-v` reader and the engine make on `raw`: a config's `volumes`
+/// entry (its source made absolute) is refused with docker's words before anything is
+/// created, rather than by the engine at the create.
+pub fn check_volume(raw: &str) -> Result<(), String> {
+    volume_flag(raw).map(|_| ()).map_err(|err| err.0)
+}
+
+/// The same for a `ports` entry, with docker's `-p` reader.
+pub fn check_port(raw: &str) -> Result<(), String> {
+    port_mappings(&standard_port_notation(raw).map_err(|err| err.0)?)
+        .map(|_| ())
+        .map_err(|err| err.0)
+}
+
 /// The engine's check on a container path (`linuxValidateNotRoot`, `linuxValidateAbsolute`).
 fn mount_target_error(target: &str) -> Option<String> {
     if !target.starts_with('/') {

@@ -679,6 +679,57 @@ fn toml_document(top_keys: &'static [&'static str]) -> impl Strategy<Value = Str
     })
 }
 
+/// A berth.toml with an image and values that mostly read: what reaches the plan.
+fn plan_document() -> impl Strategy<Value = String> {
+    let entry = prop_oneof![
+        pick(&[
+            "user = \"root\"",
+            "user = \"1:1\"",
+            "user = \"\"",
+            "gpus = 2",
+            "gpus = \"all\"",
+            "gpus = \"device=0,x\"",
+            "cpus = 0.5",
+            "cpus = 1e-9",
+            "memory = \"6m\"",
+            "memory = 0",
+            "shm_size = \"1g\"",
+            "shm_size = 0",
+            "command = \"sleep 1\"",
+            "command = [\"a\", \"\"]",
+            "[retire]\ndisposable = [\"\", \"**\"]"
+        ]),
+        value().prop_map(|v| format!("env = {{ {} = {} }}", toml_string(&v), toml_string(&v))),
+        value().prop_map(|v| format!("ports = [{}]", toml_string(&v))),
+        flag_value("--publish").prop_map(|v| format!("ports = [{}]", toml_string(&v))),
+        flag_value("--volume").prop_map(|v| format!("volumes = [{}]", toml_string(&v))),
+        value().prop_map(|v| format!("volumes = [{}]", toml_string(&v))),
+        value().prop_map(|v| format!("image = {}", toml_string(&v))),
+        value().prop_map(|v| format!("command = [{}]", toml_string(&v))),
+        value().prop_map(|v| format!("[data]\ntarget = {}", toml_string(&v))),
+        value().prop_map(|v| format!("[data]\ngroup = {}", toml_string(&v))),
+        prop::sample::select(&["/data", "/d/", "/workspace2", "/home/ana/x", "/root"][..])
+            .prop_map(|t| format!("[data]\ntarget = \"{t}\"")),
+    ];
+    vec(entry, 0..6).prop_map(|entries| {
+        // Tables last, each once: a key after a table header belongs to the table.
+        let (tables, keys): (Vec<String>, Vec<String>) =
+            entries.into_iter().partition(|e| e.starts_with('['));
+        let mut text = String::from("image = \"img\"\n");
+        for key in keys {
+            if !text.contains(&format!("\n{}", key.split(' ').next().unwrap_or_default())) {
+                text.push_str(&key);
+                text.push('\n');
+            }
+        }
+        if let Some(table) = tables.first() {
+            text.push_str(table);
+            text.push('\n');
+        }
+        text
+    })
+}
+
 /// Reads `text` as both schemas; an error must name the file and a line.
 fn check_toml(text: &str) -> Result<(), TestCaseError> {
     let project = quickly(|| file::parse(text, Path::new("/p/berth.toml")).err())?;
@@ -722,6 +773,13 @@ proptest! {
     #[test]
     fn fuzz_toml_policy_keys_with_any_values(text in toml_document(POLICY_KEYS)) {
         check_toml(&text)?;
+    }
+
+    /// A berth.toml that reads becomes a plan (or a clear refusal), and the plan a create
+    /// request and a `docker run` line.
+    #[test]
+    fn fuzz_toml_to_plan(text in plan_document(), with_root in any::<bool>()) {
+        check_plan(&text, with_root)?;
     }
 
     /// The file reader takes bytes: anything that is not UTF-8 is one clear error.
@@ -769,6 +827,51 @@ proptest! {
             prop_assert!(!name.is_empty() && name.len() <= berth::host::MAX_PROJECT_NAME);
         }
     }
+}
+
+fn check_plan(text: &str, with_root: bool) -> Result<(), TestCaseError> {
+    use berth::config::{self, Files};
+    use berth::plan::{self, DataRoot, HostFacts};
+    let path = Path::new("/ws/p/berth.toml");
+    let Ok(project) = file::parse(text, path) else {
+        return Ok(());
+    };
+    let files = Files {
+        policy: None,
+        project: Some((path.to_path_buf(), project)),
+        user: None,
+    };
+    let settings = config::layer(&files, &Default::default(), None, Path::new("/cwd"));
+    let host = HostFacts {
+        user: berth::host::HostUser {
+            uid: 1000,
+            gid: 1000,
+            name: "ana".into(),
+        },
+        workspace: "/ws/p".into(),
+        home: "/h/p".into(),
+        data_root: with_root.then(|| DataRoot {
+            path: "/mnt/data".into(),
+            id: "id".into(),
+        }),
+    };
+    let name = berth::host::ProjectName::parse("p").unwrap();
+    match quickly(|| plan::build(&name, &settings, &host))? {
+        Ok(plan) => {
+            let spec = plan.to_spec();
+            let _ = dockerargs::docker_run_line(&plan);
+            let args = dockerargs::spec_to_args(&spec);
+            match spec_of(&args) {
+                Some(Ok(_)) => {}
+                other => prop_assert!(false, "{text:?}\n-> {args:?}\n-> {other:?}"),
+            }
+        }
+        Err(err) => {
+            prop_assert!(!err.message.is_empty());
+            prop_assert!(matches!(err.code(), 1 | 3), "{}", err.message);
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -34,6 +34,13 @@ pub fn spec_from_args(
     if image.is_empty() {
         return Err(fail("invalid reference format: the image name is empty"));
     }
+    // `berth run -- -x`: no reference starts with a dash, and the --dry-run line would
+    // read it back as a flag.
+    if image.starts_with('-') {
+        return Err(fail(format!(
+            "invalid reference format: the image name {image:?} starts with '-'"
+        )));
+    }
     let mut spec = ContainerSpec {
         image: image.clone(),
         cmd: cmd.to_vec(),
@@ -1400,6 +1407,12 @@ mod tests {
         assert!(
             missing.0.contains("requires at least 1 argument"),
             "{missing:?}"
+        );
+        // Found by fuzzing: an image after `--` that starts with a dash rendered as a
+        // flag in the --dry-run line.
+        assert_eq!(
+            error("-- --project img"),
+            "invalid reference format: the image name \"--project\" starts with '-'"
         );
     }
 

@@ -477,10 +477,16 @@ fn docker_argv() -> impl Strategy<Value = Vec<String>> {
         "reg.example:5000/a/b@sha256:00",
         "-",
         "",
+        "-- img",
+        "-- -x",
+        "-- --rm",
     ]);
     (vec(docker_flag(), 0..10), image, vec(value(), 0..3)).prop_map(|(flags, image, tail)| {
         let mut args: Vec<String> = flags.concat();
-        args.push(image);
+        match image.split_once(' ') {
+            Some((dashes, image)) => args.extend([dashes.to_string(), image.to_string()]),
+            None => args.push(image),
+        }
         args.extend(tail);
         args
     })

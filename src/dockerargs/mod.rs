@@ -71,8 +71,11 @@ pub fn format_size(bytes: u64) -> String {
 
 /// `--cpus`: a positive, possibly fractional number of CPUs, kept as docker's NanoCpus.
 pub fn parse_cpus(raw: &str) -> Result<i64, String> {
+    // Less than half a nano-CPU rounds to 0, which docker reads as no limit.
     match raw.trim().parse::<f64>() {
-        Ok(cpus) if cpus > 0.0 && cpus.is_finite() && cpus < 1e6 => Ok((cpus * 1e9).round() as i64),
+        Ok(cpus) if cpus > 0.0 && cpus.is_finite() && cpus < 1e6 && (cpus * 1e9).round() >= 1.0 => {
+            Ok((cpus * 1e9).round() as i64)
+        }
         _ => Err(format!(
             "invalid cpus {raw:?}: write a positive number, like 4 or 0.5"
         )),
@@ -398,7 +401,9 @@ mod tests {
         assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
         assert_eq!(format_cpus(1_500_000_000), "1.5");
         assert_eq!(format_cpus(4_000_000_000), "4");
-        for bad in ["0", "-1", "x", "NaN", "inf"] {
+        // Found by fuzzing: 1e-10 rounded to 0 nano-CPUs, docker's "no limit".
+        assert_eq!(parse_cpus("1e-9").unwrap(), 1);
+        for bad in ["0", "-1", "x", "NaN", "inf", "1e-10", "4.9e-10"] {
             assert!(parse_cpus(bad).is_err(), "{bad:?}");
         }
     }

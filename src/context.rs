@@ -54,7 +54,26 @@ impl Context {
         let found = match std::fs::metadata(&self.workspace) {
             Ok(meta) if meta.is_dir() => Found::Directory,
             Ok(_) => Found::Other,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Found::Missing,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling symlink: creating the workspace "through" it would fail
+                // late, or make a directory somewhere else.
+                if let Ok(target) = std::fs::read_link(&self.workspace) {
+                    return Err(Error::failed(format!(
+                        "the workspace {} is a symlink to {}, which does not exist",
+                        self.workspace.display(),
+                        target.display()
+                    ))
+                    .hint("create the directory it points to, or remove the symlink"));
+                }
+                Found::Missing
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(Error::failed(format!(
+                    "the workspace root {} is not a directory",
+                    self.paths.workspace_root.display()
+                ))
+                .hint("move that file aside, or set BERTH_WORKSPACE_ROOT to a directory"));
+            }
             Err(err) => return Err(Error::io("read", &self.workspace, err)),
         };
         let siblings = if found == Found::Missing {

@@ -40,8 +40,9 @@ impl std::error::Error for ParseError {}
 /// # Errors
 ///
 /// Returns a [`ParseError`] for an invalid variable name, a quote that is
-/// never closed (reported at the line where it opened) or text after a
-/// closing quote other than whitespace or a `#` comment.
+/// never closed (reported at the line where it opened), text after a
+/// closing quote other than whitespace or a `#` comment, or a value holding a
+/// NUL byte (which a process environment cannot).
 pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // `lines` splits on `\n` and drops a `\r` before it, so CRLF files work.
@@ -64,6 +65,12 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
             Some(raw_value) => Some(parse_value(raw_value, line, &mut lines)?),
             None => None,
         };
+        if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(error(
+                line,
+                format!("the value of {key} holds a NUL byte, which no environment can"),
+            ));
+        }
         entries.push(Entry {
             key: key.to_owned(),
             value,
@@ -422,6 +429,15 @@ mod tests {
             pairs("A=1\nA=2\nA"),
             vec![kv("A", "1"), kv("A", "2"), ("A".to_owned(), None)]
         );
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_value_is_refused_at_its_line() {
+        for text in ["A=1\nB=x\u{0}y", "A=1\nB='\u{0}'", "A=1\nB=\"x\n\u{0}\""] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.line, 2, "{text:?}");
+            assert!(err.message.contains("NUL byte"), "{err}");
+        }
     }
 
     #[test]

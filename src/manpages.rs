@@ -810,8 +810,8 @@ overridden), the command line, the project's berth.toml, the user config. The th
 files take the same keys: `image`, `command`, `user`, `gpus`, `cpus`, `memory`,
 `shm_size`, `env`, `env_files`, `ports`, `volumes`, `[data]` (`host_path`, `target`,
 `group`) and `[retire]` (`disposable`). An unknown key is an error that names the file,
-line and key. `berth check` and `berth deploy --dry-run` show where every value came
-from.";
+line and key. Configuration and env files larger than 1 MiB are refused. `berth check`
+and `berth deploy --dry-run` show where every value came from.";
 
 const DEPLOY: &str = "\
 Deploy brings up the project's container: it creates and starts it when there is none,

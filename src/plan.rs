@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{Settings, Source};
 use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, mounts::Protected};
@@ -206,6 +206,7 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
                 host.workspace.display()
             ))
         })?;
+    check_values(settings)?;
     let user = match &settings.user {
         Some(user) => user.value.clone(),
         None => format!("{}:{}", host.user.uid, host.user.gid),
@@ -249,6 +250,9 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
         .as_ref()
         .map(|root| (settings.data_target.value.as_str(), root.path.as_path()));
     guard::mounts::check(&protected(&host.workspace, data), &volumes)?;
+    if let Some((target, _)) = data {
+        check_data_target(target, &settings.data_target.source, &home, &host.workspace)?;
+    }
     mounts.extend(volumes.into_iter().map(Mount::Volume));
 
     let mut labels = BTreeMap::from([
@@ -307,6 +311,85 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
         shm_size: settings.shm_size.as_ref().map(|s| s.value),
         init: true,
     })
+}
+
+/// Docker's smallest memory limit; the engine refuses a create below it.
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// Values the configuration can hold that the engine would refuse only at the create,
+/// after the workspace and the home exist: refused here, naming where they came from.
+fn check_values(settings: &Settings) -> Result<()> {
+    let bad = |what: String, source: &Source| {
+        let message = format!("{what} (from {source})");
+        match source {
+            Source::CommandLine => Error::usage(message),
+            _ => Error::failed(message),
+        }
+    };
+    if let Some(image) = settings
+        .image
+        .as_ref()
+        .filter(|i| i.value.trim().is_empty())
+    {
+        return Err(bad("the image is empty".into(), &image.source)
+            .hint("name an image, like `image = \"ubuntu:24.04\"`"));
+    }
+    if let Some(command) = &settings.command {
+        if command.value.first().is_none_or(|word| word.is_empty()) {
+            return Err(
+                bad("the command's first word is empty".into(), &command.source)
+                    .hint("name the program to run first, like `command = [\"python\", \"x.py\"]`"),
+            );
+        }
+    }
+    for volume in &settings.volumes {
+        let raw = volume.value.to_arg();
+        if let Err(why) = crate::dockerargs::check_volume(&raw) {
+            return Err(bad(format!("volume {raw:?}: {why}"), &volume.source)
+                .hint("a host path is absolute or starts with ./ or ~/; a volume name has at least two characters of [a-zA-Z0-9_.-]"));
+        }
+    }
+    for port in &settings.ports {
+        let raw = port.value.to_string();
+        if let Err(why) = crate::dockerargs::check_port(&raw) {
+            return Err(bad(format!("port {raw:?}: {why}"), &port.source).hint(
+                "write [IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL], like 127.0.0.1:8888:8888",
+            ));
+        }
+    }
+    if let Some(memory) = settings.memory.as_ref().filter(|m| m.value != 0) {
+        if memory.value < MIN_MEMORY {
+            return Err(bad(
+                format!(
+                    "memory {} bytes is below docker's minimum of 6 MiB",
+                    memory.value
+                ),
+                &memory.source,
+            )
+            .hint("write a size with a unit, like `memory = \"512m\"`"));
+        }
+    }
+    Ok(())
+}
+
+/// Where the data root appears in the container: an absolute path that is neither `/`,
+/// the home, nor over or under the workspace (which would shadow it).
+fn check_data_target(target: &str, source: &Source, home: &str, workspace: &Path) -> Result<()> {
+    let clean = crate::dockerargs::normalize_container_path(target);
+    if !target.starts_with('/') || clean == "/" || clean == home {
+        return Err(Error::failed(format!(
+            "data.target {target:?} (from {source}) cannot hold the data root"
+        ))
+        .hint(format!(
+            "write an absolute path other than / and {home}, like `target = \"/data\"`"
+        )));
+    }
+    let mount = guard::mounts::UserMount {
+        spelled: format!("data.target = {target:?} ({source})"),
+        source: None,
+        target: clean,
+    };
+    guard::mounts::check_user(&protected(workspace, None), &[mount])
 }
 
 #[cfg(test)]
@@ -415,6 +498,85 @@ mod tests {
         assert_eq!(plan.shm_size, Some(64 << 20));
         assert_eq!(plan.gpus, Some(GpuSpec::All));
         assert_eq!(plan.cmd, ["python"]);
+    }
+
+    #[test]
+    fn values_the_engine_would_refuse_late_are_refused_naming_their_source() {
+        for (toml, want) in [
+            (
+                "image = \"\"",
+                "the image is empty (from project /ws/p/berth.toml)",
+            ),
+            ("image = \" \"", "the image is empty"),
+            (
+                "image = \"i\"\ncommand = [\"\"]",
+                "the command's first word is empty",
+            ),
+            (
+                "image = \"i\"\nmemory = 5",
+                "memory 5 bytes is below docker's minimum",
+            ),
+            (
+                "image = \"i\"\nmemory = \"6291455\"",
+                "below docker's minimum of 6 MiB",
+            ),
+        ] {
+            let err = build(&project(), &settings(toml), &host(None)).unwrap_err();
+            assert_eq!(err.code(), 1, "{toml}");
+            assert!(err.message.contains(want), "{toml}: {}", err.message);
+            assert!(err.hint.is_some(), "{toml}");
+        }
+        for fine in [
+            "volumes = [\"./c:/c\", \"ab:/v:ro\", \"/anon\"]",
+            "ports = [\"[::1]:80:80\"]",
+        ] {
+            let toml = format!("image = \"i\"\n{fine}");
+            assert!(
+                build(&project(), &settings(&toml), &host(None)).is_ok(),
+                "{toml}"
+            );
+        }
+        // 0 is docker's "no limit"; 6 MiB is the least it takes.
+        for memory in ["0", "\"6m\""] {
+            let toml = format!("image = \"i\"\nmemory = {memory}");
+            assert!(
+                build(&project(), &settings(&toml), &host(None)).is_ok(),
+                "{toml}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_data_target_that_cannot_hold_the_root_is_refused() {
+        let root = || {
+            Some(DataRoot {
+                path: "/mnt/data".into(),
+                id: "abc".into(),
+            })
+        };
+        let with_target =
+            |target: &str| settings(&format!("image = \"i\"\n[data]\ntarget = \"{target}\""));
+        for target in ["rel", "", "/", "//", "/home/alice", "/home/alice/"] {
+            let err = build(&project(), &with_target(target), &host(root())).unwrap_err();
+            assert_eq!(err.code(), 1, "{target:?}");
+            assert!(
+                err.message.contains("cannot hold the data root"),
+                "{}",
+                err.message
+            );
+        }
+        for target in ["/workspace", "/workspace/data", "/workspace/"] {
+            let err = build(&project(), &with_target(target), &host(root())).unwrap_err();
+            assert_eq!(err.code(), 3, "{target:?}");
+            assert!(
+                err.message.contains("would shadow the workspace"),
+                "{}",
+                err.message
+            );
+        }
+        // Without a data root the target mounts nothing.
+        assert!(build(&project(), &with_target("rel"), &host(None)).is_ok());
+        assert!(build(&project(), &with_target("/mnt/d/"), &host(root())).is_ok());
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct Policy {
     #[serde(default)]
     pub data: DataSection,
     /// Environment variables every container gets, which nobody can change.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "file::env_table")]
     pub env: BTreeMap<String, ScalarText>,
     #[serde(default)]
     pub retire: RetireSection,

@@ -11,6 +11,8 @@ mod contexts;
 mod faults;
 #[path = "integration/gpu.rs"]
 mod gpu;
+#[path = "integration/hostile.rs"]
+mod hostile;
 #[path = "integration/output.rs"]
 mod output;
 #[path = "integration/policy.rs"]

@@ -24,7 +24,7 @@ pub struct FileConfig {
     pub cpus: Option<Cpus>,
     pub memory: Option<Size>,
     pub shm_size: Option<Size>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "env_table")]
     pub env: BTreeMap<String, ScalarText>,
     #[serde(default)]
     pub env_files: Vec<String>,
@@ -60,18 +60,65 @@ pub fn read(path: &Path) -> Result<Option<FileConfig>> {
 
 /// [`read`] for any schema (the admin policy has its own).
 pub fn read_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+    match read_text(path, "TOML")? {
+        Some(text) => parse_as(&text, path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The largest configuration or env file berth reads: far more than any real one holds,
+/// and small enough that a huge or endless file (a mistake, a device) is refused at
+/// once instead of being parsed for minutes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The text of the file at `path`, or `None` where there is none (nothing at the path,
+/// or a file where a directory on the way should be). `kind` names the syntax for the
+/// error about a file that is not UTF-8.
+pub fn read_text(path: &Path, kind: &str) -> Result<Option<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let absent = |err: &std::io::Error| {
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        )
+    };
+    // Opening a named pipe would wait for a writer, for ever.
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.file_type().is_fifo() || meta.file_type().is_socket() => {
             return Err(Error::failed(format!(
-                "{}: not a text file (TOML must be UTF-8)",
+                "cannot read {}: it is a pipe or a socket, not a file",
                 path.display()
             )))
         }
+        Err(err) if absent(&err) => return Ok(None),
+        _ => {}
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if absent(&err) => return Ok(None),
         Err(err) => return Err(Error::io("read", path, err)),
     };
-    parse_as(&text, path).map(Some)
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| Error::io("read", path, err))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::failed(format!(
+            "{} is larger than {} MiB, the most berth reads",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        ))
+        .hint("is it the right file? configuration and env files are a few lines long"));
+    }
+    String::from_utf8(bytes).map(Some).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        Error::failed(format!(
+            "{}:{line}: not a text file ({kind} must be UTF-8)",
+            path.display()
+        ))
+    })
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<FileConfig> {
@@ -116,6 +163,28 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+/// An `env` table whose names docker accepts (not empty, no `=`) and whose text holds no
+/// NUL byte, which no process environment can: refused at its line rather than by the
+/// engine after the workspace exists.
+pub fn env_table<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, ScalarText>, D::Error> {
+    let table = BTreeMap::<String, ScalarText>::deserialize(deserializer)?;
+    for (key, ScalarText(value)) in &table {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(de::Error::custom(format!(
+                "invalid variable name {key:?}: a name is not empty and holds no = or NUL"
+            )));
+        }
+        if value.contains('\0') {
+            return Err(de::Error::custom(format!(
+                "the value of {key} holds a NUL byte, which no environment can"
+            )));
+        }
+    }
+    Ok(table)
 }
 
 /// A scalar (string, number or boolean) kept as the text a person would write.
@@ -331,6 +400,69 @@ mod tests {
         let err = parse_str("command = []").unwrap_err();
         assert!(
             err.message.contains("the command is empty"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn env_tables_hold_only_names_and_values_an_environment_can() {
+        for (text, want) in [
+            ("env = { \"\" = \"x\" }", "invalid variable name \"\""),
+            ("env = { \"A=B\" = \"x\" }", "invalid variable name \"A=B\""),
+            ("env = { \"A\\u0000\" = 1 }", "invalid variable name"),
+            (
+                "\n[env]\nA = \"x\\u0000y\"",
+                "the value of A holds a NUL byte",
+            ),
+        ] {
+            let err = parse_str(text).unwrap_err();
+            assert!(err.message.starts_with("/p/berth.toml:"), "{}", err.message);
+            assert!(err.message.contains(want), "{text}: {}", err.message);
+            let err = parse_as::<crate::policy::Policy>(text, Path::new("/p.toml")).unwrap_err();
+            assert!(err.message.contains(want), "{text}: {}", err.message);
+        }
+        assert_eq!(
+            parse_str("env = { \"a.b-c\" = \" \" }").unwrap().env.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn reading_a_file_that_is_not_a_small_text_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        // Missing, or under a file where a directory should be: no file.
+        assert!(read(&path).unwrap().is_none());
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        assert!(read(&dir.path().join("file/berth.toml")).unwrap().is_none());
+        // Not UTF-8: the line of the first bad byte.
+        std::fs::write(&path, b"image = \"x\"\n\nuser = \"\xff\"\n").unwrap();
+        let err = read(&path).unwrap_err();
+        let want = format!("{}:3: not a text file (TOML must be UTF-8)", path.display());
+        assert_eq!(err.message, want);
+        // A directory.
+        let err = read(dir.path()).unwrap_err();
+        assert!(err.message.ends_with(": is a directory"), "{}", err.message);
+        // Larger than the cap: refused before any parsing, however it goes on.
+        let big = format!("# {}\n", "x".repeat(MAX_FILE_BYTES as usize));
+        std::fs::write(&path, big).unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(err
+            .message
+            .ends_with("is larger than 1 MiB, the most berth reads"));
+        let err = read(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.message.contains("larger than 1 MiB"), "{}", err.message);
+        // A device that ends is read (BERTH_CONFIG=/dev/null: no user config).
+        assert!(read(Path::new("/dev/null")).unwrap().is_some());
+        // A named pipe would wait for a writer for ever.
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = read(&fifo).unwrap_err();
+        assert!(
+            err.message.contains("a pipe or a socket"),
             "{}",
             err.message
         );

@@ -365,16 +365,34 @@ pub fn layer(
 /// `env_files` join the container's environment below every `env` table.
 pub fn read_env_files(settings: &mut Settings, workspace: &Path) -> Result<()> {
     let dot_env = workspace.join(DOT_ENV);
-    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    // Each file, and the layer whose `env_files` lists it (none for `.env`, which is
+    // read only where it is a file: a directory there is a virtualenv).
+    let mut files: Vec<(PathBuf, Option<Source>)> = Vec::new();
     if dot_env.is_file() {
-        files.push((dot_env, false));
+        files.push((dot_env, None));
     }
-    files.extend(settings.env_files.iter().map(|f| (f.value.clone(), true)));
-    for (path, into_container) in files {
-        let text = std::fs::read_to_string(&path).map_err(|err| {
-            Error::io("read the env file", &path, err)
-                .hint("env_files lists it; fix the path or the list")
-        })?;
+    files.extend(
+        settings
+            .env_files
+            .iter()
+            .map(|f| (f.value.clone(), Some(f.source.clone()))),
+    );
+    for (path, listed_by) in files {
+        let into_container = listed_by.is_some();
+        let listed_hint = |err: Error| match (&listed_by, &err.hint) {
+            (Some(source), None) => err.hint(format!(
+                "{source} lists it in env_files; fix the path or the list"
+            )),
+            _ => err,
+        };
+        let text = file::read_text(&path, "an env file")
+            .map_err(listed_hint)?
+            .ok_or_else(|| {
+                listed_hint(Error::failed(format!(
+                    "the env file {} does not exist",
+                    path.display()
+                )))
+            })?;
         let entries = crate::envfile::parse(&text).map_err(|err| {
             Error::failed(format!("{}:{}: {}", path.display(), err.line, err.message))
         })?;

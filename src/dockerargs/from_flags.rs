@@ -34,6 +34,13 @@ pub fn spec_from_args(
     if image.is_empty() {
         return Err(fail("invalid reference format: the image name is empty"));
     }
+    // `berth run -- -x`: no reference starts with a dash, and the --dry-run line would
+    // read it back as a flag.
+    if image.starts_with('-') {
+        return Err(fail(format!(
+            "invalid reference format: the image name {image:?} starts with '-'"
+        )));
+    }
     let mut spec = ContainerSpec {
         image: image.clone(),
         cmd: cmd.to_vec(),
@@ -182,39 +189,55 @@ fn environment(args: &RunArgs, lookup_env: LookupEnv) -> Result<Vec<String>, Fla
 }
 
 fn read_env_file(path: &str, lookup_env: LookupEnv) -> Result<Vec<String>, FlagError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| fail(go::io_error("open", path, &e)))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| fail(go::io_error("read", path, &e)))?;
-    parse_env_file(path, &bytes, lookup_env)
+    let file = std::fs::File::open(path).map_err(|e| fail(go::io_error("open", path, &e)))?;
+    parse_env_file(path, std::io::BufReader::new(file), lookup_env)
 }
+
+/// docker's longest env-file line (its `bufio.Scanner` token limit, 64 KiB with the
+/// newline): a longer one is an error, so a file with no newline at all (a device)
+/// cannot be read for ever.
+const MAX_ENV_FILE_LINE: usize = 64 * 1024 - 1;
 
 /// docker's env-file rules (`opts/envfile.go`), not compose's: `K=V` taken literally,
 /// quotes and trailing spaces included; blank lines and `#` lines skipped; leading
 /// whitespace trimmed; a bare `K` takes its value from `lookup_env`, or is left out.
+/// Read a line at a time, as docker reads it: the first bad line ends the reading.
+/// Errors name the file and the line. A NUL byte in a value is refused here too: docker
+/// passes it on, and the container then fails to start.
 fn parse_env_file(
     path: &str,
-    bytes: &[u8],
+    mut reader: impl std::io::BufRead,
     lookup_env: LookupEnv,
 ) -> Result<Vec<String>, FlagError> {
-    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    if lines.last().is_some_and(|line| line.is_empty()) {
-        lines.pop();
-    }
+    use std::io::{BufRead, Read};
+    let invalid = |why: String| fail(format!("invalid env file ({path}): {why}"));
     let mut env = Vec::new();
-    for (index, line) in lines.into_iter().enumerate() {
+    let mut bytes = Vec::new();
+    for number in 1.. {
+        bytes.clear();
+        (&mut reader)
+            .take(MAX_ENV_FILE_LINE as u64 + 2)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| invalid(go::io_error("read", path, &e)))?;
+        if bytes.is_empty() {
+            break;
+        }
+        let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        if line.len() > MAX_ENV_FILE_LINE {
+            return Err(invalid(format!(
+                "line {number} is longer than docker's limit of {MAX_ENV_FILE_LINE} bytes"
+            )));
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Ok(text) = std::str::from_utf8(line) else {
             let bytes: Vec<String> = line.iter().map(u8::to_string).collect();
-            return Err(fail(format!(
-                "env file {path} contains invalid utf8 bytes at line {}: [{}]",
-                index + 1,
+            return Err(invalid(format!(
+                "invalid utf8 bytes at line {number}: [{}]",
                 bytes.join(" ")
             )));
         };
-        let text = match index {
-            0 => text.strip_prefix('\u{feff}').unwrap_or(text),
+        let text = match number {
+            1 => text.strip_prefix('\u{feff}').unwrap_or(text),
             _ => text,
         };
         let line = text.trim_start();
@@ -227,13 +250,18 @@ fn parse_env_file(
         };
         let name = name.trim_start_matches([' ', '\t']);
         if name.contains([' ', '\t']) {
-            return Err(fail(format!(
-                "poorly formatted environment: variable '{name}' contains whitespaces"
+            return Err(invalid(format!(
+                "line {number}: variable '{name}' contains whitespaces"
             )));
         }
         if name.is_empty() {
-            return Err(fail(format!(
-                "poorly formatted environment: no variable name on line '{line}'"
+            return Err(invalid(format!(
+                "line {number}: no variable name in '{line}'"
+            )));
+        }
+        if line.contains('\0') {
+            return Err(invalid(format!(
+                "line {number}: variable '{name}' holds a NUL byte, which no environment can"
             )));
         }
         match value {
@@ -344,6 +372,20 @@ fn storage(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), FlagError> {
     }
     spec.host.group_add = args.group_add.clone();
     check_duplicate_mount_points(&spec.host)
+}
+
+/// The checks docker's `-v` reader and the engine make on `raw`: a config's `volumes`
+/// entry (its source made absolute) is refused with docker's words before anything is
+/// created, rather than by the engine at the create.
+pub fn check_volume(raw: &str) -> Result<(), String> {
+    volume_flag(raw).map(|_| ()).map_err(|err| err.0)
+}
+
+/// The same for a `ports` entry, with docker's `-p` reader.
+pub fn check_port(raw: &str) -> Result<(), String> {
+    port_mappings(&standard_port_notation(raw).map_err(|err| err.0)?)
+        .map(|_| ())
+        .map_err(|err| err.0)
 }
 
 /// The engine's check on a container path (`linuxValidateNotRoot`, `linuxValidateAbsolute`).
@@ -1366,6 +1408,12 @@ mod tests {
             missing.0.contains("requires at least 1 argument"),
             "{missing:?}"
         );
+        // Found by fuzzing: an image after `--` that starts with a dash rendered as a
+        // flag in the --dry-run line.
+        assert_eq!(
+            error("-- --project img"),
+            "invalid reference format: the image name \"--project\" starts with '-'"
+        );
     }
 
     #[test]
@@ -1435,7 +1483,7 @@ mod tests {
     #[test]
     fn env_files_follow_docker_rules_not_compose() {
         let text = b"\xef\xbb\xbfA=1\n  # comment\n\n  B=\"quoted\" \nHOME_DIR\nUNSET_X\nC=a b\r\n\tD=tab\nE=$HOME\n1A=x\n";
-        let env = parse_env_file("f.env", text, &lookup).unwrap();
+        let env = parse_env_file("f.env", &text[..], &lookup).unwrap();
         assert_eq!(
             env,
             [
@@ -1449,29 +1497,58 @@ mod tests {
             ]
         );
         // The byte-order mark is dropped from the first line only; a lone \r stays.
-        let env =
-            parse_env_file("f", b"\xef\xbb\xbf\n\xef\xbb\xbfA=1\nB=2\r\r\n", &lookup).unwrap();
+        let env = parse_env_file(
+            "f",
+            &b"\xef\xbb\xbf\n\xef\xbb\xbfA=1\nB=2\r\r\n"[..],
+            &lookup,
+        )
+        .unwrap();
         assert_eq!(env, ["\u{feff}A=1", "B=2\r"]);
         let bad = |text: &[u8]| parse_env_file("f.env", text, &lookup).unwrap_err().0;
         assert_eq!(
             bad(b"E\t=1\n"),
-            "poorly formatted environment: variable 'E\t' contains whitespaces"
+            "invalid env file (f.env): line 1: variable 'E\t' contains whitespaces"
         );
         assert_eq!(
-            bad(b"export A=1\n"),
-            "poorly formatted environment: variable 'export A' contains whitespaces"
+            bad(b"# c\nexport A=1\n"),
+            "invalid env file (f.env): line 2: variable 'export A' contains whitespaces"
         );
         assert_eq!(
             bad(b"HOME_DIR  \n"),
-            "poorly formatted environment: variable 'HOME_DIR  ' contains whitespaces"
+            "invalid env file (f.env): line 1: variable 'HOME_DIR  ' contains whitespaces"
         );
         assert_eq!(
             bad(b" =x\n"),
-            "poorly formatted environment: no variable name on line '=x'"
+            "invalid env file (f.env): line 1: no variable name in '=x'"
         );
         assert_eq!(
             bad(b"A=\xff\n"),
-            "env file f.env contains invalid utf8 bytes at line 1: [65 61 255]"
+            "invalid env file (f.env): invalid utf8 bytes at line 1: [65 61 255]"
+        );
+    }
+
+    #[test]
+    fn env_file_lines_stop_at_dockers_limit() {
+        let line = |len: usize| format!("A={}\n", "x".repeat(len - 2)).into_bytes();
+        let longest = parse_env_file("f", &line(MAX_ENV_FILE_LINE)[..], &lookup).unwrap();
+        assert_eq!(longest[0].len(), MAX_ENV_FILE_LINE);
+        let err = parse_env_file("f", &line(MAX_ENV_FILE_LINE + 1)[..], &lookup).unwrap_err();
+        assert_eq!(
+            err.0,
+            "invalid env file (f): line 1 is longer than docker's limit of 65535 bytes"
+        );
+        // No newline at all, as from a device: the reading stops at the limit.
+        let endless = std::io::Read::take(std::io::repeat(0), u64::MAX);
+        let err = parse_env_file("/dev/zero", std::io::BufReader::new(endless), &lookup);
+        assert!(err.unwrap_err().0.contains("line 1 is longer"));
+    }
+
+    #[test]
+    fn a_nul_byte_in_an_env_file_is_refused_at_its_line() {
+        let err = parse_env_file("f", &b"A=1\nB=x\0y\n"[..], &lookup).unwrap_err();
+        assert_eq!(
+            err.0,
+            "invalid env file (f): line 2: variable 'B' holds a NUL byte, which no environment can"
         );
     }
 
@@ -1489,7 +1566,10 @@ mod tests {
         );
         assert_eq!(
             error(&format!("--env-file {} img", dir.path().display())),
-            format!("read {}: is a directory", dir.path().display())
+            format!(
+                "invalid env file ({0}): read {0}: is a directory",
+                dir.path().display()
+            )
         );
     }
 

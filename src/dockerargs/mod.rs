@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::plan::{LaunchPlan, Mount};
 
-pub use from_flags::spec_from_args;
+pub use from_flags::{check_port, check_volume, spec_from_args};
 pub use to_flags::spec_to_args;
 
 /// A size as docker writes it: `512m`, `2g`, `1.5GiB`, `1024` (bytes). Units are powers
@@ -71,8 +71,11 @@ pub fn format_size(bytes: u64) -> String {
 
 /// `--cpus`: a positive, possibly fractional number of CPUs, kept as docker's NanoCpus.
 pub fn parse_cpus(raw: &str) -> Result<i64, String> {
+    // Less than half a nano-CPU rounds to 0, which docker reads as no limit.
     match raw.trim().parse::<f64>() {
-        Ok(cpus) if cpus > 0.0 && cpus.is_finite() && cpus < 1e6 => Ok((cpus * 1e9).round() as i64),
+        Ok(cpus) if cpus > 0.0 && cpus.is_finite() && cpus < 1e6 && (cpus * 1e9).round() >= 1.0 => {
+            Ok((cpus * 1e9).round() as i64)
+        }
         _ => Err(format!(
             "invalid cpus {raw:?}: write a positive number, like 4 or 0.5"
         )),
@@ -174,8 +177,11 @@ impl PortSpec {
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = &self.host_ip {
-            write!(f, "{ip}:")?;
+        match &self.host_ip {
+            // An IPv6 address keeps its brackets, or its colons read as the ports'.
+            Some(ip) if ip.contains(':') => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
         }
         match (self.host_port, &self.host_ip) {
             (Some(port), _) => write!(f, "{port}:")?,
@@ -395,7 +401,9 @@ mod tests {
         assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
         assert_eq!(format_cpus(1_500_000_000), "1.5");
         assert_eq!(format_cpus(4_000_000_000), "4");
-        for bad in ["0", "-1", "x", "NaN", "inf"] {
+        // Found by fuzzing: 1e-10 rounded to 0 nano-CPUs, docker's "no limit".
+        assert_eq!(parse_cpus("1e-9").unwrap(), 1);
+        for bad in ["0", "-1", "x", "NaN", "inf", "1e-10", "4.9e-10"] {
             assert!(parse_cpus(bad).is_err(), "{bad:?}");
         }
     }
@@ -423,7 +431,14 @@ mod tests {
         let p = PortSpec::parse("127.0.0.1:8080:80/udp").unwrap();
         assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(p.protocol, "udp");
-        for raw in ["8888", "8080:80", "127.0.0.1:8080:80/udp", "127.0.0.1::80"] {
+        for raw in [
+            "8888",
+            "8080:80",
+            "127.0.0.1:8080:80/udp",
+            "127.0.0.1::80",
+            "[::1]:8080:80",
+            "[::]::80",
+        ] {
             assert_eq!(PortSpec::parse(raw).unwrap().to_string(), raw);
         }
         for bad in ["", "x", "0", "70000", "80/icmp", "8000-8010:8000-8010"] {

@@ -50,7 +50,14 @@ pub fn resolve(candidates: &[Sourced<DataRootValue>]) -> Vec<Row> {
             let resolved = match std::fs::canonicalize(&absolute) {
                 Ok(path) if path.is_dir() => Ok(path),
                 Ok(path) => Err(format!("{} is not a directory", path.display())),
-                Err(err) => Err(format!("{absolute}: {}", io_reason(&err))),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    Err(format!("{absolute} does not exist"))
+                }
+                // A symlink loop, a file on the way, no permission: name the reason.
+                Err(err) => Err(format!(
+                    "{absolute} cannot be followed: {}",
+                    io_reason(&err)
+                )),
             };
             Row {
                 source: c.source.clone(),
@@ -70,13 +77,13 @@ pub fn decide(rows: &[Row]) -> Result<Option<PathBuf>> {
     if let Some(broken) = rows.iter().find(|r| r.resolved.is_err()) {
         let why = broken.resolved.clone().err().unwrap_or_default();
         return Err(Error::refused(format!(
-            "the data root named by {} does not exist ({why})",
+            "the data root named by {} is unusable: {why}",
             broken.source
         ))
         .details(table(rows))
         .hint(
-            "berth never creates a data root: mount the share or create the directory, \
-             then deploy again",
+            "berth never creates a data root: mount the share, create the directory or \
+             fix the path, then deploy again",
         ));
     }
     let root = first.resolved.clone().unwrap_or_default();
@@ -138,13 +145,48 @@ pub fn judge(root: &Path, marker: Option<String>, remembered: Option<String>) ->
 
 /// Reads the marker and berth's memory of `root`, and judges them.
 pub fn identify(root: &Path, state_dir: &Path) -> Result<Identity> {
-    let marker = match std::fs::read_to_string(root.join(MARKER)) {
-        Ok(text) => Some(text.trim().to_string()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-        Err(err) => return Err(Error::io("read", &root.join(MARKER), err)),
-    };
+    let marker = read_marker(root)?;
     let remembered = remembered_ids(state_dir).remove(&root.display().to_string());
     judge(root, marker, remembered)
+}
+
+/// A marker is one short line; anything longer was not written by berth.
+const MAX_MARKER: u64 = 256;
+
+/// The id in `root`'s marker, read only from a small regular file. The root is shared:
+/// a symlink, a device, a pipe or a directory planted there is refused, not followed.
+fn read_marker(root: &Path) -> Result<Option<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let marker = root.join(MARKER);
+    let planted = || {
+        Error::refused(format!(
+            "the data root's identity marker {} is not a file berth wrote",
+            marker.display()
+        ))
+        .hint("it is a symlink, a directory or a large file: remove it, and berth writes its own")
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&marker);
+    let file = match file {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => return Err(planted()),
+        Err(err) => return Err(Error::io("read", &marker, err)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|err| Error::io("read", &marker, err))?;
+    if !meta.is_file() || meta.len() > MAX_MARKER {
+        return Err(planted());
+    }
+    let mut text = String::new();
+    file.take(MAX_MARKER)
+        .read_to_string(&mut text)
+        .map_err(|err| Error::io("read", &marker, err))?;
+    Ok(Some(text.trim().to_string()))
 }
 
 /// Makes the identity real: writes a new marker or remembers an adopted one; returns
@@ -156,11 +198,18 @@ pub fn settle(identity: Identity, root: &Path, state_dir: &Path) -> Result<Strin
         Identity::New => {
             let id = new_id()?;
             let marker = root.join(MARKER);
-            std::fs::write(&marker, format!("{id}\n")).map_err(|err| {
-                Error::io("write the identity marker", &marker, err)
-                    .hint("ask whoever owns the data root to let you write it once")
-            })?;
-            id
+            match write_marker(&marker, &id) {
+                Ok(()) => id,
+                // Another deploy wrote one first: that one is the root's id.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read_marker(root)?
+                        .ok_or_else(|| Error::io("write the identity marker", &marker, err))?
+                }
+                Err(err) => {
+                    return Err(Error::io("write the identity marker", &marker, err)
+                        .hint("ask whoever owns the data root to let you write it once"))
+                }
+            }
         }
     };
     let mut ids = remembered_ids(state_dir);
@@ -173,6 +222,18 @@ pub fn settle(identity: Identity, root: &Path, state_dir: &Path) -> Result<Strin
         .and_then(|()| std::fs::rename(&temporary, &path))
         .map_err(|err| Error::io("write", &path, err))?;
     Ok(id)
+}
+
+/// Creates the marker, never through a symlink or over a file already there.
+fn write_marker(marker: &Path, id: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(marker)?
+        .write_all(format!("{id}\n").as_bytes())
 }
 
 fn remembered_ids(state_dir: &Path) -> BTreeMap<String, String> {
@@ -250,7 +311,7 @@ pub fn table(rows: &[Row]) -> Vec<String> {
             row.raw.clone(),
             match &row.resolved {
                 Ok(path) => path.display().to_string(),
-                Err(why) => format!("(missing: {why})"),
+                Err(why) => format!("({why})"),
             },
         ]);
     }
@@ -374,11 +435,102 @@ mod tests {
         let rows = [row(
             Source::Env("HOST_DATA_PATH"),
             "/nope",
-            Err("/nope: no such file or directory"),
+            Err("/nope does not exist"),
         )];
         let err = decide(&rows).unwrap_err();
         assert_eq!(err.code(), 3);
-        assert!(err.message.contains("does not exist"));
+        assert!(
+            err.message.contains("/nope does not exist"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_planted_marker_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        let marker = root.join(MARKER);
+        let outside = dir.path().join("outside");
+        let plants: [&dyn Fn(); 5] = [
+            &|| std::os::unix::fs::symlink(&outside, &marker).unwrap(),
+            &|| std::os::unix::fs::symlink("/dev/zero", &marker).unwrap(),
+            &|| std::os::unix::fs::symlink(&marker, &marker).unwrap(),
+            &|| std::fs::create_dir(&marker).unwrap(),
+            &|| std::fs::write(&marker, "x".repeat(1000)).unwrap(),
+        ];
+        for plant in plants {
+            plant();
+            let err = identify(&root, &state).unwrap_err();
+            assert_eq!(err.code(), 3);
+            assert!(
+                err.message.contains("not a file berth wrote"),
+                "{}",
+                err.message
+            );
+            assert!(!outside.exists());
+            std::fs::remove_dir(&marker)
+                .or_else(|_| std::fs::remove_file(&marker))
+                .unwrap();
+        }
+        // A dangling symlink planted between the check and the write is not written
+        // through either.
+        std::os::unix::fs::symlink(&outside, &marker).unwrap();
+        assert!(settle(Identity::New, &root, &state).is_err());
+        assert!(!outside.exists());
+    }
+
+    #[test]
+    fn a_marker_written_meanwhile_by_another_deploy_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join(MARKER), "theirs\n").unwrap();
+        assert_eq!(settle(Identity::New, &root, &state).unwrap(), "theirs");
+        assert_eq!(
+            identify(&root, &state).unwrap(),
+            Identity::Known("theirs".into())
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_or_a_file_on_the_way_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path().join("b"), dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let value = |raw: &str| Sourced {
+            value: DataRootValue {
+                raw: raw.into(),
+                base: dir.path().to_path_buf(),
+            },
+            source: Source::Env("HOST_DATA_PATH"),
+        };
+        let rows = resolve(&[value("a"), value("a/sub"), value("file/sub"), value("file")]);
+        let problems: Vec<String> = rows
+            .iter()
+            .map(|r| r.resolved.clone().unwrap_err())
+            .collect();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        assert_eq!(
+            problems,
+            [
+                format!(
+                    "{} cannot be followed: too many levels of symbolic links",
+                    at("a")
+                ),
+                format!(
+                    "{} cannot be followed: too many levels of symbolic links",
+                    at("a/sub")
+                ),
+                format!("{} cannot be followed: not a directory", at("file/sub")),
+                format!("{} is not a directory", at("file")),
+            ]
+        );
+        let err = decide(&rows).unwrap_err();
+        assert_eq!(err.code(), 3);
+        assert!(err.message.contains("symbolic links"), "{}", err.message);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Both share [`prepare`], which decides everything without changing anything, so
 //! `check` and `deploy --dry-run` show exactly what a deploy would do or refuse.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -302,21 +302,40 @@ async fn create(
     if !engine.image_exists(&plan.image).await? {
         pull(engine, &plan.image, printer).await?;
     }
+    let home = ctx.paths.container_home(&ctx.project);
+    // Made here, and taken back (while still empty) should the GPUs or the engine
+    // refuse the container: a refused deploy leaves no new directory behind.
+    let fresh: Vec<&Path> = [
+        (prepared.workspace == Workspace::New).then_some(ctx.workspace.as_path()),
+        Some(home.as_path()).filter(|home| !home.exists()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if prepared.workspace == Workspace::New {
         std::fs::create_dir_all(&ctx.workspace)
             .map_err(|err| Error::io("create the workspace", &ctx.workspace, err))?;
-        printer.note(&format!("created workspace {}", ctx.workspace.display()));
     }
-    let home = ctx.paths.container_home(&ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
+    let take_back = |err: Error| {
+        for dir in &fresh {
+            std::fs::remove_dir(dir).ok();
+        }
+        err
+    };
     let mut spec = plan.to_spec();
     // From here until the container has started, or has been removed, a signal waits:
     // an interrupted deploy leaves no container half-made.
     let mut signals = Signals::install()?;
     // From here until the create has returned and been checked, the GPU lock is held.
-    let claim =
-        gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer).await?;
-    let Some(id) = engine.create(&spec).await? else {
+    let claim = gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer)
+        .await
+        .map_err(take_back)?;
+    let created = engine.create(&spec).await.map_err(take_back)?;
+    if created.is_some() && prepared.workspace == Workspace::New {
+        printer.note(&format!("created workspace {}", ctx.workspace.display()));
+    }
+    let Some(id) = created else {
         drop(claim);
         drop(signals);
         signals::exit_on_signal(*printer)?;

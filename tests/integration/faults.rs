@@ -233,3 +233,23 @@ fn a_container_that_stays_up_through_the_settle_time_is_deployed() {
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_one_correct_container(&sb);
 }
+
+#[test]
+fn a_create_the_engine_refuses_leaves_no_new_workspace_or_home_behind() {
+    let sb = Sandbox::new();
+    // More CPUs than the machine has: only the engine knows, and says so at the create.
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--cpus",
+        "4096",
+    ]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "CPU");
+    assert!(!sb.exists());
+    assert!(!sb.workspace().exists());
+    let home = sb.home.join(".local/share/berth/home").join(&sb.project);
+    assert!(!home.exists(), "{}", home.display());
+}

@@ -450,9 +450,27 @@ fn compare_configs(a: &Value, b: &Value) -> Vec<String> {
     ];
     FIELDS
         .iter()
-        .filter(|(section, field)| a[section][field] != b[section][field])
-        .map(|(section, field)| format!("{section}.{field}"))
+        .filter(|(section, field)| sorted(&a[section][field]) != sorted(&b[section][field]))
+        .map(|(section, field)| {
+            format!(
+                "{section}.{field} (berth's {}, docker's {})",
+                a[section][field], b[section][field]
+            )
+        })
         .collect()
+}
+
+/// A list in a canonical order (the engine may reorder Env or Mounts); other values
+/// as they are.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => {
+            let mut items = items.clone();
+            items.sort_by_key(|item| item.to_string());
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,7 +17,10 @@ struct Listing<'a> {
 pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
     let engine = Engine::connect().await?;
     let uid = (!args.all).then(|| HostUser::current().uid);
-    let containers = engine.list(uid, None, true).await?;
+    // Sizes are the engine's slowest answer (it walks each container's writable layer,
+    // tens of milliseconds a container): asked only where they are shown.
+    let sizes = args.json || !printer.quiet();
+    let containers = engine.list(uid, None, sizes).await?;
     if args.json {
         printer.json(&Listing {
             containers: &containers,

@@ -2,8 +2,11 @@
 //! [`ContainerSpec`], a container id) and gets plain data back, so bollard's types stop
 //! here.
 //!
-//! The client negotiates its API version with the engine on connect, so the same binary
-//! works against Docker 20.10 (API 1.41) and current engines.
+//! bollard (0.21) sends its requests without a version prefix (`/containers/json`, not
+//! `/v1.41/containers/json`), and an engine answers those at its own API version; the
+//! requests berth makes mean the same from API 1.41 (Docker 20.10) to current engines.
+//! So connecting is a ping, not a version negotiation: `/_ping` is the cheapest call an
+//! engine answers, where `/version` asks containerd and runc theirs.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,7 +44,6 @@ const REQUEST_TIMEOUT: u64 = 120;
 pub struct Engine {
     docker: Docker,
     pub endpoint: Endpoint,
-    pub api_version: String,
 }
 
 /// A container's state, as berth acts on it.
@@ -132,8 +134,8 @@ pub enum ChangeKind {
 }
 
 impl Engine {
-    /// Connects to the engine the docker CLI would use ([`endpoint::from_env`]) and
-    /// negotiates the API version: one round trip, which doubles as the ping.
+    /// Connects to the engine the docker CLI would use ([`endpoint::from_env`]), and
+    /// pings it: one round trip, so that an engine that is not there is told at once.
     pub async fn connect() -> Result<Self> {
         let endpoint = endpoint::from_env()?;
         let unreachable = |why: String| {
@@ -142,8 +144,6 @@ impl Engine {
             ))
             .hint("is dockerd running, and may you use it? `docker info` tells")
         };
-        // The client starts at bollard's API version; negotiating lowers it to the
-        // engine's.
         let docker = match &endpoint.transport {
             Transport::Unix(path) => Docker::connect_with_socket(
                 &path.to_string_lossy(),
@@ -163,17 +163,24 @@ impl Engine {
             ),
         }
         .map_err(|err| unreachable(describe(&err)))?;
-        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, docker.ping())
             .await
             .map_err(|_| unreachable(format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
             .map_err(|err| unreachable(connect_failure(&err)))?;
-        let api_version = docker.client_version().to_string();
+        if answer.trim() != "OK" {
+            let first: String = answer
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
+            return Err(unreachable(format!(
+                "the answer is not the Docker API's (a ping got {first:?}); is that a Docker engine?"
+            )));
+        }
         watchdog::start(&docker, endpoint.to_string());
-        Ok(Self {
-            docker,
-            endpoint,
-            api_version,
-        })
+        Ok(Self { docker, endpoint })
     }
 
     /// The caller's containers (`uid`), or everyone's with `None`; newest first.

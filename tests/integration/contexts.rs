@@ -14,8 +14,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// The real engine's socket: the tests' own DOCKER_HOST where it is a unix socket, else
-/// docker's default.
 /// A path in the sandbox that leads to the real engine, as long as it exists.
 fn link_to_engine(sb: &Sandbox, name: &str) -> PathBuf {
     let link = sb.path().join(name);
@@ -207,6 +205,52 @@ fn an_unreachable_engine_is_named_with_its_origin_at_once() {
     assert!(
         took < Duration::from_secs(5),
         "a refused connection took {took:?}"
+    );
+}
+
+/// A socket that answers every request with `status` and `body`, as a web server
+/// someone pointed DOCKER_HOST at would; it serves until the test ends.
+fn not_an_engine(path: &std::path::Path, status: &'static str, body: &'static str) {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let answer = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+}
+
+#[test]
+fn something_that_is_not_an_engine_is_called_so() {
+    let sb = Sandbox::new();
+    for (status, body) in [("200 OK", "hello, world"), ("404 Not Found", "")] {
+        let socket = sb.path().join(format!("web-{}.sock", &status[..3]));
+        not_an_engine(&socket, status, body);
+        let host = unix(&socket);
+        let out = list(&sb, &[("DOCKER_HOST", host.as_str())]);
+        assert_code(&out, 1);
+        assert_stderr_has(
+            &out,
+            format!("error: cannot reach the Docker engine at {host} (from DOCKER_HOST)"),
+        );
+        assert_stderr_has(&out, "is that a Docker engine?");
+    }
+    let out = list(
+        &sb,
+        &[(
+            "DOCKER_HOST",
+            unix(&sb.path().join("web-200.sock")).as_str(),
+        )],
+    );
+    assert_stderr_has(
+        &out,
+        "the answer is not the Docker API's (a ping got \"hello, world\")",
     );
 }
 

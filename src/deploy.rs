@@ -299,9 +299,13 @@ async fn create(
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
     prepared.check_count(engine).await?;
     // The image first: a failed pull must leave no new workspace behind.
-    if !engine.image_exists(&plan.image).await? {
-        pull(engine, &plan.image, printer).await?;
-    }
+    let image_id = match engine.image_id(&plan.image).await? {
+        Some(id) => Some(id),
+        None => {
+            pull(engine, &plan.image, printer).await?;
+            engine.image_id(&plan.image).await?
+        }
+    };
     let home = ctx.paths.container_home(&ctx.project);
     // Made here, and taken back (while still empty) should the GPUs or the engine
     // refuse the container: a refused deploy leaves no new directory behind.
@@ -324,6 +328,13 @@ async fn create(
         err
     };
     let mut spec = plan.to_spec();
+    let identity = identity::prepare(
+        &mut spec,
+        image_id.as_deref(),
+        &ctx.user,
+        &plan.home,
+        &ctx.paths.state_dir,
+    );
     // From here until the container has started, or has been removed, a signal waits:
     // an interrupted deploy leaves no container half-made.
     let mut signals = Signals::install()?;
@@ -364,7 +375,7 @@ async fn create(
     let prepared_and_started = async {
         let gpus = gpus?;
         interrupted(&mut signals)?;
-        identity::settle(engine, &id, &plan.labels, &ctx.user, &plan.home).await?;
+        identity::settle(engine, &id, identity).await?;
         interrupted(&mut signals)?;
         let exited = settle.map(|_| tokio::spawn(engine.wait(&id, false)));
         engine

@@ -344,12 +344,14 @@ impl Engine {
         }
     }
 
-    pub async fn image_exists(&self, image: &str) -> Result<bool> {
+    /// The id of local image `image` (`sha256:…`), or `None` when the engine has no
+    /// such image.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>> {
         match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
+            Ok(details) => Ok(Some(details.id.unwrap_or_default())),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(false),
+            }) => Ok(None),
             Err(err) => Err(self.failed(&format!("inspect image {image}"), &err)),
         }
     }
@@ -503,8 +505,6 @@ impl Engine {
             })
     }
 
-    /// Commits the container's filesystem as image `repo:tag`, without pausing it again
-    /// (retire has frozen it already). Returns the image id.
     /// A small text file of the container's (`/etc/passwd`); `None` when it is not
     /// there. Read whole: only for files of a few kilobytes.
     pub async fn read_file(&self, id: &str, path: &str) -> Result<Option<String>> {
@@ -552,6 +552,8 @@ impl Engine {
             .map_err(|err| self.failed(&format!("write into {dir} in the container"), &err))
     }
 
+    /// Commits the container's filesystem as image `repo:tag`, without pausing it again
+    /// (retire has frozen it already). Returns the image id.
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
         let options = CommitContainerOptions {
             container: Some(id.to_string()),

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod envfile;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod gpu;
 pub mod guard;
 pub mod host;

@@ -89,11 +89,15 @@ async fn run_inner(
     if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {
         spec.labels.insert(label::DATA_ID.to_string(), id.clone());
     }
-    if !engine.image_exists(&spec.image).await? {
-        deploy::pull(&engine, &spec.image, printer)
-            .await
-            .map_err(|err| Error::status(125, err.message).details(err.details))?;
-    }
+    let image_id = match engine.image_id(&spec.image).await? {
+        Some(id) => Some(id),
+        None => {
+            deploy::pull(&engine, &spec.image, printer)
+                .await
+                .map_err(|err| Error::status(125, err.message).details(err.details))?;
+            engine.image_id(&spec.image).await?
+        }
+    };
     if prepared.workspace == Workspace::New {
         let path = &prepared.ctx.workspace;
         std::fs::create_dir_all(path)
@@ -103,6 +107,13 @@ async fn run_inner(
     let home = prepared.ctx.paths.container_home(&prepared.ctx.project);
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
 
+    let identity = identity::prepare(
+        &mut spec,
+        image_id.as_deref(),
+        &prepared.ctx.user,
+        &prepared.plan.home,
+        &prepared.ctx.paths.state_dir,
+    );
     // From here until the create has returned and been checked, the GPU lock is held.
     let claim = gpu::claim::begin(
         &engine,
@@ -130,14 +141,7 @@ async fn run_inner(
     if let Some(claim) = claim {
         claim.confirm(&engine, &id).await?;
     }
-    identity::settle(
-        &engine,
-        &id,
-        &spec.labels,
-        &prepared.ctx.user,
-        &prepared.plan.home,
-    )
-    .await?;
+    identity::settle(&engine, &id, identity).await?;
     *created = true;
     match mode {
         Mode::Create => {

@@ -171,11 +171,48 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
         "1"
     );
 
+    // The first time, berth wrote the two files into the container.
+    let targets = |c: &serde_json::Value| -> Vec<String> {
+        c["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Destination"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!targets(&sb.inspect().unwrap()).contains(&"/etc/passwd".to_string()));
+
     // The two files berth wrote are not work: retire removes the container unasked.
-    let out = sb.berth(&["retire", &sb.project, "--json"]);
+    let retired = |sb: &Sandbox| {
+        let out = sb.berth(&["retire", &sb.project, "--json"]);
+        assert_code(&out, 0);
+        let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(outcome["action"], "removed");
+    };
+    retired(&sb);
+
+    // From then on berth knows the image's files: it mounts the merged ones read-only,
+    // and the container is the same to its user.
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
     assert_code(&out, 0);
-    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(outcome["action"], "removed");
+    let c = sb.inspect().unwrap();
+    for file in ["/etc/passwd", "/etc/group"] {
+        let mount = c["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == file)
+            .unwrap_or_else(|| panic!("{file} is not mounted: {:?}", targets(&c)));
+        assert_eq!(mount["RW"], false, "{mount}");
+    }
+    let out = sb.exec("id -un; id -gn; grep -c '^root:' /etc/passwd; ls -l /etc/passwd");
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], [TEST_USER, TEST_USER, "1"], "{lines:?}");
+    assert!(lines[3].starts_with("-rw-r--r--"), "{lines:?}");
+    assert_code(&sb.exec("echo x >> /etc/passwd"), 1);
+    retired(&sb);
 
     // `berth run` as the host user gets the same; with `-u` it is the image's business.
     let run = |extra: &[&str]| {

@@ -216,10 +216,8 @@ pub fn settle(identity: Identity, root: &Path, state_dir: &Path) -> Result<Strin
     ids.insert(root.display().to_string(), id.clone());
     std::fs::create_dir_all(state_dir).map_err(|err| Error::io("create", state_dir, err))?;
     let path = state_dir.join(REMEMBERED);
-    let temporary = state_dir.join(format!("{REMEMBERED}.{}", std::process::id()));
     let text = serde_json::to_string_pretty(&ids).unwrap_or_default();
-    std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, &path))
+    crate::files::write_atomically(&path, text.as_bytes())
         .map_err(|err| Error::io("write", &path, err))?;
     Ok(id)
 }

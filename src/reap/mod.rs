@@ -506,15 +506,9 @@ impl Store {
     fn save(&self, id: &str, history: &History) -> Result<()> {
         fs::create_dir_all(&self.dir).map_err(|err| Error::io("create", &self.dir, err))?;
         let path = self.path(id);
-        let temporary = self.dir.join(format!(".{id}.{}.tmp", std::process::id()));
         let bytes = serde_json::to_vec(history)
             .map_err(|err| Error::failed(format!("cannot write CPU samples: {err}")))?;
-        fs::write(&temporary, bytes)
-            .and_then(|()| fs::rename(&temporary, &path))
-            .map_err(|err| {
-                fs::remove_file(&temporary).ok();
-                Error::io("write", &path, err)
-            })
+        crate::files::write_atomically(&path, &bytes).map_err(|err| Error::io("write", &path, err))
     }
 
     fn forget(&self, id: &str) {

@@ -87,9 +87,9 @@ fn list_against_a_frozen_engine_ends_within_seconds() {
 fn an_attached_run_whose_engine_freezes_mid_stream_ends_with_docker_s_125() {
     let sb = Sandbox::new();
     sb.project_toml("");
-    // The heartbeat's own first ping is the cue: by then the container is running and
-    // berth is reading its output stream.
-    let freezer = Freezer::start(sb.path(), "/_ping");
+    // The heartbeat's first ping (the second ping: the first is the connect's) is the
+    // cue: by then the container is running and berth is reading its output stream.
+    let freezer = Freezer::start_at(sb.path(), "/_ping", 2);
     let args = [
         "run",
         "--project",

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -21,11 +21,20 @@ impl Freezer {
     /// Listens at `<dir>/frozen.sock`. The request that names `cue` (in its request
     /// line, e.g. `/containers/create`) is the first one the engine never sees.
     pub fn start(dir: &Path, cue: &str) -> Self {
+        Self::start_at(dir, cue, 1)
+    }
+
+    /// [`Freezer::start`], freezing at the `nth` request that names `cue`.
+    pub fn start_at(dir: &Path, cue: &str, nth: usize) -> Self {
+        let cue = Cue {
+            text: cue.to_string(),
+            left: Arc::new(AtomicUsize::new(nth)),
+        };
         let path = dir.join("frozen.sock");
         let listener = UnixListener::bind(&path).expect("bind the proxy socket");
         let frozen = Arc::new(AtomicBool::new(false));
         let held = Arc::new(Mutex::new(Vec::new()));
-        let (cue, shared_frozen, shared_held) = (cue.to_string(), frozen.clone(), held.clone());
+        let (shared_frozen, shared_held) = (frozen.clone(), held.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -65,9 +74,24 @@ impl Drop for Freezer {
     }
 }
 
+/// What to freeze at: the request naming `text` when `left` counts down to 0.
+#[derive(Clone)]
+struct Cue {
+    text: String,
+    left: Arc<AtomicUsize>,
+}
+
+impl Cue {
+    /// Whether `request` is the one to freeze at.
+    fn came(&self, request: &[u8]) -> bool {
+        String::from_utf8_lossy(request).contains(&self.text)
+            && self.left.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+}
+
 /// Copies the client's requests up and the engine's answers down, until frozen; from
 /// then on reads and drops whatever the client sends.
-fn pump(mut client: UnixStream, upstream: Option<UnixStream>, cue: &str, frozen: Arc<AtomicBool>) {
+fn pump(mut client: UnixStream, upstream: Option<UnixStream>, cue: &Cue, frozen: Arc<AtomicBool>) {
     if let Some(upstream) = &upstream {
         let (mut from_engine, mut to_client) =
             (upstream.try_clone().unwrap(), client.try_clone().unwrap());
@@ -84,7 +108,7 @@ fn pump(mut client: UnixStream, upstream: Option<UnixStream>, cue: &str, frozen:
     let mut to_engine = upstream;
     let mut buf = [0u8; 64 * 1024];
     while let Ok(n @ 1..) = client.read(&mut buf) {
-        if String::from_utf8_lossy(&buf[..n]).contains(cue) {
+        if cue.came(&buf[..n]) {
             frozen.store(true, Ordering::SeqCst);
         }
         if frozen.load(Ordering::SeqCst) {

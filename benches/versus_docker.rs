@@ -373,6 +373,13 @@ fn list(bench: &Bench, deployed: &Deployed, count: usize, rounds: usize, profile
                 (t, lines(&out) - 1)
             }),
         ),
+        (
+            "`berth list --size`",
+            Box::new(|| {
+                let (t, out) = bench.run(BERTH, &["list", "--size"], None);
+                (t, lines(&out) - 1)
+            }),
+        ),
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     let mut listed = vec![0; variants.len()];
@@ -417,6 +424,11 @@ fn list(bench: &Bench, deployed: &Deployed, count: usize, rounds: usize, profile
         "list no slower than `docker ps -a`",
         stats[5].median <= stats[2].median,
         ratio(stats[5].median, stats[2].median),
+    );
+    println!(
+        "with sizes: `berth list --size` {} `docker ps -a --size` (the engine's walk of every \
+         container's writable layer is the whole of both)",
+        ratio(stats[8].median, stats[4].median)
     );
     println!();
     if profile {

@@ -518,7 +518,13 @@ pub struct ListArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Print the list as JSON.
+    /// Show each container's unsaved changes: the size of its writable layer. The
+    /// engine walks every container's layer to answer, as for `docker ps --size`, which
+    /// can take seconds on a busy server.
+    #[arg(short, long)]
+    pub size: bool,
+
+    /// Print the list as JSON (`size_rw` is null without --size).
     #[arg(long)]
     pub json: bool,
 }

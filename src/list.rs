@@ -1,5 +1,5 @@
 //! `berth list`: the caller's berth containers (or everyone's with `--all`), with the
-//! GPUs each holds.
+//! GPUs each holds, and with `--size` the unsaved changes in each.
 
 use serde::Serialize;
 
@@ -18,8 +18,9 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
     let engine = Engine::connect().await?;
     let uid = (!args.all).then(|| HostUser::current().uid);
     // Sizes are the engine's slowest answer (it walks each container's writable layer,
-    // tens of milliseconds a container): asked only where they are shown.
-    let sizes = args.json || !printer.quiet();
+    // tens of milliseconds a container, a hundred times what the list costs): as with
+    // `docker ps`, asked only with --size.
+    let sizes = args.size && !printer.quiet();
     let containers = engine.list(uid, None, sizes).await?;
     if args.json {
         printer.json(&Listing {
@@ -44,10 +45,12 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         "STATE".into(),
         "IMAGE".into(),
         "GPUS".into(),
-        "UNSAVED".into(),
         "WORKSPACE".into(),
         "DATA".into(),
     ]];
+    if sizes {
+        rows[0].insert(4, "UNSAVED".into());
+    }
     if args.all {
         rows[0].insert(1, "UID".into());
     }
@@ -61,8 +64,6 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
             } else {
                 c.gpus.join(",")
             },
-            c.size_rw
-                .map_or_else(|| "-".into(), |b| ui::human_size(b.max(0) as u64)),
             c.workspace.clone(),
             if c.data.is_empty() {
                 "-".into()
@@ -70,6 +71,13 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
                 c.data.clone()
             },
         ];
+        if sizes {
+            let size = c.size_rw;
+            row.insert(
+                4,
+                size.map_or_else(|| "-".into(), |b| ui::human_size(b.max(0) as u64)),
+            );
+        }
         if args.all {
             row.insert(1, c.user.clone());
         }

@@ -518,7 +518,34 @@ fn list_shows_the_callers_containers_as_a_table_and_json() {
         .expect("listed");
     assert_eq!(mine["state"], "running");
     assert_eq!(mine["name"], sb.container().as_str());
-    assert_eq!(mine["size_rw"], 0);
+    // Sizes cost the engine a walk of every container's layer: asked only with --size.
+    assert_eq!(mine["size_rw"], serde_json::Value::Null);
+    assert!(!stdout(&sb.berth(&["list"])).contains("UNSAVED"));
+
+    assert_code(&sb.exec("head -c 3000000 /dev/zero > /tmp/work"), 0);
+    let out = sb.berth(&["list", "--size", "--json"]);
+    assert_code(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = json["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["project"] == sb.project.as_str())
+        .expect("listed");
+    let size = mine["size_rw"].as_i64().unwrap();
+    assert!((3_000_000..3_200_000).contains(&size), "{size}");
+    let out = sb.berth(&["list", "-s"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.lines().next().unwrap().contains(" UNSAVED "), "{text}");
+    let row = text
+        .lines()
+        .find(|line| line.starts_with(sb.project.as_str()))
+        .unwrap();
+    assert!(
+        row.contains(" 2.9 MiB ") || row.contains(" 3.0 MiB "),
+        "{text}"
+    );
 }
 
 // ---- One data root (DESIGN.md section 4) ----

@@ -273,9 +273,9 @@ async fn resume(
             "unpaused"
         }
         State::Stopped => {
-            let exited = settle.map(|_| tokio::spawn(engine.wait(id, false)));
+            let watch = Watch::before_start(engine, id, settle);
             engine.start(id).await?;
-            ensure_running(engine, id, plan, exited.zip(settle)).await?;
+            ensure_running(engine, id, plan, watch).await?;
             "started"
         }
         State::Busy => {
@@ -377,15 +377,15 @@ async fn create(
         interrupted(&mut signals)?;
         identity::settle(engine, &id, identity).await?;
         interrupted(&mut signals)?;
-        let exited = settle.map(|_| tokio::spawn(engine.wait(&id, false)));
+        let watch = Watch::before_start(engine, &id, settle);
         engine
             .start(&id)
             .await
             .map_err(|err| err.hint(gpu_hint(plan)))?;
-        Ok((gpus, exited))
+        Ok((gpus, watch))
     }
     .await;
-    let (gpus, exited) = match prepared_and_started {
+    let (gpus, watch) = match prepared_and_started {
         Ok(started) => started,
         Err(err) => {
             // A container that never ran holds nothing: do not leave it half-made.
@@ -403,7 +403,7 @@ async fn create(
     }
     drop(signals);
     signals::exit_on_signal(*printer)?;
-    ensure_running(engine, &id, plan, exited.zip(settle)).await?;
+    ensure_running(engine, &id, plan, watch).await?;
     let with_gpus = if gpus.is_empty() {
         String::new()
     } else {
@@ -440,24 +440,44 @@ fn gpu_hint(plan: &LaunchPlan) -> String {
 /// A container that exits straight away is an error with its exit code and last words.
 /// Without a settle time that is one inspect: an exit the engine has registered by then.
 /// With one, `exited` (a wait sent before the start) is given that long to resolve.
-async fn ensure_running(
-    engine: &Engine,
-    id: &str,
-    plan: &LaunchPlan,
-    settle: Option<(JoinHandle<Result<i64>>, Duration)>,
-) -> Result<()> {
-    let code = match settle {
-        Some((exited, settle)) => match tokio::time::timeout(settle, exited).await {
-            Ok(Ok(Ok(code))) => Some(code),
-            Ok(Ok(Err(err))) => return Err(err),
-            Ok(Err(_)) | Err(_) => None,
-        },
-        None => {
-            let inspected = engine.inspect(id).await?;
-            (inspected.state == State::Stopped).then_some(inspected.exit_code)
+/// How deploy learns whether the container it starts stays up.
+enum Watch {
+    /// One inspect after the start.
+    Once,
+    /// `--settle`: the engine's wait, asked before the start (so that no exit comes
+    /// before it is asked), and given this long.
+    For(JoinHandle<Result<i64>>, Duration),
+}
+
+impl Watch {
+    /// Set up just before container `id` starts.
+    fn before_start(engine: &Engine, id: &str, settle: Option<Duration>) -> Self {
+        match settle {
+            Some(settle) => Self::For(tokio::spawn(engine.wait(id, false)), settle),
+            None => Self::Once,
         }
-    };
-    let Some(code) = code else {
+    }
+
+    /// The exit code, if the container has stopped.
+    async fn exit_code(self, engine: &Engine, id: &str) -> Result<Option<i64>> {
+        match self {
+            Self::For(exited, settle) => match tokio::time::timeout(settle, exited).await {
+                Ok(Ok(Ok(code))) => Ok(Some(code)),
+                Ok(Ok(Err(err))) => Err(err),
+                Ok(Err(_)) | Err(_) => Ok(None),
+            },
+            Self::Once => {
+                let inspected = engine.inspect(id).await?;
+                Ok((inspected.state == State::Stopped).then_some(inspected.exit_code))
+            }
+        }
+    }
+}
+
+/// Fails, with the last lines of its log, when container `id` stopped right after it
+/// started.
+async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan, watch: Watch) -> Result<()> {
+    let Some(code) = watch.exit_code(engine, id).await? else {
         return Ok(());
     };
     let logs = engine.log_tail(id, 10).await;

@@ -171,13 +171,19 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     }
 
     let engine = Engine::connect().await?;
-    check_group(&engine, &prepared).await?;
+    // One deploy of a project at a time: the others wait, then find its container.
+    let lock = lock::project_path(&prepared.ctx.paths.state_dir, prepared.ctx.project.as_str());
+    let _deploying = Lock::acquire(&lock, &DEPLOY_LOCK, printer).await?;
+    // Three questions to the engine that do not depend on each other, asked at once.
+    let (group, existing, image_id) = tokio::join!(
+        check_group(&engine, &prepared),
+        engine.find(prepared.ctx.project.as_str(), prepared.ctx.user.uid),
+        engine.image_id(&prepared.plan.image),
+    );
+    group?;
+    let mut existing = existing?;
     settle_identity(&mut prepared)?;
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
-    // One deploy of a project at a time: the others wait, then find its container.
-    let lock = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
-    let _deploying = Lock::acquire(&lock, &DEPLOY_LOCK, printer).await?;
-    let mut existing = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
     if let Some(half_made) = existing.take_if(|container| container.never_started) {
         // A deploy killed between its create and its start left this. It never ran,
         // so it holds no work; a new one gets the start it never had.
@@ -214,7 +220,7 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
             container.id.clone(),
             resume(&engine, &container.id, plan, args.settle, printer).await?,
         ),
-        None => create(&engine, &prepared, args.settle, printer).await?,
+        None => create(&engine, &prepared, image_id?, args.settle, printer).await?,
     };
     if args.json {
         printer.json(&DeployOutcome {
@@ -290,16 +296,18 @@ async fn resume(
 }
 
 /// Creates the workspace and home if needed, the image if missing, then the container.
+/// `image_id` is the image's, if the engine has it.
 async fn create(
     engine: &Engine,
     prepared: &Prepared,
+    image_id: Option<String>,
     settle: Option<Duration>,
     printer: &Printer,
 ) -> Result<(String, &'static str)> {
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
     prepared.check_count(engine).await?;
     // The image first: a failed pull must leave no new workspace behind.
-    let image_id = match engine.image_id(&plan.image).await? {
+    let image_id = match image_id {
         Some(id) => Some(id),
         None => {
             pull(engine, &plan.image, printer).await?;

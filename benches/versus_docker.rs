@@ -153,7 +153,10 @@ fn deploy(bench: &Bench, rounds: usize, profile: bool) -> Deployed {
         .expect("berth's deploy sent a create request");
     let body: ContainerCreateBody =
         serde_json::from_slice(&create.body).expect("the create request is the API's");
-    let berth_config = bench.inspect_config(&name);
+    // berth's identity mounts (its merged passwd and group) are not on the docker run
+    // line: they are decided against the engine, not in the plan.
+    let mut berth_config = bench.inspect_config(&name);
+    let identity_mounts = without_identity_mounts(&mut berth_config);
     bench.remove(&name);
     let docker_profile = proxy.profile(|host| bench.run("docker", &docker_args, Some(host)));
     let docker_config = bench.inspect_config(&name);
@@ -236,9 +239,15 @@ fn deploy(bench: &Bench, rounds: usize, profile: bool) -> Deployed {
     println!(
         "same request: the raw API replays the body berth sent; `docker run -d` {}",
         match compare_configs(&berth_config, &docker_config) {
-            diffs if diffs.is_empty() => "made a container with the same labels, env, user, \
-                                         workdir, command, mounts and init"
-                .to_string(),
+            diffs if diffs.is_empty() => format!(
+                "made a container with the same labels, env, user, workdir, command, mounts \
+                 and init{}",
+                if identity_mounts > 0 {
+                    ", but for berth's read-only passwd and group"
+                } else {
+                    ""
+                }
+            ),
             diffs => format!("differs in {}", diffs.join(", ")),
         }
     );
@@ -463,6 +472,17 @@ fn forget_images(kept: &Path) {
         }
     }
     assert!(forgotten > 0, "no image's files in {}", kept.display());
+}
+
+/// Takes berth's bind mounts over `/etc/passwd` and `/etc/group` out of an inspected
+/// container's config; how many there were.
+fn without_identity_mounts(config: &mut Value) -> usize {
+    let Some(mounts) = config["HostConfig"]["Mounts"].as_array_mut() else {
+        return 0;
+    };
+    let before = mounts.len();
+    mounts.retain(|m| !matches!(m["Target"].as_str(), Some("/etc/passwd" | "/etc/group")));
+    before - mounts.len()
 }
 
 /// The fields that make two containers the same container, where they differ.

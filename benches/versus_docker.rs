@@ -1,7 +1,8 @@
 //! berth against the engine it wraps, side by side in one run: deploy, retire, list and
 //! start-up, each next to the raw Engine API (in-process, with bollard) and the docker
 //! CLI doing the same thing on the same engine, image and mounts. Medians of
-//! `BERTH_BENCH_ROUNDS` rounds (default 15), with ratios.
+//! `BERTH_BENCH_ROUNDS` rounds (default 31: the engine's own create+start varies by
+//! ±10 ms between runs, and 15 rounds left the deploy ratio moving by 8%), with ratios.
 //!
 //! `cargo bench --bench versus_docker` (needs a Docker engine and busybox-static, like
 //! the tests); `cargo bench` runs it after the completion and retire-check benches.
@@ -39,7 +40,7 @@ const CONTAINER_DEPLOY: &str = env!("CARGO_BIN_EXE_container-deploy");
 const TEST_USER: &str = "berth-test-user";
 
 fn main() {
-    let rounds = env_number("BERTH_BENCH_ROUNDS", 15).max(1);
+    let rounds = env_number("BERTH_BENCH_ROUNDS", 31).max(1);
     let containers = env_number("BERTH_BENCH_CONTAINERS", 200);
     let profile = std::env::var("BERTH_BENCH_PROFILE").map_or(true, |v| v != "0");
     interrupt::install();

@@ -307,13 +307,7 @@ async fn create(
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
     prepared.check_count(engine).await?;
     // The image first: a failed pull must leave no new workspace behind.
-    let image_id = match image_id {
-        Some(id) => Some(id),
-        None => {
-            pull(engine, &plan.image, printer).await?;
-            engine.image_id(&plan.image).await?
-        }
-    };
+    let image_id = pulled_if_missing(engine, &plan.image, image_id, printer).await?;
     let home = ctx.paths.container_home(&ctx.project);
     // Made here, and taken back (while still empty) should the GPUs or the engine
     // refuse the container: a refused deploy leaves no new directory behind.
@@ -445,9 +439,6 @@ fn gpu_hint(plan: &LaunchPlan) -> String {
     }
 }
 
-/// A container that exits straight away is an error with its exit code and last words.
-/// Without a settle time that is one inspect: an exit the engine has registered by then.
-/// With one, `exited` (a wait sent before the start) is given that long to resolve.
 /// How deploy learns whether the container it starts stays up.
 enum Watch {
     /// One inspect after the start.
@@ -482,8 +473,9 @@ impl Watch {
     }
 }
 
-/// Fails, with the last lines of its log, when container `id` stopped right after it
-/// started.
+/// A container that exits straight away is an error with its exit code and last words.
+/// Without a settle time that is one inspect: an exit the engine has registered by then.
+/// With one, the wait sent before the start is given that long to resolve.
 async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan, watch: Watch) -> Result<()> {
     let Some(code) = watch.exit_code(engine, id).await? else {
         return Ok(());
@@ -500,7 +492,21 @@ async fn ensure_running(engine: &Engine, id: &str, plan: &LaunchPlan, watch: Wat
     )))
 }
 
-pub(crate) async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
+/// The id of `image`: `known` (what the engine said of it), else the pulled image's.
+pub(crate) async fn pulled_if_missing(
+    engine: &Engine,
+    image: &str,
+    known: Option<String>,
+    printer: &Printer,
+) -> Result<Option<String>> {
+    if known.is_some() {
+        return Ok(known);
+    }
+    pull(engine, image, printer).await?;
+    engine.image_id(image).await
+}
+
+async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
     printer.note(&format!("pulling {image} (not on this engine yet)"));
     let mut progress = Progress::new(printer);
     let pulled = engine.pull(image, |event| progress.event(event)).await;

@@ -89,15 +89,10 @@ async fn run_inner(
     if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {
         spec.labels.insert(label::DATA_ID.to_string(), id.clone());
     }
-    let image_id = match engine.image_id(&spec.image).await? {
-        Some(id) => Some(id),
-        None => {
-            deploy::pull(&engine, &spec.image, printer)
-                .await
-                .map_err(|err| Error::status(125, err.message).details(err.details))?;
-            engine.image_id(&spec.image).await?
-        }
-    };
+    let known = engine.image_id(&spec.image).await?;
+    let image_id = deploy::pulled_if_missing(&engine, &spec.image, known, printer)
+        .await
+        .map_err(|err| Error::status(125, err.message).details(err.details))?;
     if prepared.workspace == Workspace::New {
         let path = &prepared.ctx.workspace;
         std::fs::create_dir_all(path)

@@ -115,31 +115,20 @@ pub fn prepare(
     let keep_in = image_id
         .and_then(|id| kept_dir(state_dir, id))
         .filter(|_| !covered(spec));
-    let Some(dir) = keep_in else {
-        return Some(Pending {
-            identity,
-            keep_in: None,
-        });
-    };
-    let mounted = load(&dir).and_then(|image| {
-        let passwd = write_once(&dir, "passwd", &identity.passwd(&image.passwd)).ok()?;
-        let group = write_once(&dir, "group", &identity.group(&image.group)).ok()?;
+    let mounted = keep_in.as_deref().and_then(|dir| {
+        let image = load(dir)?;
+        let passwd = write_once(dir, "passwd", &identity.passwd(&image.passwd)).ok()?;
+        let group = write_once(dir, "group", &identity.group(&image.group)).ok()?;
         Some([(passwd, PASSWD), (group, GROUP)])
     });
-    match mounted {
-        Some(files) => {
-            for (source, target) in files {
-                spec.host
-                    .mounts
-                    .push(MountSpec::bind(source.display().to_string(), target, true));
-            }
-            None
-        }
-        None => Some(Pending {
-            identity,
-            keep_in: Some(dir),
-        }),
+    let Some(files) = mounted else {
+        return Some(Pending { identity, keep_in });
+    };
+    for (source, target) in files {
+        let source = source.display().to_string();
+        spec.host.mounts.push(MountSpec::bind(source, target, true));
     }
+    None
 }
 
 /// Writes the user into the just-created container `id`, where [`prepare`] left that

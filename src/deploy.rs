@@ -280,7 +280,18 @@ async fn resume(
         }
         State::Stopped => {
             let watch = Watch::before_start(engine, id, settle);
-            engine.start(id).await?;
+            engine.start(id).await.map_err(|err| {
+                // The workspace, the home, or berth's identity files, removed meanwhile.
+                if err.message.contains("bind source path does not exist") {
+                    err.hint(format!(
+                        "something {} mounts is gone: put it back, or `berth deploy {} \
+                         --recreate` makes a new container (after the unsaved-work check)",
+                        plan.container_name, plan.project
+                    ))
+                } else {
+                    err
+                }
+            })?;
             ensure_running(engine, id, plan, watch).await?;
             "started"
         }

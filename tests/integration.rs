@@ -230,6 +230,33 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
 }
 
 #[test]
+fn a_stopped_container_whose_mount_is_gone_is_explained_and_kept() {
+    let sb = Sandbox::new();
+    let deploy = || sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&deploy(), 0);
+    assert_code(&docker(&["stop", "-t", "0", &sb.container()]), 0);
+    let home = sb.home.join(".local/share/berth/home").join(&sb.project);
+    fs::remove_dir_all(&home).unwrap();
+
+    let out = deploy();
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "bind source path does not exist");
+    assert_stderr_has(
+        &out,
+        format!(
+            "hint: something {} mounts is gone: put it back, or `berth deploy {} --recreate`",
+            sb.container(),
+            sb.project
+        ),
+    );
+    assert!(sb.exists(), "the container stays, with whatever it holds");
+
+    fs::create_dir_all(&home).unwrap();
+    assert_code(&deploy(), 0);
+    assert_eq!(sb.state(), "running");
+}
+
+#[test]
 fn home_is_writable_and_survives_retire_and_redeploy() {
     let sb = Sandbox::new();
     assert_code(

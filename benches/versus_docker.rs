@@ -910,6 +910,10 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// Ctrl-C or SIGTERM ends the bench at the next step, through the clean-up.
+#[path = "../tests/support/words.rs"]
+mod words;
+use words::shell_words;
+
 mod interrupt {
     use super::*;
 
@@ -1310,44 +1314,4 @@ fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Splits a line a POSIX shell would read (as berth quotes its `docker run` line) into
-/// its words.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    word.push(c);
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.extend(chars.next());
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }

@@ -47,8 +47,8 @@ pub struct Identity {
 /// An image's own `/etc/passwd` and `/etc/group`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ImageFiles {
-    pub passwd: String,
-    pub group: String,
+    passwd: String,
+    group: String,
 }
 
 impl Identity {

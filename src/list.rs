@@ -40,49 +40,31 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         printer.note("no berth containers; `berth deploy PROJECT` creates one");
         return Ok(());
     }
-    let mut rows = vec![vec![
-        "PROJECT".to_string(),
-        "STATE".into(),
-        "IMAGE".into(),
-        "GPUS".into(),
-        "WORKSPACE".into(),
-        "DATA".into(),
-    ]];
-    if sizes {
-        rows[0].insert(4, "UNSAVED".into());
-    }
-    if args.all {
-        rows[0].insert(1, "UID".into());
-    }
-    for c in &containers {
-        let mut row = vec![
-            c.project.clone(),
-            c.status.clone(),
-            c.image.clone(),
-            if c.gpus.is_empty() {
-                "-".into()
-            } else {
-                c.gpus.join(",")
-            },
-            c.workspace.clone(),
-            if c.data.is_empty() {
-                "-".into()
-            } else {
-                c.data.clone()
-            },
-        ];
-        if sizes {
-            let size = c.size_rw;
-            row.insert(
-                4,
-                size.map_or_else(|| "-".into(), |b| ui::human_size(b.max(0) as u64)),
-            );
-        }
-        if args.all {
-            row.insert(1, c.user.clone());
-        }
-        rows.push(row);
-    }
+    let dash_if_empty = |text: String| if text.is_empty() { "-".into() } else { text };
+    type Cell = fn(&ContainerInfo) -> String;
+    let columns: [(&str, bool, Cell); 8] = [
+        ("PROJECT", true, |c| c.project.clone()),
+        ("UID", args.all, |c| c.user.clone()),
+        ("STATE", true, |c| c.status.clone()),
+        ("IMAGE", true, |c| c.image.clone()),
+        ("GPUS", true, |c| c.gpus.join(",")),
+        ("UNSAVED", sizes, |c| {
+            c.size_rw
+                .map_or_else(String::new, |b| ui::human_size(b.max(0) as u64))
+        }),
+        ("WORKSPACE", true, |c| c.workspace.clone()),
+        ("DATA", true, |c| c.data.clone()),
+    ];
+    let shown: Vec<&(&str, bool, Cell)> = columns.iter().filter(|(_, on, _)| *on).collect();
+    let header = shown.iter().map(|(name, _, _)| name.to_string()).collect();
+    let rows: Vec<Vec<String>> = std::iter::once(header)
+        .chain(containers.iter().map(|c| {
+            shown
+                .iter()
+                .map(|(_, _, cell)| dash_if_empty(cell(c)))
+                .collect()
+        }))
+        .collect();
     let mut lines = ui::table(&rows).into_iter();
     if let Some(header) = lines.next() {
         printer.line(&printer.bold(&header));

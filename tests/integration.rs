@@ -86,7 +86,7 @@ fn deploy_creates_exactly_the_planned_container() {
     } else {
         format!("/home/{}", whoami())
     };
-    let home_host = sb.home.join(".local/share/berth/home").join(&sb.project);
+    let home_host = sb.container_home();
     let mut expected = vec![
         (home_inside.clone(), home_host.display().to_string(), true),
         (
@@ -145,7 +145,7 @@ fn workspace_and_home_files_belong_to_a_non_root_host_user() {
     let result = sb.workspace().join("result.txt");
     assert_eq!(owner(&result), uid);
     assert_eq!(owner(&sb.workspace()), uid);
-    let home = sb.home.join(".local/share/berth/home").join(&sb.project);
+    let home = sb.container_home();
     assert_eq!(owner(&home.join("notes")), uid);
 }
 
@@ -235,7 +235,7 @@ fn a_stopped_container_whose_mount_is_gone_is_explained_and_kept() {
     let deploy = || sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
     assert_code(&deploy(), 0);
     assert_code(&docker(&["stop", "-t", "0", &sb.container()]), 0);
-    let home = sb.home.join(".local/share/berth/home").join(&sb.project);
+    let home = sb.container_home();
     fs::remove_dir_all(&home).unwrap();
 
     let out = deploy();

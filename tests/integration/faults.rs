@@ -250,6 +250,6 @@ fn a_create_the_engine_refuses_leaves_no_new_workspace_or_home_behind() {
     assert_stderr_has(&out, "CPU");
     assert!(!sb.exists());
     assert!(!sb.workspace().exists());
-    let home = sb.home.join(".local/share/berth/home").join(&sb.project);
+    let home = sb.container_home();
     assert!(!home.exists(), "{}", home.display());
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::words::shell_words;
 use crate::support::*;
 
 const TERMINAL: Duration = Duration::from_secs(30);
@@ -510,46 +511,6 @@ fn a_mount_over_the_workspace_is_refused_before_anything_is_created() {
         assert_stderr_has(&out, "would shadow the workspace");
     }
     assert_eq!(sb.container_ids(), "");
-}
-
-/// Splits a line the way a POSIX shell splits what `shell_quote` writes.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    word.push(q);
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-            }
-            ' ' if in_word => {
-                words.push(std::mem::take(&mut word));
-                in_word = false;
-            }
-            ' ' => {}
-            other => {
-                in_word = true;
-                word.push(other);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }
 
 #[test]

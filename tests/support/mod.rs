@@ -8,6 +8,7 @@
 pub mod freeze;
 pub mod pty;
 pub mod registry;
+pub mod words;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -132,6 +133,13 @@ impl Sandbox {
 
     pub fn workspace(&self) -> PathBuf {
         self.workspace_root.join(&self.project)
+    }
+
+    /// The project's persistent home on the host (mounted as the container's `$HOME`).
+    pub fn container_home(&self) -> PathBuf {
+        self.home
+            .join(".local/share/berth/home")
+            .join(&self.project)
     }
 
     /// The name berth gives the project's container for the sandbox's user.

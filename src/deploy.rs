@@ -47,16 +47,44 @@ pub struct Prepared {
     pub plan: LaunchPlan,
 }
 
-/// Resolves and guards everything that needs no engine, the policy included; changes
-/// nothing.
-pub fn prepare(project: &str, args: Option<&DeployArgs>, printer: &Printer) -> Result<Prepared> {
+/// Resolves and guards everything, the policy included; changes nothing. The engine,
+/// where there is one, is asked only when the project names no image: then its
+/// existing container's image is the one ([`adopt_container_image`]).
+pub async fn prepare(
+    project: &str,
+    args: Option<&DeployArgs>,
+    engine: Option<&Engine>,
+    printer: &Printer,
+) -> Result<Prepared> {
     let command_line = match args {
         Some(args) => config::command_line_layer(args)?,
         None => Default::default(),
     };
-    let prepared = prepare_with(project, &command_line, args.is_some_and(|a| a.new), printer)?;
+    let mut ctx = Context::load(project, &command_line)?;
+    ctx.warn(printer);
+    if let Some(engine) = engine {
+        adopt_container_image(&mut ctx, engine).await?;
+    }
+    let prepared = prepare_in(ctx, args.is_some_and(|a| a.new))?;
     prepared.check_policy(&prepared.plan.to_spec())?;
     Ok(prepared)
+}
+
+/// Where a project names no image (no `--image`, nothing in berth.toml, the user
+/// config or the policy) but has a container, that container's image: so
+/// `container-deploy P` starts what `--image` made, and `check P` reads it. Without a
+/// container nothing changes, and the plan says there is no image.
+async fn adopt_container_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
+    if ctx.settings.image.is_some() {
+        return Ok(());
+    }
+    if let Some(container) = engine.find(ctx.project.as_str(), ctx.user.uid).await? {
+        ctx.settings.image = Some(Sourced {
+            value: container.image,
+            source: Source::Container(container.name),
+        });
+    }
+    Ok(())
 }
 
 /// [`prepare`] with the command line's layer given (`berth run` makes its own, and
@@ -69,6 +97,11 @@ pub fn prepare_with(
 ) -> Result<Prepared> {
     let ctx = Context::load(project, command_line)?;
     ctx.warn(printer);
+    prepare_in(ctx, allow_new)
+}
+
+/// The workspace, the data root and the plan of a loaded context.
+fn prepare_in(ctx: Context, allow_new: bool) -> Result<Prepared> {
     let workspace = ctx.check_workspace(allow_new)?;
     let data_rows = guard::data::resolve(&ctx.settings.data_roots);
     let data_root = match guard::data::decide(&data_rows)? {
@@ -160,17 +193,21 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
 /// The deploy itself; `Ok` is what was done: `created`, `started`, `unpaused`,
 /// `running`, or `dry-run`.
 async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static str> {
-    let mut prepared = prepare(&args.project, Some(args), printer)?;
-    if args.dry_run {
+    // A dry run touches nothing, and needs the engine only to name an image: without
+    // one it still shows the plan.
+    let engine = match args.dry_run {
+        true => Engine::connect().await.ok(),
+        false => Some(Engine::connect().await?),
+    };
+    let mut prepared = prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
+    let Some(engine) = engine.filter(|_| !args.dry_run) else {
         if args.json {
             printer.json(&report(&prepared));
         } else {
             print_plan(&prepared, printer);
         }
         return Ok("dry-run");
-    }
-
-    let engine = Engine::connect().await?;
+    };
     // One deploy of a project at a time: the others wait, then find its container.
     let lock = lock::project_path(&prepared.ctx.paths.state_dir, prepared.ctx.project.as_str());
     let _deploying = Lock::acquire(&lock, &DEPLOY_LOCK, printer).await?;
@@ -528,9 +565,9 @@ async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
 /// `berth check PROJECT`.
 pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
     let verdict = async {
-        let prepared = prepare(&args.project, None, printer)?;
         // The engine is asked too, so that check answers as deploy would.
         let engine = Engine::connect().await?;
+        let prepared = prepare(&args.project, None, Some(&engine), printer).await?;
         check_group(&engine, &prepared).await?;
         let existing = engine
             .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)

@@ -88,11 +88,11 @@ pub struct Inspected {
     pub state: State,
     pub timeline: Timeline,
     pub image: String,
-    /// Where something is mounted, and the files berth wrote itself
-    /// ([`crate::identity::FILES`]): changes there are not work.
+    /// Where something is mounted (docker's init at `/sbin/docker-init` among them),
+    /// and the files berth wrote itself ([`crate::identity::FILES`]): changes there
+    /// are not work. As the engine was asked for them: a path through a symlink of the
+    /// image's (`/sbin` → `usr/sbin`) lands elsewhere in the layer.
     pub own_paths: Vec<String>,
-    /// Whether docker's init was injected (it shows up as `/sbin/docker-init`).
-    pub init: bool,
     pub exit_code: i64,
     /// Anonymous volumes: removing the container keeps them, but nothing points to them.
     pub anonymous_volumes: Vec<Volume>,
@@ -117,11 +117,17 @@ pub struct Timeline {
     pub auto_remove: bool,
 }
 
+/// Where the engine mounts its init binary when a container runs with `--init`.
+const DOCKER_INIT: &str = "/sbin/docker-init";
+
 /// What the archive endpoint says about one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathStat {
     pub size: u64,
     pub is_dir: bool,
+    /// Where a symlink leads, resolved through the container's own links from its
+    /// root (the engine's `linkTarget`): `/sbin` → `/usr/sbin`. `None` for the rest.
+    pub link_target: Option<String>,
 }
 
 /// One line of the engine's changes call.
@@ -286,6 +292,11 @@ impl Engine {
             .and_then(|c| c.labels.as_ref())
             .is_some_and(|labels| labels.contains_key(label::IDENTITY))
             .then_some(crate::identity::FILES);
+        let init = details
+            .host_config
+            .as_ref()
+            .and_then(|h| h.init)
+            .unwrap_or(false);
         let mounts = details.mounts.unwrap_or_default();
         let anonymous_volumes = mounts
             .iter()
@@ -318,8 +329,8 @@ impl Engine {
                 .into_iter()
                 .filter_map(|m| m.destination)
                 .chain(identity.into_iter().flatten().map(str::to_string))
+                .chain(init.then(|| DOCKER_INIT.to_string()))
                 .collect(),
-            init: details.host_config.and_then(|h| h.init).unwrap_or(false),
             exit_code: state.exit_code.unwrap_or(0),
             anonymous_volumes,
         })
@@ -477,6 +488,7 @@ impl Engine {
                 size: u64::try_from(stat.size).unwrap_or(0),
                 // Go's os.ModeDir.
                 is_dir: stat.file_mode & (1 << 31) != 0,
+                link_target: Some(stat.link_target).filter(|t| !t.is_empty()),
             })),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..

@@ -29,6 +29,7 @@ pub const DEFAULT_DISPOSABLE: &[&str] = &[
     "/var/tmp",
     "/var/cache",
     "/var/log",
+    "/var/lib/apt/lists",
     "/run",
     "**/.cache",
     "**/__pycache__",
@@ -50,6 +51,8 @@ pub enum Source {
         path: PathBuf,
         line: usize,
     },
+    /// The project's existing container (its image, when nothing else names one).
+    Container(String),
 }
 
 impl Source {
@@ -65,7 +68,9 @@ impl Source {
             Self::EnvFile { path, .. } => path
                 .parent()
                 .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
-            Self::Default | Self::CommandLine | Self::Env(_) => cwd.to_path_buf(),
+            Self::Default | Self::CommandLine | Self::Env(_) | Self::Container(_) => {
+                cwd.to_path_buf()
+            }
         }
     }
 }
@@ -81,6 +86,7 @@ impl fmt::Display for Source {
             Self::User(path) => write!(f, "user config {}", path.display()),
             Self::Env(name) => write!(f, "environment {name}"),
             Self::EnvFile { path, line } => write!(f, "{}:{line}", path.display()),
+            Self::Container(name) => write!(f, "container {name}"),
         }
     }
 }

@@ -2,15 +2,12 @@
 //! (mount points, docker's init) and sort the rest into unsaved work, disposable
 //! changes and deletions. Pure; one pass over the engine's list.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::engine::ChangeKind;
-
-/// Where docker's `--init` binary appears in the writable layer.
-const DOCKER_INIT: &str = "/sbin/docker-init";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -62,20 +59,17 @@ impl Assessment {
 
 /// Sorts `changes` into unsaved work, disposable changes and deletions.
 ///
-/// `mount_targets` are where something is mounted (their contents are not in the layer,
-/// and the engine created the directories); `init` says whether docker's init binary was
-/// injected. Left out entirely: mount targets, their parent directories, docker's init,
-/// and directory entries whose contents are listed themselves.
+/// `own` are where berth or the engine put something (a mount point, docker's init, the
+/// identity files), as they land in the layer ([`resolve`]). Left out: each of them,
+/// the directories above them (made or touched only to hold them), and directory
+/// entries whose contents are listed themselves. What lies beneath an own path is
+/// judged like anything else.
 pub fn assess(
     changes: Vec<(String, ChangeKind)>,
-    mount_targets: &[String],
-    init: bool,
+    own: &[String],
     disposable: &Disposable,
 ) -> Assessment {
-    let mut own: Vec<&str> = mount_targets.iter().map(String::as_str).collect();
-    if init {
-        own.push(DOCKER_INIT);
-    }
+    let own: HashSet<&str> = own.iter().map(String::as_str).collect();
     let own_parents: HashSet<&str> = own.iter().flat_map(|p| parents(p)).collect();
     let listed_parents: HashSet<&str> = changes.iter().flat_map(|(p, _)| parents(p)).collect();
     // Only directories matter here, so the set stays as small as the tree is wide.
@@ -90,7 +84,7 @@ pub fn assess(
         .iter()
         .map(|(path, kind)| {
             let path = path.as_str();
-            if own_parents.contains(path) || own.iter().any(|t| is_at_or_under(path, t)) {
+            if own.contains(path) || own_parents.contains(path) {
                 None
             } else if listed_parents.contains(path) {
                 added.contains(path).then_some(Bucket::AddedDir)
@@ -130,6 +124,28 @@ enum Bucket {
     Disposable,
     Deleted,
     Unsaved,
+}
+
+/// Where `path` lands in the container's filesystem, given `links`: what each symlink
+/// among `path` and its parents leads to, resolved from the root as the engine reports
+/// it. The deepest link decides, since its target already went through those above.
+/// With `/sbin` → `/usr/sbin`, `/sbin/docker-init` lands at `/usr/sbin/docker-init`.
+pub fn resolve(path: &str, links: &HashMap<String, String>) -> String {
+    let deepest = std::iter::once(path)
+        .chain(parents(path))
+        .find_map(|p| Some((p, links.get(p)?)));
+    match deepest {
+        Some((link, target)) => {
+            let rest = &path[link.len()..];
+            let landed = format!("{}{rest}", target.trim_end_matches('/'));
+            if landed.is_empty() {
+                "/".to_string()
+            } else {
+                landed
+            }
+        }
+        None => path.to_string(),
+    }
 }
 
 /// `/a/b/c` → `/a/b`, `/a` (not `/`).
@@ -279,10 +295,78 @@ mod tests {
             ("/sbin/docker-init", Added),
             ("/workspace", Added),
         ]);
-        let mounts = targets(&["/workspace", "/home/alice", "/data"]);
-        let a = assess(fresh, &mounts, true, &defaults());
+        let mounts = targets(&["/workspace", "/home/alice", "/data", "/sbin/docker-init"]);
+        let a = assess(fresh, &mounts, &defaults());
         assert_eq!(a, Assessment::default());
         assert!(a.is_clean());
+    }
+
+    fn links(list: &[(&str, &str)]) -> HashMap<String, String> {
+        list.iter()
+            .map(|(l, t)| (l.to_string(), t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_merged_usr_image_puts_docker_init_under_usr_and_that_is_not_work() {
+        // A Debian 12 container, untouched, as Docker 20.10 lists it.
+        let fresh = changes(&[
+            ("/workspace", Added),
+            ("/usr", Modified),
+            ("/usr/sbin", Modified),
+            ("/usr/sbin/docker-init", Added),
+        ]);
+        let merged = links(&[("/sbin", "/usr/sbin"), ("/bin", "/usr/bin")]);
+        let own: Vec<String> = ["/workspace", "/root", "/sbin/docker-init"]
+            .iter()
+            .map(|t| resolve(t, &merged))
+            .collect();
+        assert_eq!(own, ["/workspace", "/root", "/usr/sbin/docker-init"]);
+        let a = assess(fresh, &own, &defaults());
+        assert_eq!(a, Assessment::default());
+    }
+
+    #[test]
+    fn a_symlinked_home_puts_the_mounted_home_under_its_target() {
+        let fresh = changes(&[
+            ("/var", Modified),
+            ("/var/home", Modified),
+            ("/var/home/alice", Added),
+            ("/var/home/alice/.bashrc", Added),
+        ]);
+        let own = [resolve("/home/alice", &links(&[("/home", "/var/home")]))];
+        assert_eq!(own, ["/var/home/alice"]);
+        // Only the mount point is left out: a file beneath it in the layer is real.
+        let a = assess(fresh, &own, &defaults());
+        assert_eq!(paths(&a.unsaved), ["/var/home/alice/.bashrc"]);
+    }
+
+    #[test]
+    fn resolving_takes_the_deepest_link_and_leaves_other_paths_alone() {
+        // Keyed by the paths asked about; each target is resolved from the root.
+        let l = links(&[
+            ("/home", "/var/home"),
+            ("/home/alice", "/srv/alice"),
+            ("/top", "/"),
+        ]);
+        assert_eq!(resolve("/home/alice/x", &l), "/srv/alice/x");
+        assert_eq!(resolve("/home/bob", &l), "/var/home/bob");
+        assert_eq!(resolve("/homework", &l), "/homework");
+        assert_eq!(resolve("/top/a", &l), "/a");
+        assert_eq!(resolve("/top", &l), "/");
+        assert_eq!(resolve("/workspace", &HashMap::new()), "/workspace");
+    }
+
+    #[test]
+    fn changes_beside_an_own_path_are_still_work() {
+        let list = changes(&[
+            ("/usr", Modified),
+            ("/usr/sbin", Modified),
+            ("/usr/sbin/docker-init", Added),
+            ("/usr/sbin/mytool", Added),
+        ]);
+        let a = assess(list, &targets(&["/usr/sbin/docker-init"]), &defaults());
+        assert_eq!(paths(&a.unsaved), ["/usr/sbin/mytool"]);
     }
 
     #[test]
@@ -295,7 +379,11 @@ mod tests {
             ("/etc/motd", Modified),
             ("/opt/empty", Added),
         ]);
-        let a = assess(list, &targets(&["/workspace"]), true, &defaults());
+        let a = assess(
+            list,
+            &targets(&["/workspace", "/sbin/docker-init"]),
+            &defaults(),
+        );
         assert_eq!(
             paths(&a.unsaved),
             ["/opt/work/result.csv", "/etc/motd", "/opt/empty"]
@@ -311,7 +399,7 @@ mod tests {
             ("/home/bob", Added),
             ("/home/bob/notes", Added),
         ]);
-        let a = assess(list, &targets(&["/home/alice"]), false, &defaults());
+        let a = assess(list, &targets(&["/home/alice"]), &defaults());
         assert_eq!(paths(&a.unsaved), ["/home/bob/notes"]);
         assert_eq!(a.added_dirs, ["/home/bob"]);
     }
@@ -328,7 +416,7 @@ mod tests {
             ("/var/log/apt/history.log", Modified),
             ("/tmpfoo", Added),
         ]);
-        let a = assess(list, &[], false, &defaults());
+        let a = assess(list, &[], &defaults());
         assert_eq!(paths(&a.unsaved), ["/tmpfoo"]);
         assert_eq!(a.disposable.len(), 6);
     }
@@ -336,7 +424,7 @@ mod tests {
     #[test]
     fn a_directory_with_only_its_metadata_changed_is_not_work() {
         let list = changes(&[("/opt", Modified), ("/etc/motd", Modified), ("/new", Added)]);
-        let mut a = assess(list, &[], false, &defaults());
+        let mut a = assess(list, &[], &defaults());
         assert_eq!(
             a.modified_leaves().collect::<Vec<_>>(),
             ["/opt", "/etc/motd"]
@@ -349,16 +437,16 @@ mod tests {
     #[test]
     fn deletions_are_listed_but_lose_nothing() {
         let list = changes(&[("/etc", Modified), ("/etc/old.conf", Deleted)]);
-        let a = assess(list, &[], false, &defaults());
+        let a = assess(list, &[], &defaults());
         assert!(a.is_clean());
         assert_eq!(paths(&a.deleted), ["/etc/old.conf"]);
     }
 
     #[test]
-    fn a_sibling_with_a_common_prefix_is_not_under_a_mount() {
-        let list = changes(&[("/workspace2/x", Added), ("/workspace/x", Added)]);
-        let a = assess(list, &targets(&["/workspace"]), false, &defaults());
-        assert_eq!(paths(&a.unsaved), ["/workspace2/x"]);
+    fn a_sibling_with_a_common_prefix_is_not_a_mount() {
+        let list = changes(&[("/workspace2", Added), ("/workspace", Added)]);
+        let a = assess(list, &targets(&["/workspace"]), &defaults());
+        assert_eq!(paths(&a.unsaved), ["/workspace2"]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
 use classify::Report;
-use scan::{find_dirs, measure, probe_volumes, Stats};
+use scan::{find_dirs, measure, probe_volumes, resolve_in_container, Stats};
 
 /// How long a container gets to stop on SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -252,9 +252,16 @@ fn still_paused(err: Error, name: &str) -> Error {
 enum Step {
     /// Leave the container as it was.
     Stay(Outcome),
-    /// Stop and remove it (rescue and commit, if asked, are done). The set holds every
-    /// changed path the user was shown.
-    Remove(Outcome, HashSet<Arc<str>>),
+    /// Stop and remove it (rescue and commit, if asked, are done).
+    Remove(Outcome, Seen),
+}
+
+/// What the check saw, for the second look after the stop.
+struct Seen {
+    /// Every changed path the user was shown.
+    changed: HashSet<Arc<str>>,
+    /// Berth's and the engine's own paths, as they land in the layer.
+    own: Vec<String>,
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask,
@@ -269,8 +276,9 @@ async fn check_and_prepare(
 ) -> Result<Step> {
     let disposable = Disposable::new(&target.disposable);
     let changes = engine.changes(&container.id).await?;
-    let mut assessment = assess(changes, &inspected.own_paths, inspected.init, &disposable);
     let mut stats = Stats::new();
+    let own = resolve_in_container(engine, &container.id, &inspected.own_paths, &mut stats).await;
+    let mut assessment = assess(changes, &own, &disposable);
     let dirs = find_dirs(
         engine,
         &container.id,
@@ -375,13 +383,13 @@ async fn check_and_prepare(
         printer.note(&format!("committed {} as {repo}:{tag}", container.name));
         outcome.image = Some(format!("{repo}:{tag}"));
     }
-    let seen = assessment
+    let changed = assessment
         .unsaved
         .into_iter()
         .chain(assessment.touched_dirs)
         .map(|c| c.path)
         .collect();
-    Ok(Step::Remove(outcome, seen))
+    Ok(Step::Remove(outcome, Seen { changed, own }))
 }
 
 fn nothing_removed(err: Error, name: &str, rescued: Option<&Rescued>) -> Error {
@@ -407,7 +415,7 @@ async fn remove(
     inspected: &Inspected,
     target: &Target,
     mut outcome: Outcome,
-    seen: &HashSet<Arc<str>>,
+    seen: &Seen,
     printer: &Printer,
 ) -> Result<Outcome> {
     let id = &container.id;
@@ -418,11 +426,10 @@ async fn remove(
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
         let mut after = assess(
             engine.changes(id).await?,
-            &inspected.own_paths,
-            inspected.init,
+            &seen.own,
             &Disposable::new(&target.disposable),
         );
-        after.unsaved.retain(|c| !seen.contains(&c.path));
+        after.unsaved.retain(|c| !seen.changed.contains(&c.path));
         // Stopped now: what was statted while it ran may have changed.
         let dirs = find_dirs(engine, id, after.modified_leaves(), &mut Stats::new()).await;
         after.settle_dirs(&dirs);

@@ -1,13 +1,13 @@
 //! What retire reads from the engine while the container is frozen, beyond the changes
-//! call: which modified paths are directories, sizes from a sample, and what anonymous
-//! volumes hold.
+//! call: where its mount points land, which modified paths are directories, sizes from
+//! a sample, and what anonymous volumes hold.
 
 use std::collections::{HashMap, HashSet};
 
 use futures_util::{stream, StreamExt};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::assess::{Assessment, Disposable};
+use super::assess::{self, Assessment, Disposable};
 use super::classify::{self, Class, Size, VolumeReport};
 use super::rescue;
 use crate::engine::{Engine, Inspected, PathStat, Volume};
@@ -40,6 +40,33 @@ async fn stat_missing<'a>(
         .collect()
         .await;
     stats.extend(found);
+}
+
+/// Where each of `paths` lands in the container's layer, through the container's own
+/// symlinks: `/sbin/docker-init` is `/usr/sbin/docker-init` in a merged-/usr image, and
+/// a home mounted at `/home/ana` is `/var/home/ana` where `/home` links there. One
+/// archive stat for each distinct path and parent, asked at once; the engine resolves
+/// each link from the container's root, so a link never leads out of it. A path the
+/// engine cannot stat is kept as given.
+pub(super) async fn resolve_in_container(
+    engine: &Engine,
+    id: &str,
+    paths: &[String],
+    stats: &mut Stats,
+) -> Vec<String> {
+    let asked: HashSet<&str> = paths
+        .iter()
+        .flat_map(|p| std::iter::once(p.as_str()).chain(assess::parents(p)))
+        .collect();
+    stat_missing(engine, id, asked.iter().copied(), stats).await;
+    let links: HashMap<String, String> = asked
+        .into_iter()
+        .filter_map(|p| {
+            let target = stats.get(p)?.as_ref()?.link_target.clone()?;
+            Some((p.to_string(), target))
+        })
+        .collect();
+    paths.iter().map(|p| assess::resolve(p, &links)).collect()
 }
 
 /// The size of each class of unsaved changes and of the disposable ones (key `None`),
@@ -84,7 +111,7 @@ pub(super) async fn measure(
         .map(|((class, paths), (_, picked))| {
             let sizes: Vec<u64> = picked
                 .iter()
-                .filter_map(|p| stats.get(*p).copied().flatten())
+                .filter_map(|p| stats.get(*p).and_then(Option::as_ref))
                 .map(|stat| if stat.is_dir { 0 } else { stat.size })
                 .collect();
             (*class, Size::from_sample(paths.len(), &sizes))
@@ -105,7 +132,12 @@ pub(super) async fn find_dirs<'a>(
     stat_missing(engine, id, checked.iter().copied(), stats).await;
     checked
         .into_iter()
-        .filter(|p| stats.get(*p).copied().flatten().is_some_and(|s| s.is_dir))
+        .filter(|p| {
+            stats
+                .get(*p)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.is_dir)
+        })
         .map(str::to_string)
         .collect()
 }

@@ -47,13 +47,60 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// An image made from busybox-static, imported under a unique tag; removed on drop.
+/// The image layouts the tests run on (the README names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// busybox with /bin, /sbin and /usr apart.
+    Classic,
+    /// busybox with /bin, /sbin and /lib linked into /usr, as Debian 12 and Ubuntu 22.04.
+    MergedUsr,
+    /// busybox with /home a link to var/home, as image-based distributions.
+    HomeLink,
+    /// busybox whose image already has a /workspace with a file in it.
+    Workspace,
+    /// A real Debian 12 rootfs from debootstrap: merged /usr, python3, pip, venv.
+    Debian,
+}
+
+impl Layout {
+    /// Every layout, for tests that must hold on each.
+    pub const ALL: [Layout; 5] = [
+        Layout::Classic,
+        Layout::MergedUsr,
+        Layout::HomeLink,
+        Layout::Workspace,
+        Layout::Debian,
+    ];
+
+    fn script_arg(self) -> &'static str {
+        match self {
+            Layout::Classic | Layout::Debian => "classic",
+            Layout::MergedUsr => "merged-usr",
+            Layout::HomeLink => "home-link",
+            Layout::Workspace => "workspace",
+        }
+    }
+}
+
+/// The tag of the Debian image, built once per machine and kept between runs.
+pub const DEBIAN_TAG: &str = "berth-test/debian:bookworm-minbase";
+
+/// An image imported under a unique tag and removed on drop, or the Debian image,
+/// which is cached under [`DEBIAN_TAG`] and kept.
 pub struct TestImage {
     pub tag: String,
+    cached: bool,
 }
 
 impl TestImage {
     pub fn new() -> Self {
+        Self::of(Layout::Classic)
+    }
+
+    pub fn of(layout: Layout) -> Self {
+        if layout == Layout::Debian {
+            return Self::debian();
+        }
         let busybox = Path::new("/bin/busybox");
         assert!(
             busybox.exists(),
@@ -62,17 +109,39 @@ impl TestImage {
         let tag = format!("berth-test/{}:1", unique("img"));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
         let out = Command::new("sh")
-            .args([script, &tag])
+            .args([script, &tag, layout.script_arg()])
             .output()
             .expect("sh runs");
         assert!(out.status.success(), "import failed: {}", stderr(&out));
-        Self { tag }
+        Self { tag, cached: false }
+    }
+
+    /// The Debian image, built with debootstrap the first time (about a minute; the
+    /// script makes parallel tests wait for one build).
+    pub fn debian() -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/debian-image.sh");
+        let out = Command::new("sh")
+            .args([script, DEBIAN_TAG])
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "the Debian image could not be built (the tests need root, debootstrap and \
+             Debian's packages; .ci/run installs debootstrap): {}",
+            stderr(&out)
+        );
+        Self {
+            tag: DEBIAN_TAG.to_string(),
+            cached: true,
+        }
     }
 }
 
 impl Drop for TestImage {
     fn drop(&mut self) {
-        docker(&["rmi", "-f", &self.tag]);
+        if !self.cached {
+            docker(&["rmi", "-f", &self.tag]);
+        }
     }
 }
 
@@ -102,6 +171,11 @@ impl Sandbox {
     }
 
     pub fn with_user(run_as: RunAs) -> Self {
+        Self::with_image(run_as, Layout::Classic)
+    }
+
+    /// A sandbox whose image has `layout`.
+    pub fn with_image(run_as: RunAs, layout: Layout) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-")
             .tempdir()
@@ -120,7 +194,7 @@ impl Sandbox {
             home,
             workspace_root,
             policy,
-            image: TestImage::new(),
+            image: TestImage::of(layout),
             project: unique("t"),
             run_as,
             extra_env: Vec::new(),
@@ -216,9 +290,21 @@ impl Sandbox {
             .expect("berth runs")
     }
 
+    /// Runs `berth` as root in this sandbox, as a timer's `berth reap` runs.
+    pub fn berth_as_root(&self, args: &[&str]) -> Output {
+        self.command_as(RunAs::Me, env!("CARGO_BIN_EXE_berth"), args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
     /// The hermetic command line for `program`, for tests that run it their own way.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut command = match self.run_as {
+        self.command_as(self.run_as, program, args)
+    }
+
+    fn command_as(&self, run_as: RunAs, program: &str, args: &[&str]) -> Command {
+        let mut command = match run_as {
             RunAs::Me => Command::new(program),
             RunAs::Other { uid, gid } => {
                 let mut c = Command::new("setpriv");

@@ -1,0 +1,162 @@
+//! berth on the layouts real images have (merged /usr, a linked /home, an image that
+//! ships /workspace, a real Debian 12 rootfs), as root and as a non-root user: an
+//! untouched container holds no unsaved work, so retire removes it at once, rescues
+//! nothing, and the reaper retires it without a rescue.
+
+use std::fs;
+use std::thread::sleep;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Longer than the policy's `hold_stopped` of 1s.
+const PAST_WINDOW: Duration = Duration::from_millis(2500);
+
+fn sandbox(layout: Layout, root: bool) -> Sandbox {
+    let run_as = if root {
+        RunAs::Me
+    } else {
+        let (uid, gid) = test_user().expect("the tests run as root, to make a test user");
+        RunAs::Other { uid, gid }
+    };
+    let sb = Sandbox::with_image(run_as, layout);
+    fs::write(&sb.policy, "[reap]\nhold_stopped = \"1s\"\n").unwrap();
+    sb
+}
+
+fn deploy(sb: &Sandbox) {
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "--new"]);
+    assert_code(&out, 0);
+}
+
+/// The unsaved files `retire --dry-run --json` reports, by path.
+fn unsaved(sb: &Sandbox) -> Vec<String> {
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|class| class["paths"].as_array().unwrap().clone())
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn untouched_container_retires_and_is_reaped(layout: Layout, root: bool) {
+    let sb = sandbox(layout, root);
+    deploy(&sb);
+    assert_eq!(unsaved(&sb), Vec::<String>::new());
+
+    let out = sb.berth(&["retire", &sb.project, "--rescue"]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "holds no unsaved work");
+    assert_stderr_has(&out, "nothing to rescue");
+    assert!(!sb.exists(), "removed");
+    assert!(!sb.workspace().join(".rescued").exists());
+
+    // A stopped one, long enough ago, is retired by the reaper, with nothing rescued.
+    deploy(&sb);
+    assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
+    sleep(PAST_WINDOW);
+    // As a timer runs it: as root, over every user's containers.
+    let out = sb.berth_as_root(&["reap", "--project", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).starts_with(&format!("retired {}", sb.container())),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!sb.exists(), "removed");
+    assert!(!sb.workspace().join(".rescued").exists());
+}
+
+macro_rules! on_every_layout {
+    ($($name:ident: $layout:expr, $root:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            untouched_container_retires_and_is_reaped($layout, $root);
+        }
+    )*};
+}
+
+on_every_layout! {
+    classic_as_root: Layout::Classic, true;
+    classic_as_a_user: Layout::Classic, false;
+    merged_usr_as_root: Layout::MergedUsr, true;
+    merged_usr_as_a_user: Layout::MergedUsr, false;
+    home_link_as_root: Layout::HomeLink, true;
+    home_link_as_a_user: Layout::HomeLink, false;
+    workspace_in_image_as_root: Layout::Workspace, true;
+    workspace_in_image_as_a_user: Layout::Workspace, false;
+    debian_as_root: Layout::Debian, true;
+    debian_as_a_user: Layout::Debian, false;
+}
+
+/// Real work on a real layout is still found, through the links: a file under /opt,
+/// a tool added next to docker's init in /usr/sbin, a note under the linked /home.
+#[test]
+fn work_beside_the_mount_points_is_still_found_on_merged_usr() {
+    let sb = sandbox(Layout::MergedUsr, true);
+    deploy(&sb);
+    assert_code(
+        &sb.exec_as_root("echo tool > /sbin/mytool && mkdir -p /opt/r && echo 1 > /opt/r/a"),
+        0,
+    );
+    assert_eq!(unsaved(&sb), ["/usr/sbin/mytool", "/opt/r/a"]);
+    assert_code(&sb.berth(&["retire", &sb.project]), 3);
+}
+
+#[test]
+fn a_note_beside_the_home_under_a_linked_home_is_work() {
+    let sb = sandbox(Layout::HomeLink, false);
+    deploy(&sb);
+    assert_code(
+        &sb.exec_as_root("mkdir -p /home/guest && echo remember > /home/guest/notes.txt"),
+        0,
+    );
+    assert_eq!(unsaved(&sb), ["/var/home/guest/notes.txt"]);
+    assert_code(&sb.berth(&["retire", &sb.project]), 3);
+}
+
+/// `container-deploy P` with no image named starts the container `--image` made, as
+/// the reaper's notice and `berth shell` tell the user to; `check P` reads it.
+fn a_plain_deploy_starts_what_image_made(root: bool) {
+    let sb = sandbox(Layout::Debian, root);
+    deploy(&sb);
+    let id = sb.inspect().unwrap()["Id"].clone();
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&sb.image.tag), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("container {}", sb.container())),
+        "the image's source: {}",
+        stdout(&out)
+    );
+
+    assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "started");
+    assert_eq!(sb.state(), "running");
+    assert_eq!(sb.inspect().unwrap()["Id"], id, "the same container");
+
+    // Without a container, nothing names an image: the usual error.
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "no image for project");
+    assert!(!sb.exists());
+}
+
+#[test]
+fn a_plain_deploy_starts_what_image_made_as_root() {
+    a_plain_deploy_starts_what_image_made(true);
+}
+
+#[test]
+fn a_plain_deploy_starts_what_image_made_as_a_user() {
+    a_plain_deploy_starts_what_image_made(false);
+}

@@ -154,10 +154,10 @@ fn deploy(bench: &Bench, rounds: usize, profile: bool) -> Deployed {
         .expect("berth's deploy sent a create request");
     let body: ContainerCreateBody =
         serde_json::from_slice(&create.body).expect("the create request is the API's");
-    // berth's identity mounts (its merged passwd and group) are not on the docker run
-    // line: they are decided against the engine, not in the plan.
+    // The digests of berth's identity files are not on the docker run line: they are
+    // decided against the image, not in the plan.
     let mut berth_config = bench.inspect_config(&name);
-    let identity_mounts = without_identity_mounts(&mut berth_config);
+    let identity = without_identity_digests(&mut berth_config);
     bench.remove(&name);
     let docker_profile = proxy.profile(|host| bench.run("docker", &docker_args, Some(host)));
     let docker_config = bench.inspect_config(&name);
@@ -184,7 +184,7 @@ fn deploy(bench: &Bench, rounds: usize, profile: bool) -> Deployed {
     ];
     // What berth keeps of each image's passwd and group: without the image's copies, a
     // deploy reads and writes them through the archive endpoint, as the first deploy of
-    // an image does. (The merged files stay: the raw API's create mounts them.)
+    // an image does.
     let kept = bench.home.join(".local/state/berth/identity");
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
@@ -263,8 +263,9 @@ fn deploy(bench: &Bench, rounds: usize, profile: bool) -> Deployed {
             diffs if diffs.is_empty() => format!(
                 "made a container with the same labels, env, user, workdir, command, mounts \
                  and init{}",
-                if identity_mounts > 0 {
-                    ", but for berth's read-only passwd and group"
+                if identity {
+                    ", but for the passwd and group berth writes into the layer (one \
+                     archive call the raw API's replay does not make)"
                 } else {
                     ""
                 }
@@ -495,15 +496,15 @@ fn forget_images(kept: &Path) {
     assert!(forgotten > 0, "no image's files in {}", kept.display());
 }
 
-/// Takes berth's bind mounts over `/etc/passwd` and `/etc/group` out of an inspected
-/// container's config; how many there were.
-fn without_identity_mounts(config: &mut Value) -> usize {
-    let Some(mounts) = config["HostConfig"]["Mounts"].as_array_mut() else {
-        return 0;
+/// Takes the value of berth's identity label (the digests of the passwd and group it
+/// wrote, which the plan cannot know) out of an inspected container's config; whether
+/// there was one.
+fn without_identity_digests(config: &mut Value) -> bool {
+    let Some(label) = config["Config"]["Labels"].get_mut("berth.identity") else {
+        return false;
     };
-    let before = mounts.len();
-    mounts.retain(|m| !matches!(m["Target"].as_str(), Some("/etc/passwd" | "/etc/group")));
-    before - mounts.len()
+    *label = Value::from("1");
+    true
 }
 
 /// The fields that make two containers the same container, where they differ.

@@ -379,12 +379,22 @@ async fn create(
     };
     let mut spec = plan.to_spec();
     let identity = identity::prepare(
+        engine,
         &mut spec,
         image_id.as_deref(),
         &ctx.user,
         &plan.home,
         &ctx.paths.state_dir,
-    );
+    )
+    .await
+    .map_err(take_back)?;
+    // `berth shell` picks bash where the image has it; a `docker exec` is told which.
+    let shell = identity
+        .as_ref()
+        .and_then(|pending| pending.shell())
+        .and_then(|shell| shell.rsplit('/').next())
+        .unwrap_or("sh")
+        .to_string();
     // From here until the container has started, or has been removed, a signal waits:
     // an interrupted deploy leaves no container half-made.
     let mut signals = Signals::install()?;
@@ -460,8 +470,8 @@ async fn create(
         format!(" with GPUs {}", gpus.join(","))
     };
     printer.note(&format!(
-        "deployed {} ({}){with_gpus}; enter it with: docker exec -it {} sh",
-        plan.container_name, plan.image, plan.container_name
+        "deployed {} ({}){with_gpus}; enter it with: berth shell {} (or docker exec -it {} {shell})",
+        plan.container_name, plan.image, plan.project, plan.container_name
     ));
     Ok((id, "created"))
 }

@@ -88,11 +88,12 @@ pub struct Inspected {
     pub state: State,
     pub timeline: Timeline,
     pub image: String,
-    /// Where something is mounted (docker's init at `/sbin/docker-init` among them),
-    /// and the files berth wrote itself ([`crate::identity::FILES`]): changes there
-    /// are not work. As the engine was asked for them: a path through a symlink of the
-    /// image's (`/sbin` → `usr/sbin`) lands elsewhere in the layer.
+    /// Where something is mounted (docker's init at `/sbin/docker-init` among them):
+    /// changes there are not work. As the engine was asked for them: a path through a
+    /// symlink of the image's (`/sbin` → `usr/sbin`) lands elsewhere in the layer.
     pub own_paths: Vec<String>,
+    /// What berth wrote into `/etc/passwd` and `/etc/group`, where it did.
+    pub identity: Option<crate::identity::Written>,
     pub exit_code: i64,
     /// Anonymous volumes: removing the container keeps them, but nothing points to them.
     pub anonymous_volumes: Vec<Volume>,
@@ -290,8 +291,8 @@ impl Engine {
             .config
             .as_ref()
             .and_then(|c| c.labels.as_ref())
-            .is_some_and(|labels| labels.contains_key(label::IDENTITY))
-            .then_some(crate::identity::FILES);
+            .and_then(|labels| labels.get(label::IDENTITY))
+            .map(|value| crate::identity::Written::parse(value));
         let init = details
             .host_config
             .as_ref()
@@ -328,9 +329,9 @@ impl Engine {
             own_paths: mounts
                 .into_iter()
                 .filter_map(|m| m.destination)
-                .chain(identity.into_iter().flatten().map(str::to_string))
                 .chain(init.then(|| DOCKER_INIT.to_string()))
                 .collect(),
+            identity,
             exit_code: state.exit_code.unwrap_or(0),
             anonymous_volumes,
         })
@@ -602,6 +603,37 @@ impl Engine {
                 Err(self.failed(&format!("create container {name}"), &err))
             }
         }
+    }
+
+    /// Creates a container of `image` that is never started, labelled
+    /// [`label::HELPER`] `purpose`, to read the image's files through the archive
+    /// endpoint. [`Engine::remove_helper`] removes it.
+    pub async fn create_helper(&self, image: &str, purpose: &str) -> Result<String> {
+        let mut spec = ContainerSpec {
+            image: image.to_string(),
+            // Never run, but the engine refuses an image without a command.
+            cmd: vec!["true".to_string()],
+            ..Default::default()
+        };
+        spec.labels
+            .insert(label::HELPER.to_string(), purpose.to_string());
+        self.create(&spec)
+            .await?
+            .ok_or_else(|| Error::failed(format!("cannot create a helper container of {image}")))
+    }
+
+    /// Removes a helper container and the anonymous volumes its image declared, which
+    /// held only copies of the image's content.
+    pub async fn remove_helper(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            v: true,
+            force: true,
+            link: false,
+        };
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(|err| self.failed("remove the helper container", &err))
     }
 
     /// Attaches to a created container's output (and input, with `stdin`) as a stream;

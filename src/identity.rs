@@ -1,22 +1,19 @@
 //! Who you are inside the container: `id -un`, `whoami` and `ls -l` answer with your
 //! host name, in images that have never heard of you, without rebuilding them.
 //!
-//! berth adds your user and group (your uid and gid, your persistent `$HOME`) to the
-//! image's `/etc/passwd` and `/etc/group`, in one of two ways:
+//! berth adds your user and group (your uid and gid, your persistent `$HOME`, the
+//! image's shell) to the image's `/etc/passwd` and `/etc/group`, and writes the merged
+//! files into the container's own layer after the create and before the start, in one
+//! archive call. They are ordinary files there: root in the container may change them
+//! (`useradd`, or a package that adds a system user), and retire sees such changes.
 //!
-//! - The first time you use an image, after the container is created and before it
-//!   starts, berth reads the two files from it, keeps the image's copies in
-//!   `$STATE/identity/<image id>/`, and writes the merged files into the container.
-//!   Three calls to the engine's archive endpoint, each of which mounts the container's
-//!   filesystem: on fuse-overlayfs they cost more than the create itself.
-//! - From then on (an image id names its content, so the copies never go stale), berth
-//!   merges before the create, writes the result beside the copies (named by its
-//!   content, so no two deploys ever write one file differently), and bind-mounts it
-//!   read-only over the two files. No archive call at all.
-//!
-//! Either way the container is labelled `berth.identity`, so that retire knows these
-//! two files are berth's, not your work. Where a mount of your own covers them (`/etc`),
-//! berth writes into the container each time and keeps no copy.
+//! The image's files are read once per image, from a helper container that is created
+//! (never started) and removed again, and kept in `$STATE/identity/<image id>/`: an
+//! image id names its content, so the copies never go stale. Knowing them before the
+//! create, berth labels the container with a digest of what it writes
+//! ([`label::IDENTITY`]), so that retire can tell the files berth wrote from the same
+//! files changed since. Where a mount of your own covers them (`/etc`), berth reads and
+//! writes them in the container each time, keeps no copy, and labels no digest.
 
 use std::path::{Path, PathBuf};
 
@@ -24,16 +21,20 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::files::{write_atomically, write_atomically_with};
+use crate::files::write_atomically;
 use crate::host::HostUser;
 use crate::plan::label;
-use crate::spec::{ContainerSpec, MountSpec};
+use crate::spec::ContainerSpec;
 
 pub const PASSWD: &str = "/etc/passwd";
 pub const GROUP: &str = "/etc/group";
 
-/// The two files berth writes, as retire leaves them out.
+/// The two files berth writes.
 pub const FILES: [&str; 2] = [PASSWD, GROUP];
+
+/// The shell an image gets where it has bash, and where it has not.
+const BASH: &str = "/bin/bash";
+const SH: &str = "/bin/sh";
 
 /// The user to add: the container's name for the host user, its ids and home.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +45,13 @@ pub struct Identity {
     pub home: String,
 }
 
-/// An image's own `/etc/passwd` and `/etc/group`.
+/// An image's own `/etc/passwd` and `/etc/group`, and the login shell it offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ImageFiles {
     passwd: String,
     group: String,
+    /// [`BASH`] where the image has it, else [`SH`].
+    shell: String,
 }
 
 impl Identity {
@@ -66,9 +69,15 @@ impl Identity {
     /// The image's passwd with this user in it. The user's line goes before any other
     /// line with the same uid (the first match is what `getpwuid` returns); a line of
     /// another uid with the same name is left out, so that the name means one user.
-    pub fn passwd(&self, image: &str) -> String {
+    /// The shell is the one the image gives that uid, else `shell`.
+    pub fn passwd(&self, image: &str, shell: &str) -> String {
+        let shell = image
+            .lines()
+            .filter(|line| field(line, 2).and_then(|u| u.parse().ok()) == Some(self.uid))
+            .find_map(|line| field(line, 6).filter(|s| !s.trim().is_empty()))
+            .unwrap_or(shell);
         let ours = format!(
-            "{}:x:{}:{}:{}:{}:/bin/sh",
+            "{}:x:{}:{}:{}:{}:{shell}",
             self.name, self.uid, self.gid, self.name, self.home
         );
         merge(image, &ours, &self.name, self.uid)
@@ -86,49 +95,144 @@ impl Identity {
         let ours = format!("{}:x:{}:", self.name, self.gid);
         merge(image, &ours, &self.name, self.gid)
     }
+
+    fn merged(&self, image: &ImageFiles) -> Merged {
+        Merged {
+            passwd: self.passwd(&image.passwd, &image.shell),
+            group: self.group(&image.group),
+        }
+    }
+}
+
+/// The files berth writes into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Merged {
+    passwd: String,
+    group: String,
+}
+
+impl Merged {
+    /// The value of [`label::IDENTITY`]: what [`Written::parse`] reads back.
+    fn label(&self) -> String {
+        format!("{} {}", digest(&self.passwd), digest(&self.group))
+    }
+
+    /// The user's login shell, as written.
+    fn shell(&self, name: &str) -> Option<&str> {
+        self.passwd
+            .lines()
+            .find(|line| field(line, 0) == Some(name))
+            .and_then(|line| field(line, 6))
+    }
+}
+
+/// What a container's [`label::IDENTITY`] says berth wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The digests of the passwd and group files as berth wrote them: either file with
+    /// other content was changed since.
+    Digests { passwd: String, group: String },
+    /// berth wrote both, but kept no digest (a mount of the user's covers them, or an
+    /// older berth made the container): they count as berth's.
+    Unrecorded,
+}
+
+impl Written {
+    pub fn parse(label: &str) -> Self {
+        match label.split_once(' ') {
+            Some((passwd, group)) if is_digest(passwd) && is_digest(group) => Self::Digests {
+                passwd: passwd.to_string(),
+                group: group.to_string(),
+            },
+            _ => Self::Unrecorded,
+        }
+    }
+
+    /// Whether `text`, now at `path` in the container, is what berth wrote there.
+    pub fn is_berths(&self, path: &str, text: &str) -> bool {
+        match self {
+            Self::Unrecorded => FILES.contains(&path),
+            Self::Digests { passwd, group } => match path {
+                PASSWD => digest(text) == *passwd,
+                GROUP => digest(text) == *group,
+                _ => false,
+            },
+        }
+    }
+}
+
+/// sha256 of `text`, in hex.
+fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn is_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// What is left to do once the container exists: write the user into it.
 #[derive(Debug)]
 pub struct Pending {
     identity: Identity,
-    /// Where to keep the image's files for the next time, if anywhere.
-    keep_in: Option<PathBuf>,
+    files: Option<Merged>,
+}
+
+impl Pending {
+    /// The login shell the user gets, where it is known before the create.
+    pub fn shell(&self) -> Option<&str> {
+        self.files.as_ref()?.shell(&self.identity.name)
+    }
 }
 
 /// Before the create of `spec` from image `image_id`: nothing when berth does not run
-/// the container as `user` ([`label::IDENTITY`]); the two bind mounts, added to `spec`,
-/// when berth knows the image's files already; else what [`settle`] must do after the
-/// create.
-pub fn prepare(
+/// the container as `user` ([`label::IDENTITY`]); else the merged files, with `spec`
+/// labelled with their digests. The image's files come from the state dir, or once
+/// from a helper container. Where the user's mounts cover them, they are read from the
+/// container itself after the create ([`settle`]).
+pub async fn prepare(
+    engine: &Engine,
     spec: &mut ContainerSpec,
     image_id: Option<&str>,
     user: &HostUser,
     home: &str,
     state_dir: &Path,
-) -> Option<Pending> {
-    let identity = spec
+) -> Result<Option<Pending>> {
+    let Some(identity) = spec
         .labels
         .contains_key(label::IDENTITY)
         .then(|| Identity::of(user, home))
-        .flatten()?;
-    let keep_in = image_id
-        .and_then(|id| kept_dir(state_dir, id))
-        .filter(|_| !covered(spec));
-    let mounted = keep_in.as_deref().and_then(|dir| {
-        let image = load(dir)?;
-        let passwd = write_once(dir, "passwd", &identity.passwd(&image.passwd)).ok()?;
-        let group = write_once(dir, "group", &identity.group(&image.group)).ok()?;
-        Some([(passwd, PASSWD), (group, GROUP)])
-    });
-    let Some(files) = mounted else {
-        return Some(Pending { identity, keep_in });
+        .flatten()
+    else {
+        return Ok(None);
     };
-    for (source, target) in files {
-        let source = source.display().to_string();
-        spec.host.mounts.push(MountSpec::bind(source, target, true));
+    if covered(spec) {
+        return Ok(Some(Pending {
+            identity,
+            files: None,
+        }));
     }
-    None
+    let keep_in = image_id.and_then(|id| kept_dir(state_dir, id));
+    let image = match keep_in.as_deref().and_then(load) {
+        Some(image) => image,
+        None => {
+            let image = read_image(engine, &spec.image).await?;
+            if let Some(dir) = &keep_in {
+                // Only a convenience for the next deploy: this one goes on without it.
+                keep(dir, &image).ok();
+            }
+            image
+        }
+    };
+    let files = identity.merged(&image);
+    spec.labels
+        .insert(label::IDENTITY.to_string(), files.label());
+    Ok(Some(Pending {
+        identity,
+        files: Some(files),
+    }))
 }
 
 /// Writes the user into the just-created container `id`, where [`prepare`] left that
@@ -137,29 +241,48 @@ pub async fn settle(engine: &Engine, id: &str, pending: Option<Pending>) -> Resu
     let Some(pending) = pending else {
         return Ok(());
     };
-    if let Err(err) = pending.install(engine, id).await {
+    let written = async {
+        let files = match pending.files {
+            Some(files) => files,
+            None => pending.identity.merged(&read_files(engine, id).await?),
+        };
+        let archive = tar(&[("passwd", files.passwd), ("group", files.group)]);
+        engine.upload(id, "/etc", archive).await
+    };
+    if let Err(err) = written.await {
         engine.remove(id).await.ok();
         return Err(err);
     }
     Ok(())
 }
 
-impl Pending {
-    /// Reads the image's files from container `id` (keeping them, where asked), and
-    /// writes both merged files back in one archive.
-    async fn install(&self, engine: &Engine, id: &str) -> Result<()> {
-        let passwd = engine.read_file(id, PASSWD).await?;
-        let group = engine.read_file(id, GROUP).await?;
-        if let (Some(dir), Some(passwd), Some(group)) = (&self.keep_in, &passwd, &group) {
-            // Only a convenience for the next deploy: this one goes on without it.
-            keep(dir, passwd, group).ok();
+/// The image's files, from a helper container made from it (created, never started,
+/// then removed).
+async fn read_image(engine: &Engine, image: &str) -> Result<ImageFiles> {
+    let helper = engine.create_helper(image, "identity").await?;
+    let files = read_files(engine, &helper).await;
+    let removed = engine.remove_helper(&helper).await;
+    let files = files?;
+    removed?;
+    Ok(files)
+}
+
+/// The passwd, group and shell of container `id`, asked at once.
+async fn read_files(engine: &Engine, id: &str) -> Result<ImageFiles> {
+    let (passwd, group, bash) = tokio::join!(
+        engine.read_file(id, PASSWD),
+        engine.read_file(id, GROUP),
+        engine.stat(id, BASH),
+    );
+    Ok(ImageFiles {
+        passwd: passwd?.unwrap_or_default(),
+        group: group?.unwrap_or_default(),
+        shell: match bash? {
+            Some(_) => BASH,
+            None => SH,
         }
-        let files = [
-            ("passwd", self.identity.passwd(&passwd.unwrap_or_default())),
-            ("group", self.identity.group(&group.unwrap_or_default())),
-        ];
-        engine.upload(id, "/etc", tar(&files)).await
-    }
+        .to_string(),
+    })
 }
 
 /// `$STATE/identity/<hex>` for image id `sha256:<hex>`; `None` for an id of any other
@@ -170,34 +293,23 @@ fn kept_dir(state_dir: &Path, image_id: &str) -> Option<PathBuf> {
     valid.then(|| state_dir.join("identity").join(hex))
 }
 
-/// The image's files as kept in `dir`, when both are there.
+/// The image's files as kept in `dir`, when all three are there.
 fn load(dir: &Path) -> Option<ImageFiles> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     Some(ImageFiles {
-        passwd: std::fs::read_to_string(dir.join("image-passwd")).ok()?,
-        group: std::fs::read_to_string(dir.join("image-group")).ok()?,
+        passwd: read("image-passwd")?,
+        group: read("image-group")?,
+        shell: read("image-shell")?.trim().to_string(),
     })
 }
 
-/// Keeps the image's files in `dir`: the group first, so that a passwd there means
-/// both are.
-fn keep(dir: &Path, passwd: &str, group: &str) -> std::io::Result<()> {
+/// Keeps the image's files in `dir`: the passwd last, so that a passwd there means the
+/// rest are.
+fn keep(dir: &Path, image: &ImageFiles) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    write_atomically(&dir.join("image-group"), group.as_bytes())?;
-    write_atomically(&dir.join("image-passwd"), passwd.as_bytes())
-}
-
-/// `dir/<kind>-<digest of text>`, written unless it is there already. Named by its
-/// content, a file is never rewritten while a container has it mounted.
-fn write_once(dir: &Path, kind: &str, text: &str) -> std::io::Result<PathBuf> {
-    let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!("{kind}-{hex}"));
-    if std::fs::read(&path).is_ok_and(|bytes| bytes == text.as_bytes()) {
-        return Ok(path);
-    }
-    // Readable by everyone in the container, as an image's own are.
-    write_atomically_with(&path, text.as_bytes(), Some(0o644))?;
-    Ok(path)
+    write_atomically(&dir.join("image-group"), image.group.as_bytes())?;
+    write_atomically(&dir.join("image-shell"), image.shell.as_bytes())?;
+    write_atomically(&dir.join("image-passwd"), image.passwd.as_bytes())
 }
 
 /// Whether a mount of `spec`'s own covers `/etc/passwd` or `/etc/group`: `/`, `/etc`,
@@ -269,6 +381,7 @@ fn tar(files: &[(&str, String)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::MountSpec;
 
     fn ana() -> Identity {
         Identity {
@@ -283,18 +396,37 @@ mod tests {
     fn the_user_is_added_to_an_image_that_does_not_know_them() {
         let image = "root:x:0:0:root:/root:/bin/sh\n";
         assert_eq!(
-            ana().passwd(image),
+            ana().passwd(image, SH),
             "root:x:0:0:root:/root:/bin/sh\nana:x:1000:1000:ana:/home/ana:/bin/sh\n"
         );
         assert_eq!(ana().group("root:x:0:"), "root:x:0:\nana:x:1000:\n");
     }
 
     #[test]
+    fn the_shell_is_the_images_for_that_uid_else_the_one_it_offers() {
+        let debian = "root:x:0:0:root:/root:/bin/bash\n";
+        assert!(ana()
+            .passwd(debian, BASH)
+            .ends_with(":/home/ana:/bin/bash\n"));
+        let ubuntu = "root:x:0:0::/root:/bin/bash\nubuntu:x:1000:1000::/home/ubuntu:/bin/zsh\n";
+        let passwd = ana().passwd(ubuntu, BASH);
+        assert_eq!(
+            passwd.lines().nth(1),
+            Some("ana:x:1000:1000:ana:/home/ana:/bin/zsh")
+        );
+        // An empty shell field of the image's says nothing.
+        let blank = "u:x:1000:1000::/home/u:\n";
+        assert!(ana()
+            .passwd(blank, SH)
+            .starts_with("ana:x:1000:1000:ana:/home/ana:/bin/sh\n"));
+    }
+
+    #[test]
     fn the_users_line_wins_over_an_image_user_of_the_same_uid() {
         let image = "root:x:0:0::/root:/bin/sh\nubuntu:x:1000:1000::/home/ubuntu:/bin/bash\n";
-        let passwd = ana().passwd(image);
+        let passwd = ana().passwd(image, SH);
         let lines: Vec<&str> = passwd.lines().collect();
-        assert_eq!(lines[1], "ana:x:1000:1000:ana:/home/ana:/bin/sh");
+        assert_eq!(lines[1], "ana:x:1000:1000:ana:/home/ana:/bin/bash");
         assert_eq!(lines[2], "ubuntu:x:1000:1000::/home/ubuntu:/bin/bash");
         // The image's group of that gid stays as it is.
         let group = "root:x:0:\nubuntu:x:1000:\n";
@@ -304,14 +436,17 @@ mod tests {
     #[test]
     fn another_user_of_the_same_name_gives_way() {
         let image = "root:x:0:0::/root:/bin/sh\nana:x:500:500::/home/old:/bin/sh\n";
-        let passwd = ana().passwd(image);
+        let passwd = ana().passwd(image, SH);
         assert!(!passwd.contains(":500:"), "{passwd}");
         assert!(passwd.ends_with("ana:x:1000:1000:ana:/home/ana:/bin/sh\n"));
     }
 
     #[test]
     fn an_image_without_the_files_gets_them() {
-        assert_eq!(ana().passwd(""), "ana:x:1000:1000:ana:/home/ana:/bin/sh\n");
+        assert_eq!(
+            ana().passwd("", SH),
+            "ana:x:1000:1000:ana:/home/ana:/bin/sh\n"
+        );
         assert_eq!(ana().group(""), "ana:x:1000:\n");
     }
 
@@ -325,107 +460,70 @@ mod tests {
         assert_eq!(Identity::of(&root, "/root"), None);
     }
 
-    const IMAGE_ID: &str =
-        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    fn ana_host() -> HostUser {
-        HostUser {
-            name: "ana".into(),
-            uid: 1000,
-            gid: 1000,
+    fn debian() -> ImageFiles {
+        ImageFiles {
+            passwd: "root:x:0:0:root:/root:/bin/bash\n".into(),
+            group: "root:x:0:\n".into(),
+            shell: BASH.into(),
         }
     }
 
-    fn labelled() -> ContainerSpec {
-        let mut spec = ContainerSpec::default();
-        spec.labels.insert(label::IDENTITY.into(), "1".into());
-        spec
-    }
-
-    fn prepare_in(state: &Path, spec: &mut ContainerSpec, image_id: &str) -> Option<Pending> {
-        prepare(spec, Some(image_id), &ana_host(), "/home/ana", state)
-    }
-
     #[test]
-    fn without_the_label_there_is_nothing_to_do() {
-        let state = tempfile::tempdir().unwrap();
-        let mut spec = ContainerSpec::default();
-        assert!(prepare_in(state.path(), &mut spec, IMAGE_ID).is_none());
-        assert_eq!(spec, ContainerSpec::default());
-    }
-
-    #[test]
-    fn an_image_met_for_the_first_time_is_written_into_and_kept() {
-        let state = tempfile::tempdir().unwrap();
-        let mut spec = labelled();
-        let pending = prepare_in(state.path(), &mut spec, IMAGE_ID).unwrap();
-        assert_eq!(spec, labelled(), "nothing mounted yet");
-        assert_eq!(pending.identity, ana());
-        let dir = state.path().join("identity").join(&IMAGE_ID[7..]);
-        assert_eq!(pending.keep_in.as_deref(), Some(dir.as_path()));
-    }
-
-    #[test]
-    fn a_kept_image_gets_the_merged_files_mounted_read_only() {
-        let state = tempfile::tempdir().unwrap();
-        let dir = state.path().join("identity").join(&IMAGE_ID[7..]);
-        keep(&dir, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n").unwrap();
-        let mut spec = labelled();
-        assert!(prepare_in(state.path(), &mut spec, IMAGE_ID).is_none());
-        let mounts: Vec<(&str, &str, bool)> = spec
-            .host
-            .mounts
-            .iter()
-            .map(|m| (m.source.as_deref().unwrap(), m.target.as_str(), m.read_only))
-            .collect();
-        assert_eq!(mounts.len(), 2);
-        assert_eq!(mounts[0].1, PASSWD);
-        assert_eq!(mounts[1].1, GROUP);
-        assert!(mounts.iter().all(|m| m.2), "read-only: {mounts:?}");
-        assert_eq!(
-            std::fs::read_to_string(mounts[0].0).unwrap(),
-            "root:x:0:0::/root:/bin/sh\nana:x:1000:1000:ana:/home/ana:/bin/sh\n"
+    fn the_label_tells_berths_files_from_the_same_files_changed_since() {
+        let merged = ana().merged(&debian());
+        assert_eq!(merged.shell("ana"), Some(BASH));
+        let written = Written::parse(&merged.label());
+        assert!(matches!(written, Written::Digests { .. }));
+        assert!(written.is_berths(PASSWD, &merged.passwd));
+        assert!(written.is_berths(GROUP, &merged.group));
+        // `useradd alice` in the container.
+        let added = format!("{}alice:x:1001:1001::/home/alice:/bin/sh\n", merged.passwd);
+        assert!(!written.is_berths(PASSWD, &added));
+        assert!(
+            !written.is_berths(PASSWD, &merged.group),
+            "not each other's"
         );
-        assert_eq!(
-            std::fs::read_to_string(mounts[1].0).unwrap(),
-            "root:x:0:\nana:x:1000:\n"
-        );
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(mounts[0].0).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o644);
-
-        // The next deploy mounts the very same files; another home, others.
-        let mut again = labelled();
-        prepare_in(state.path(), &mut again, IMAGE_ID);
-        assert_eq!(again.host.mounts, spec.host.mounts);
-        let mut elsewhere = labelled();
-        prepare(
-            &mut elsewhere,
-            Some(IMAGE_ID),
-            &ana_host(),
-            "/h/ana",
-            state.path(),
-        );
-        assert_ne!(elsewhere.host.mounts[0].source, spec.host.mounts[0].source);
-        assert_eq!(elsewhere.host.mounts[1].source, spec.host.mounts[1].source);
+        assert!(!written.is_berths("/etc/shadow", &merged.passwd));
     }
 
     #[test]
-    fn half_kept_files_count_as_not_kept() {
+    fn a_label_without_digests_counts_both_files_as_berths() {
+        // What an older berth, or a deploy under a mount of /etc, labels.
+        for label in ["1", "", "abc def", &format!("{} x", "a".repeat(64))] {
+            let written = Written::parse(label);
+            assert_eq!(written, Written::Unrecorded, "{label:?}");
+            assert!(written.is_berths(PASSWD, "anything"));
+            assert!(written.is_berths(GROUP, "anything"));
+            assert!(!written.is_berths("/etc/hosts", "anything"));
+        }
+    }
+
+    const IMAGE_ID: &str =
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_images_files_are_kept_by_its_id_and_read_back_whole() {
         let state = tempfile::tempdir().unwrap();
-        let dir = state.path().join("identity").join(&IMAGE_ID[7..]);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("image-group"), "root:x:0:\n").unwrap();
-        let mut spec = labelled();
-        assert!(prepare_in(state.path(), &mut spec, IMAGE_ID).is_some());
-        assert!(spec.host.mounts.is_empty());
+        let dir = kept_dir(state.path(), IMAGE_ID).unwrap();
+        assert_eq!(dir, state.path().join("identity").join(&IMAGE_ID[7..]));
+        assert_eq!(load(&dir), None);
+        keep(&dir, &debian()).unwrap();
+        assert_eq!(load(&dir), Some(debian()));
+        // Kept by an older berth, without the shell: read again.
+        std::fs::remove_file(dir.join("image-shell")).unwrap();
+        assert_eq!(load(&dir), None);
     }
 
     #[test]
-    fn a_mount_of_the_users_over_etc_means_writing_every_time_and_keeping_nothing() {
+    fn an_image_id_of_another_form_is_kept_nowhere() {
         let state = tempfile::tempdir().unwrap();
-        let dir = state.path().join("identity").join(&IMAGE_ID[7..]);
-        keep(&dir, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n").unwrap();
+        for id in ["", "sha256:../../etc", "sha512:abcd", &IMAGE_ID[..70]] {
+            assert_eq!(kept_dir(state.path(), id), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn a_mount_of_the_users_over_etc_covers_the_files() {
         let covers: [fn(&mut ContainerSpec); 5] = [
             |s| s.host.binds.push("/srv/etc:/etc:ro".into()),
             |s| s.host.binds.push("/srv/passwd:/etc/passwd".into()),
@@ -440,33 +538,16 @@ mod tests {
             },
         ];
         for cover in covers {
-            let mut spec = labelled();
+            let mut spec = ContainerSpec::default();
             cover(&mut spec);
-            let before = spec.clone();
-            let pending = prepare_in(state.path(), &mut spec, IMAGE_ID).unwrap();
-            assert_eq!(pending.keep_in, None, "{before:?}");
-            assert_eq!(spec, before);
+            assert!(covered(&spec), "{spec:?}");
         }
         // Mounts beside /etc, or under another directory, cover nothing.
         for target in ["/etcetera", "/srv/etc", "/etc/ssl"] {
-            let mut spec = labelled();
+            let mut spec = ContainerSpec::default();
             spec.host.binds.push(format!("/x:{target}"));
-            assert!(
-                prepare_in(state.path(), &mut spec, IMAGE_ID).is_none(),
-                "{target}"
-            );
+            assert!(!covered(&spec), "{target}");
         }
-    }
-
-    #[test]
-    fn an_image_id_of_another_form_is_kept_nowhere() {
-        let state = tempfile::tempdir().unwrap();
-        for id in ["", "sha256:../../etc", "sha512:abcd", &IMAGE_ID[..70]] {
-            let mut spec = labelled();
-            let pending = prepare_in(state.path(), &mut spec, id).unwrap();
-            assert_eq!(pending.keep_in, None, "{id}");
-        }
-        assert!(!state.path().join("identity").exists());
     }
 
     #[test]

@@ -30,10 +30,14 @@ pub mod label {
     pub const VERSION: &str = "berth.version";
     /// Containers of `berth run`/`create`: deploy, retire and shell leave them alone.
     pub const RUN: &str = "berth.run";
-    /// berth wrote the user into /etc/passwd and /etc/group ([`crate::identity`]).
+    /// berth wrote the user into /etc/passwd and /etc/group ([`crate::identity`]); the
+    /// value holds the digests of what it wrote.
     pub const IDENTITY: &str = "berth.identity";
     /// The GPUs the container holds, as ids: `0,2`. The source of truth for allocation.
     pub const GPUS: &str = "berth.gpus";
+    /// A short-lived container berth made to read an image or a layer (its value says
+    /// what for); never a project's.
+    pub const HELPER: &str = "berth.helper";
 }
 
 /// `<project>._.<user>`: unique per person and project on a shared engine.

@@ -103,12 +103,15 @@ async fn run_inner(
     std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
 
     let identity = identity::prepare(
+        &engine,
         &mut spec,
         image_id.as_deref(),
         &prepared.ctx.user,
         &prepared.plan.home,
         &prepared.ctx.paths.state_dir,
-    );
+    )
+    .await
+    .map_err(|err| Error::status(125, err.message).details(err.details))?;
     // From here until the create has returned and been checked, the GPU lock is held.
     let claim = gpu::claim::begin(
         &engine,

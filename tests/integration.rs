@@ -168,12 +168,13 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
         stdout(&out).lines().collect::<Vec<_>>(),
         [TEST_USER, TEST_USER, home.as_str(), TEST_USER]
     );
-    assert_eq!(
-        sb.inspect().unwrap()["Config"]["Labels"]["berth.identity"],
-        "1"
-    );
+    // The label holds the digests of the two files berth wrote.
+    let label = sb.inspect().unwrap()["Config"]["Labels"]["berth.identity"].clone();
+    let digests: Vec<&str> = label.as_str().unwrap().split(' ').collect();
+    assert_eq!(digests.len(), 2, "{label}");
+    assert!(digests.iter().all(|d| d.len() == 64), "{label}");
 
-    // The first time, berth wrote the two files into the container.
+    // Written into the layer, never mounted: root in the container may change them.
     let targets = |c: &serde_json::Value| -> Vec<String> {
         c["Mounts"]
             .as_array()
@@ -193,20 +194,15 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
     };
     retired(&sb);
 
-    // From then on berth knows the image's files: it mounts the merged ones read-only,
-    // and the container is the same to its user.
+    // The second deploy of the image is the same to its user, and to root in it.
     let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
     assert_code(&out, 0);
     let c = sb.inspect().unwrap();
-    for file in ["/etc/passwd", "/etc/group"] {
-        let mount = c["Mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["Destination"] == file)
-            .unwrap_or_else(|| panic!("{file} is not mounted: {:?}", targets(&c)));
-        assert_eq!(mount["RW"], false, "{mount}");
-    }
+    assert!(!targets(&c).contains(&"/etc/passwd".to_string()), "{c}");
+    assert_eq!(
+        c["Config"]["Labels"]["berth.identity"], label,
+        "the same files"
+    );
     let out = sb.exec("id -un; id -gn; grep -c '^root:' /etc/passwd; ls -l /etc/passwd");
     assert_code(&out, 0);
     let text = stdout(&out);
@@ -215,6 +211,27 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
     assert!(lines[3].starts_with("-rw-r--r--"), "{lines:?}");
     assert_code(&sb.exec("echo x >> /etc/passwd"), 1);
     retired(&sb);
+
+    // A change root makes to them is work, shown and kept.
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
+    assert_code(&out, 0);
+    assert_code(
+        &sb.exec_as_root("echo 'alice:x:1001:1001::/home/alice:/bin/sh' >> /etc/passwd"),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["action"], "would_ask", "{report:#}");
+    let paths: Vec<&str> = report["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|class| class["paths"].as_array().unwrap())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/etc/passwd"], "the group file is still berth's");
+    assert_code(&sb.berth(&["retire", &sb.project, "--yes"]), 0);
 
     // `berth run` as the host user gets the same; with `-u` it is the image's business.
     let run = |extra: &[&str]| {

@@ -32,7 +32,7 @@ use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
 use classify::Report;
-use scan::{find_dirs, measure, probe_volumes, resolve_in_container, Stats};
+use scan::{berths_identity_files, find_dirs, measure, probe_volumes, resolve_in_container, Stats};
 
 /// How long a container gets to stop on SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -277,7 +277,11 @@ async fn check_and_prepare(
     let disposable = Disposable::new(&target.disposable);
     let changes = engine.changes(&container.id).await?;
     let mut stats = Stats::new();
-    let own = resolve_in_container(engine, &container.id, &inspected.own_paths, &mut stats).await;
+    let (mut own, identity) = tokio::join!(
+        resolve_in_container(engine, &container.id, &inspected.own_paths, &mut stats),
+        berths_identity_files(engine, &container.id, inspected.identity.as_ref(), &changes),
+    );
+    own.extend(identity);
     let mut assessment = assess(changes, &own, &disposable);
     let dirs = find_dirs(
         engine,

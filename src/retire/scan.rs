@@ -10,8 +10,9 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::assess::{self, Assessment, Disposable};
 use super::classify::{self, Class, Size, VolumeReport};
 use super::rescue;
-use crate::engine::{Engine, Inspected, PathStat, Volume};
+use crate::engine::{ChangeKind, Engine, Inspected, PathStat, Volume};
 use crate::error::{Error, Result};
+use crate::identity::{self, Written};
 
 /// Files measured per class for its size; beyond this the size is estimated.
 const SIZE_SAMPLE: usize = 32;
@@ -67,6 +68,34 @@ pub(super) async fn resolve_in_container(
         })
         .collect();
     paths.iter().map(|p| assess::resolve(p, &links)).collect()
+}
+
+/// Those of the identity files ([`identity::FILES`]) that the layer lists and that hold
+/// just what berth wrote there (`written`): they are berth's, not work. One changed
+/// since (a `useradd` in the container, a package that adds a system user) is work,
+/// and so is one that cannot be read.
+pub(super) async fn berths_identity_files(
+    engine: &Engine,
+    id: &str,
+    written: Option<&Written>,
+    changes: &[(String, ChangeKind)],
+) -> Vec<String> {
+    let Some(written) = written else {
+        return Vec::new();
+    };
+    let listed = identity::FILES.into_iter().filter(|file| {
+        changes
+            .iter()
+            .any(|(path, kind)| path == file && *kind != ChangeKind::Deleted)
+    });
+    let mut berths = Vec::new();
+    for file in listed {
+        let text = engine.read_file(id, file).await.ok().flatten();
+        if text.is_some_and(|text| written.is_berths(file, &text)) {
+            berths.push(file.to_string());
+        }
+    }
+    berths
 }
 
 /// The size of each class of unsaved changes and of the disposable ones (key `None`),

@@ -160,3 +160,37 @@ fn a_plain_deploy_starts_what_image_made_as_root() {
 fn a_plain_deploy_starts_what_image_made_as_a_user() {
     a_plain_deploy_starts_what_image_made(false);
 }
+
+/// On Debian, from the second deploy of the image on as on the first: root in the
+/// container adds a user, the host user's shell is the image's bash, and the edit to
+/// passwd and group is work that a rescue keeps.
+#[test]
+fn on_debian_root_adds_users_on_every_deploy_and_that_is_work() {
+    let sb = sandbox(Layout::Debian, false);
+    deploy(&sb);
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    deploy(&sb);
+    let out = sb.exec(&format!("getent passwd {TEST_USER}"));
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).trim_end().ends_with(":/bin/bash"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sb.exec_as_root("useradd --create-home alice && id -un alice");
+    assert_code(&out, 0);
+
+    let found = unsaved(&sb);
+    for file in ["/etc/passwd", "/etc/group", "/etc/shadow"] {
+        assert!(found.iter().any(|p| p == file), "{file} not in {found:?}");
+    }
+    let out = sb.berth(&["retire", &sb.project, "--rescue"]);
+    assert_code(&out, 0);
+    let rescued: Vec<_> = fs::read_dir(sb.workspace().join(".rescued"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(rescued.len(), 1);
+    let passwd = fs::read_to_string(rescued[0].join("etc/passwd")).unwrap();
+    assert!(passwd.contains("\nalice:x:"), "{passwd}");
+}

@@ -202,7 +202,7 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     let mut prepared = prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
     let Some(engine) = engine.filter(|_| !args.dry_run) else {
         if args.json {
-            printer.json(&report(&prepared));
+            printer.json(&report(&prepared, None));
         } else {
             print_plan(&prepared, printer);
         }
@@ -598,6 +598,20 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
                     gpu::claim::preview(&engine, ctx.policy.as_ref(), &ctx.user, &request).await?;
             }
         }
+        // What retire would ask about, read without pausing it.
+        let existing = match existing {
+            Some(container) => {
+                let target = retire::Target::new(&prepared.ctx, &container);
+                let report = retire::unsaved(&engine, &container, &target).await?;
+                Some(Existing {
+                    name: container.name,
+                    state: container.state,
+                    unsaved_files: report.unsaved_files(),
+                    unsaved_volumes: report.volumes.len(),
+                })
+            }
+            None => None,
+        };
         Ok::<_, Error>((prepared, existing, gpus))
     }
     .await;
@@ -614,7 +628,7 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         Err(err) => return Err(err),
     };
     if args.json {
-        printer.json(&report(&prepared));
+        printer.json(&report(&prepared, existing.as_ref()));
     } else {
         print_plan(&prepared, printer);
         if let Some(gpus) = gpus.filter(|_| existing.is_none()) {
@@ -628,6 +642,10 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
                 "container    {} exists ({:?}); deploy would start it, not create it",
                 container.name, container.state
             ));
+            printer.line(&format!(
+                "unsaved      {}",
+                container.unsaved(&args.project)
+            ));
         }
         printer.line(&format!(
             "verdict      {}",
@@ -635,6 +653,36 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The project's existing container, as `check` reports it.
+#[derive(Serialize)]
+struct Existing {
+    name: String,
+    state: State,
+    /// Unsaved files in its writable layer, as retire would count them.
+    unsaved_files: usize,
+    /// Anonymous volumes that hold data.
+    unsaved_volumes: usize,
+}
+
+impl Existing {
+    fn unsaved(&self, project: &str) -> String {
+        if self.unsaved_files == 0 && self.unsaved_volumes == 0 {
+            return "none: retire would remove it without asking".to_string();
+        }
+        let mut parts = vec![format!("{} file(s)", self.unsaved_files)];
+        if self.unsaved_volumes > 0 {
+            parts.push(format!(
+                "{} anonymous volume(s) holding data",
+                self.unsaved_volumes
+            ));
+        }
+        format!(
+            "{}; `berth retire {project} --dry-run` shows them",
+            parts.join(", ")
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -646,6 +694,9 @@ struct Report<'a> {
     sources: Sources<'a>,
     plan: &'a LaunchPlan,
     docker_run: String,
+    /// The project's container, where it exists (`check` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a Existing>,
     verdict: &'static str,
 }
 
@@ -666,7 +717,7 @@ fn source<T>(value: &Option<Sourced<T>>) -> Option<&Source> {
     value.as_ref().map(|v| &v.source)
 }
 
-fn report(prepared: &Prepared) -> Report<'_> {
+fn report<'a>(prepared: &'a Prepared, existing: Option<&'a Existing>) -> Report<'a> {
     let s = &prepared.ctx.settings;
     Report {
         project: prepared.ctx.project.as_str(),
@@ -685,6 +736,7 @@ fn report(prepared: &Prepared) -> Report<'_> {
         },
         plan: &prepared.plan,
         docker_run: docker_run_line(&prepared.plan),
+        container: existing,
         verdict: "ok",
     }
 }

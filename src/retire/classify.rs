@@ -401,6 +401,13 @@ impl Report {
             ]);
         }
         lines.extend(crate::ui::table(&rows));
+        if self.classes.iter().any(|c| c.count > 0 && c.size.estimated) {
+            lines.push(
+                "  ≈: an estimate from an even sample of the files in path order, the same \
+                 each time for the same files; a rescue copies and counts them all"
+                    .to_string(),
+            );
+        }
         lines.extend(self.not_kept());
 
         lines.push("what to do:".to_string());

@@ -275,25 +275,11 @@ async fn check_and_prepare(
     printer: &Printer,
 ) -> Result<Step> {
     let disposable = Disposable::new(&target.disposable);
-    let changes = engine.changes(&container.id).await?;
-    let mut stats = Stats::new();
-    let (mut own, identity) = tokio::join!(
-        resolve_in_container(engine, &container.id, &inspected.own_paths, &mut stats),
-        berths_identity_files(engine, &container.id, inspected.identity.as_ref(), &changes),
-    );
-    own.extend(identity);
-    let mut assessment = assess(changes, &own, &disposable);
-    let dirs = find_dirs(
-        engine,
-        &container.id,
-        assessment.modified_leaves(),
-        &mut stats,
-    )
-    .await;
-    assessment.settle_dirs(&dirs);
-    let volumes = probe_volumes(engine, &container.id, inspected, &disposable).await?;
-    let sizes = measure(engine, &container.id, &assessment, &mut stats).await;
-    let report = Report::new(&assessment, &sizes, volumes);
+    let Layer {
+        assessment,
+        report,
+        own,
+    } = read_layer(engine, &container.id, inspected, &disposable).await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -394,6 +380,55 @@ async fn check_and_prepare(
         .map(|c| c.path)
         .collect();
     Ok(Step::Remove(outcome, Seen { changed, own }))
+}
+
+/// What the check reads of a container's layer.
+struct Layer {
+    assessment: Assessment,
+    report: Report,
+    /// berth's and the engine's own paths, as they land in the layer.
+    own: Vec<String>,
+}
+
+/// Reads container `id`'s changes and anonymous volumes, and weighs them: what retire
+/// shows before it decides. Changes nothing.
+async fn read_layer(
+    engine: &Engine,
+    id: &str,
+    inspected: &Inspected,
+    disposable: &Disposable,
+) -> Result<Layer> {
+    let changes = engine.changes(id).await?;
+    let mut stats = Stats::new();
+    let (mut own, identity) = tokio::join!(
+        resolve_in_container(engine, id, &inspected.own_paths, &mut stats),
+        berths_identity_files(engine, id, inspected.identity.as_ref(), &changes),
+    );
+    own.extend(identity);
+    let mut assessment = assess(changes, &own, disposable);
+    let dirs = find_dirs(engine, id, assessment.modified_leaves(), &mut stats).await;
+    assessment.settle_dirs(&dirs);
+    let volumes = probe_volumes(engine, id, inspected, disposable).await?;
+    let sizes = measure(engine, id, &assessment, &mut stats).await;
+    let report = Report::new(&assessment, &sizes, volumes);
+    Ok(Layer {
+        assessment,
+        report,
+        own,
+    })
+}
+
+/// What `container` holds that retire would ask about, read without pausing it: for
+/// `berth check`.
+pub async fn unsaved(
+    engine: &Engine,
+    container: &ContainerInfo,
+    target: &Target,
+) -> Result<Report> {
+    let inspected = engine.inspect(&container.id).await?;
+    let disposable = Disposable::new(&target.disposable);
+    let layer = read_layer(engine, &container.id, &inspected, &disposable).await?;
+    Ok(layer.report)
 }
 
 fn nothing_removed(err: Error, name: &str, rescued: Option<&Rescued>) -> Error {

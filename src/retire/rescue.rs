@@ -1,6 +1,6 @@
 //! `--rescue`: which paths to fetch through the Engine API's archive endpoint, and how
 //! to unpack what comes back into `<workspace>/.rescued/<UTC time>/` safely: paths kept,
-//! contents and modes intact (set-id bits dropped), nothing written outside the rescue
+//! contents intact, modes through [`rescued_mode`], nothing written outside the rescue
 //! folder, nothing overwritten. [`roots`] is pure; [`Extractor`] is blocking I/O on a
 //! tar stream.
 
@@ -76,6 +76,8 @@ pub struct Extractor {
     dest: PathBuf,
     /// Entries to leave out (`None` with `--rescue-all`).
     skip: Option<Disposable>,
+    /// The user's umask, which every rescued mode goes through.
+    umask: u32,
     /// Directories known to be real directories under `dest` (never symlinks).
     dirs: HashSet<PathBuf>,
     /// Modes and times of directory entries, applied last so that a read-only directory
@@ -87,13 +89,38 @@ pub struct Extractor {
     pub skipped: Vec<String>,
 }
 
+/// The mode a rescued file or directory gets: its own, without set-id and sticky bits,
+/// never writable by group or others (a `/tmp` of mode 1777 would otherwise let every
+/// user of the server write into the workspace), and through the user's umask.
+pub fn rescued_mode(mode: u32, umask: u32) -> u32 {
+    mode & 0o755 & !umask
+}
+
+/// The process's umask, from `/proc/self/status` (Linux 4.7 and later), which reads it
+/// without changing it; 022 where that cannot be read.
+fn process_umask() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
+}
+
 impl Extractor {
     /// `dest` must exist and be empty.
     pub fn new(dest: PathBuf, skip: Option<Disposable>) -> Self {
+        Self::with_umask(dest, skip, process_umask())
+    }
+
+    /// [`Extractor::new`], with modes masked by `umask` instead of the process's.
+    pub fn with_umask(dest: PathBuf, skip: Option<Disposable>, umask: u32) -> Self {
         let dirs = HashSet::from([dest.clone()]);
         Self {
             dest,
             skip,
+            umask,
             dirs,
             dir_meta: Vec::new(),
             files: 0,
@@ -133,7 +160,7 @@ impl Extractor {
             }
             let target = self.dest.join(path.trim_start_matches('/'));
             let header = entry.header();
-            let mode = header.mode().unwrap_or(0o644) & 0o1777;
+            let mode = rescued_mode(header.mode().unwrap_or(0o644), self.umask);
             let mtime = UNIX_EPOCH + Duration::from_secs(header.mtime().unwrap_or(0));
             let kind = header.entry_type();
             let parent = target.parent().unwrap_or(&self.dest).to_path_buf();
@@ -381,10 +408,43 @@ mod tests {
     }
 
     #[test]
+    fn rescued_modes_are_never_group_or_world_writable_and_follow_the_umask() {
+        assert_eq!(rescued_mode(0o1777, 0o022), 0o755, "a /tmp-like directory");
+        assert_eq!(rescued_mode(0o666, 0o002), 0o644);
+        assert_eq!(rescued_mode(0o4755, 0o022), 0o755, "set-id dropped");
+        assert_eq!(rescued_mode(0o755, 0o077), 0o700, "a private umask");
+        assert_eq!(rescued_mode(0o555, 0o022), 0o555);
+        let umask = process_umask();
+        assert!(umask <= 0o777, "{umask:o}");
+    }
+
+    #[test]
+    fn a_world_writable_directory_is_rescued_private_to_the_group_and_others() {
+        use tar::EntryType::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut x = Extractor::with_umask(dir.path().to_path_buf(), None, 0o022);
+        let data = archive(&[
+            ("scratch", Directory, b"", 0o1777),
+            ("scratch/f", Regular, b"x", 0o666),
+        ]);
+        x.extract(&root("/scratch", true), &data[..]).unwrap();
+        x.finish().unwrap();
+        let mode = |p: &str| {
+            fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("scratch"), 0o755);
+        assert_eq!(mode("scratch/f"), 0o644);
+    }
+
+    #[test]
     fn extraction_keeps_paths_contents_modes_and_times() {
         use tar::EntryType::*;
         let dir = tempfile::tempdir().unwrap();
-        let mut x = Extractor::new(dir.path().to_path_buf(), None);
+        let mut x = Extractor::with_umask(dir.path().to_path_buf(), None, 0o022);
         let data = archive(&[
             ("work", Directory, b"", 0o555),
             ("work/run.sh", Regular, b"#!/bin/sh\necho hi\n", 0o4755),

@@ -108,6 +108,8 @@ pub(super) async fn measure(
     assessment: &Assessment,
     stats: &mut Stats,
 ) -> HashMap<Option<Class>, Size> {
+    // The engine lists changes in no fixed order: the sample is taken in path order,
+    // so that an unchanged container gets the same estimate every time.
     let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
         .into_iter()
         .map(|(class, changes)| (Some(class), changes.iter().map(|c| &*c.path).collect()))
@@ -116,6 +118,9 @@ pub(super) async fn measure(
         None,
         assessment.disposable.iter().map(|c| &*c.path).collect(),
     ));
+    for (_, paths) in &mut groups {
+        paths.sort_unstable();
+    }
     let sampled: Vec<(Option<Class>, Vec<&str>)> = groups
         .iter()
         .map(|(class, paths)| {

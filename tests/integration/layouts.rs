@@ -49,6 +49,18 @@ fn untouched_container_retires_and_is_reaped(layout: Layout, root: bool) {
     let sb = sandbox(layout, root);
     deploy(&sb);
     assert_eq!(unsaved(&sb), Vec::<String>::new());
+    let out = sb.berth(&["check", &sb.project, "--json"]);
+    assert_code(&out, 0);
+    let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(check["container"]["unsaved_files"], 0, "{check:#}");
+    assert_eq!(check["container"]["unsaved_volumes"], 0, "{check:#}");
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("unsaved      none"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = sb.berth(&["retire", &sb.project, "--rescue"]);
     assert_code(&out, 0);
@@ -106,6 +118,13 @@ fn work_beside_the_mount_points_is_still_found_on_merged_usr() {
         0,
     );
     assert_eq!(unsaved(&sb), ["/usr/sbin/mytool", "/opt/r/a"]);
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("unsaved      2 file(s); `berth retire"),
+        "{}",
+        stdout(&out)
+    );
     assert_code(&sb.berth(&["retire", &sb.project]), 3);
 }
 
@@ -193,4 +212,48 @@ fn on_debian_root_adds_users_on_every_deploy_and_that_is_work() {
     assert_eq!(rescued.len(), 1);
     let passwd = fs::read_to_string(rescued[0].join("etc/passwd")).unwrap();
     assert!(passwd.contains("\nalice:x:"), "{passwd}");
+}
+
+/// A result in `/opt` of a Debian container is reported, and rescued byte for byte;
+/// a world-writable folder comes back writable by its owner alone.
+#[test]
+fn on_debian_a_file_in_opt_is_rescued_byte_for_byte_and_private() {
+    let sb = sandbox(Layout::Debian, false);
+    deploy(&sb);
+    let out = sb.exec_as_root(
+        "mkdir -p /opt/results/shared && chmod 1777 /opt/results/shared \
+         && head -c 300000 /dev/urandom > /opt/results/model.bin \
+         && echo note > /opt/results/shared/n.txt",
+    );
+    assert_code(&out, 0);
+    let original = docker(&["exec", &sb.container(), "cat", "/opt/results/model.bin"]).stdout;
+    assert_eq!(original.len(), 300_000);
+    assert_eq!(
+        unsaved(&sb),
+        ["/opt/results/model.bin", "/opt/results/shared/n.txt"]
+    );
+
+    let out = sb.berth(&["retire", &sb.project, "--rescue"]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "rescued 2 file(s)");
+    let stamps: Vec<_> = fs::read_dir(sb.workspace().join(".rescued"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let results = stamps[0].join("opt/results");
+    assert!(
+        fs::read(results.join("model.bin")).unwrap() == original,
+        "byte for byte"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(results.join("shared"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o7022,
+        0,
+        "no sticky bit, not group or world writable: {mode:o}"
+    );
+    assert_eq!(mode & 0o700, 0o700, "{mode:o}");
 }

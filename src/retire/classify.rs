@@ -47,8 +47,13 @@ const SOFTWARE_DIRS: &[&str] = &[
     "/opt/conda",
 ];
 
-pub fn class_of(path: &str) -> Class {
+/// `path`'s class, where `venvs` are the virtual environments among the changes
+/// ([`venvs`]): everything in one is packages, its scripts and `pyvenv.cfg` too.
+pub fn class_of(path: &str, venvs: &[&str]) -> Class {
     let in_dir = |dir: &str| super::assess::is_at_or_under(path, dir);
+    if venvs.iter().any(|venv| in_dir(venv)) {
+        return Class::Packages;
+    }
     let components = || path.split('/');
     if components().any(|c| {
         matches!(c, "site-packages" | "dist-packages" | "conda-meta")
@@ -64,11 +69,26 @@ pub fn class_of(path: &str) -> Class {
     }
 }
 
+/// The virtual environments among `changes`: the folders of their `pyvenv.cfg`.
+pub fn venvs<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<&'a str> {
+    changes
+        .into_iter()
+        .filter_map(|c| c.path.strip_suffix("/pyvenv.cfg"))
+        .filter(|venv| !venv.is_empty())
+        .collect()
+}
+
+/// What `python -m venv` puts into every new environment: not something anyone chose.
+const VENV_BOOTSTRAP: &[&str] = &["pip", "setuptools"];
+
 /// A package whose installation the container holds, named by its manager's records.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Package {
     /// `pip`, `conda` or `apt`.
     pub manager: &'static str,
+    /// Where pip installed it: `null` for the system's Python (`/usr`, `/usr/local`),
+    /// else the environment's folder (`/opt/venv`, `/root/.local`).
+    pub env: Option<String>,
     pub name: String,
     pub version: Option<String>,
 }
@@ -82,15 +102,27 @@ impl Package {
             None => self.name.clone(),
         }
     }
+
+    fn shown(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{} {v}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// The packages named by their managers' records among `changes`: pip's
 /// `NAME-VERSION.dist-info`, conda's `conda-meta/NAME-VERSION-BUILD.json`, dpkg's
-/// `/var/lib/dpkg/info/NAME.list`. Sorted, without duplicates.
-pub fn packages<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<Package> {
+/// `/var/lib/dpkg/info/NAME.list`. A virtual environment's own pip and setuptools are
+/// left out. Sorted, without duplicates.
+pub fn packages<'a>(changes: impl IntoIterator<Item = &'a Change>, venvs: &[&str]) -> Vec<Package> {
     let mut found: Vec<Package> = changes
         .into_iter()
         .filter_map(|c| package_of(&c.path))
+        .filter(|p| {
+            let in_venv = p.env.as_deref().is_some_and(|env| venvs.contains(&env));
+            !(in_venv && VENV_BOOTSTRAP.contains(&p.name.as_str()))
+        })
         .collect();
     found.sort();
     found.dedup();
@@ -99,7 +131,7 @@ pub fn packages<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<Packag
 
 fn package_of(path: &str) -> Option<Package> {
     let components: Vec<&str> = path.split('/').collect();
-    for pair in components.windows(2) {
+    for (at, pair) in components.windows(2).enumerate() {
         let (parent, name) = (pair[0], pair[1]);
         if matches!(parent, "site-packages" | "dist-packages") {
             let stem = name
@@ -111,6 +143,7 @@ fn package_of(path: &str) -> Option<Package> {
             };
             return Some(Package {
                 manager: "pip",
+                env: python_prefix(&components[..at]),
                 name: name.to_string(),
                 version: version.map(str::to_string),
             });
@@ -121,6 +154,7 @@ fn package_of(path: &str) -> Option<Package> {
             let (_build, version, name) = (parts.next()?, parts.next()?, parts.next()?);
             return Some(Package {
                 manager: "conda",
+                env: None,
                 name: name.to_string(),
                 version: Some(version.to_string()),
             });
@@ -131,17 +165,57 @@ fn package_of(path: &str) -> Option<Package> {
     let name = name.split_once(':').map_or(name, |(name, _arch)| name);
     Some(Package {
         manager: "apt",
+        env: None,
         name: name.to_string(),
         version: None,
     })
 }
 
+/// The Python prefix of a `site-packages` folder given as the components above it
+/// (`["", "opt", "venv", "lib", "python3.11"]` → `/opt/venv`); `None` for the
+/// system's own (`/usr`, `/usr/local`).
+fn python_prefix(above: &[&str]) -> Option<String> {
+    let prefix = match above {
+        [rest @ .., lib, python]
+            if matches!(*lib, "lib" | "lib64") && python.starts_with("python") =>
+        {
+            rest
+        }
+        [rest @ .., lib] if matches!(*lib, "lib" | "lib64") => rest,
+        _ => above,
+    };
+    let prefix = prefix.join("/");
+    (!matches!(prefix.as_str(), "" | "/usr" | "/usr/local")).then_some(prefix)
+}
+
+/// Fills in the versions of `packages` that apt installed, from dpkg's status file.
+pub fn apt_versions(packages: &mut [Package], status: &str) {
+    let mut versions = std::collections::HashMap::new();
+    for stanza in status.split("\n\n") {
+        let field = |key: &str| {
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if let (Some(name), Some(version)) = (field("Package"), field("Version")) {
+            versions.insert(name, version);
+        }
+    }
+    for package in packages.iter_mut().filter(|p| p.manager == "apt") {
+        if let Some(version) = versions.get(package.name.as_str()) {
+            package.version = Some(version.to_string());
+        }
+    }
+}
+
 /// The unsaved changes, by class.
 pub fn classify(assessment: &Assessment) -> HashMap<Class, Vec<&Change>> {
+    let venvs = venvs(&assessment.unsaved);
     let mut classes: HashMap<Class, Vec<&Change>> = HashMap::new();
     for change in &assessment.unsaved {
         classes
-            .entry(class_of(&change.path))
+            .entry(class_of(&change.path, &venvs))
             .or_default()
             .push(change);
     }
@@ -318,6 +392,7 @@ impl Report {
                     .into_iter()
                     .flatten()
                     .copied(),
+                &venvs(&assessment.unsaved),
             ),
             classes,
             volumes,
@@ -350,22 +425,14 @@ impl Report {
         let mut rows = Vec::new();
         for class in self.classes.iter().filter(|c| c.count > 0) {
             let what = if class.class == Class::Packages && !self.packages.is_empty() {
-                let mut by_manager: Vec<String> = Vec::new();
-                for manager in ["pip", "conda", "apt"] {
-                    let names: Vec<String> = self
-                        .packages
-                        .iter()
-                        .filter(|p| p.manager == manager)
-                        .map(|p| match &p.version {
-                            Some(v) => format!("{} {v}", p.name),
-                            None => p.name.clone(),
-                        })
-                        .collect();
-                    if !names.is_empty() {
-                        by_manager.push(format!("{manager}: {}", list_some(&names, 4)));
-                    }
-                }
-                by_manager.join("; ")
+                self.environments()
+                    .iter()
+                    .map(|(label, packages)| {
+                        let names: Vec<String> = packages.iter().map(|p| p.shown()).collect();
+                        format!("{label}: {}", list_some(&names, 4))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
             } else {
                 let places: Vec<String> = class
                     .top
@@ -411,27 +478,28 @@ impl Report {
         lines.extend(self.not_kept());
 
         lines.push("what to do:".to_string());
-        if !self.packages.is_empty() {
-            for manager in ["pip", "conda", "apt"] {
-                let wanted: Vec<String> = self
-                    .packages
-                    .iter()
-                    .filter(|p| p.manager == manager)
-                    .map(Package::requirement)
-                    .collect();
-                if wanted.is_empty() {
-                    continue;
-                }
-                let install = match manager {
-                    "pip" => "pip install",
-                    "conda" => "conda install -y",
-                    _ => "apt-get install -y",
-                };
-                lines.push(format!(
-                    "  packages: add to your Dockerfile or requirements: {install} {}",
+        for (label, packages) in self.environments() {
+            let wanted: Vec<String> = packages.iter().map(|p| p.requirement()).collect();
+            let line = match (packages[0].manager, &packages[0].env) {
+                ("pip", Some(env)) => format!(
+                    "  {label}: {env} lives in the container and goes with it (--rescue \
+                     copies it); to keep one, make it in the workspace: python3 -m venv \
+                     /workspace/.venv && /workspace/.venv/bin/pip install {}",
                     wanted.join(" ")
-                ));
-            }
+                ),
+                (manager, _) => {
+                    let install = match manager {
+                        "pip" => "pip install",
+                        "conda" => "conda install -y",
+                        _ => "apt-get install -y",
+                    };
+                    format!(
+                        "  {label}: add to your Dockerfile or requirements: {install} {}",
+                        wanted.join(" ")
+                    )
+                }
+            };
+            lines.push(line);
         }
         let files = self.classes.iter().any(|c| c.count > 0) || !self.volumes.is_empty();
         if files {
@@ -444,6 +512,36 @@ impl Report {
         ));
         lines.push("  or:       --yes removes it anyway".to_string());
         lines
+    }
+
+    /// The named packages by manager and environment, each with the label the
+    /// summary gives it: `pip`, `pip in /opt/venv`, `conda`, `apt`.
+    fn environments(&self) -> Vec<(String, Vec<&Package>)> {
+        let mut groups: Vec<(String, Vec<&Package>)> = Vec::new();
+        for manager in ["pip", "conda", "apt"] {
+            let mut envs: Vec<Option<&String>> = self
+                .packages
+                .iter()
+                .filter(|p| p.manager == manager)
+                .map(|p| p.env.as_ref())
+                .collect();
+            envs.dedup();
+            envs.sort();
+            envs.dedup();
+            for env in envs {
+                let label = match env {
+                    Some(env) => format!("{manager} in {env}"),
+                    None => manager.to_string(),
+                };
+                let members = self
+                    .packages
+                    .iter()
+                    .filter(|p| p.manager == manager && p.env.as_ref() == env)
+                    .collect();
+                groups.push((label, members));
+            }
+        }
+        groups
     }
 
     fn not_kept(&self) -> Vec<String> {
@@ -539,7 +637,7 @@ mod tests {
             ("/usrlocal/x", Class::Other),
             ("/etc/hosts.allow", Class::Other),
         ] {
-            assert_eq!(class_of(path), class, "{path}");
+            assert_eq!(class_of(path, &[]), class, "{path}");
         }
     }
 
@@ -556,7 +654,7 @@ mod tests {
             "/var/lib/dpkg/info/htop.md5sums",
         ]
         .map(change);
-        let found: Vec<String> = packages(&changes)
+        let found: Vec<String> = packages(&changes, &[])
             .iter()
             .map(|p| format!("{} {}", p.manager, p.requirement()))
             .collect();
@@ -569,6 +667,74 @@ mod tests {
                 "pip old_pkg==1.0",
                 "pip requests==2.31.0"
             ]
+        );
+    }
+
+    #[test]
+    fn packages_are_named_per_environment_without_a_venvs_own_pip() {
+        let changes = [
+            "/usr/local/lib/python3.11/dist-packages/six-1.16.0.dist-info/RECORD",
+            "/opt/venv/pyvenv.cfg",
+            "/opt/venv/bin/activate",
+            "/opt/venv/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+            "/opt/venv/lib/python3.11/site-packages/pip-23.0.1.dist-info/RECORD",
+            "/opt/venv/lib/python3.11/site-packages/setuptools-66.1.1.dist-info/RECORD",
+            "/root/.local/lib/python3.11/site-packages/pip-24.0.dist-info/RECORD",
+        ]
+        .map(change);
+        let venvs = venvs(&changes);
+        assert_eq!(venvs, ["/opt/venv"]);
+        assert_eq!(class_of("/opt/venv/bin/activate", &venvs), Class::Packages);
+        assert_eq!(class_of("/opt/venvy/x", &venvs), Class::Other);
+        let found: Vec<String> = packages(&changes, &venvs)
+            .iter()
+            .map(|p| format!("{:?} {}", p.env, p.requirement()))
+            .collect();
+        // A pip upgraded outside a venv is a choice someone made: it stays.
+        assert_eq!(
+            found,
+            [
+                "None six==1.16.0",
+                "Some(\"/opt/venv\") six==1.16.0",
+                "Some(\"/root/.local\") pip==24.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn apt_packages_get_their_versions_from_dpkgs_status() {
+        let mut found = packages(&[change("/var/lib/dpkg/info/hello.list")], &[]);
+        let status = "Package: base-files\nStatus: install ok installed\nVersion: 12.4\n\n\
+                      Package: hello\nStatus: install ok installed\nVersion: 2.10-3\n";
+        apt_versions(&mut found, status);
+        assert_eq!(found[0].requirement(), "hello=2.10-3");
+    }
+
+    #[test]
+    fn the_summary_says_what_happens_to_each_environment() {
+        let assessment = Assessment {
+            unsaved: [
+                "/usr/local/lib/python3.11/dist-packages/six-1.16.0.dist-info/RECORD",
+                "/opt/venv/pyvenv.cfg",
+                "/opt/venv/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+            ]
+            .map(change)
+            .to_vec(),
+            ..Default::default()
+        };
+        let report = Report::new(&assessment, &HashMap::new(), Vec::new());
+        let text = report.summary("c", "/w", "berth/u/p").join("\n");
+        assert!(
+            text.contains("pip: six 1.16.0; pip in /opt/venv: six 1.16.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pip: add to your Dockerfile or requirements: pip install six==1.16.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pip in /opt/venv: /opt/venv lives in the container"),
+            "{text}"
         );
     }
 

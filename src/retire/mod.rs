@@ -382,6 +382,9 @@ async fn check_and_prepare(
     Ok(Step::Remove(outcome, Seen { changed, own }))
 }
 
+/// Where dpkg keeps the name and version of every installed package.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
 /// What the check reads of a container's layer.
 struct Layer {
     assessment: Assessment,
@@ -410,7 +413,13 @@ async fn read_layer(
     assessment.settle_dirs(&dirs);
     let volumes = probe_volumes(engine, id, inspected, disposable).await?;
     let sizes = measure(engine, id, &assessment, &mut stats).await;
-    let report = Report::new(&assessment, &sizes, volumes);
+    let mut report = Report::new(&assessment, &sizes, volumes);
+    if report.packages.iter().any(|p| p.manager == "apt") {
+        // dpkg's records name a package, its status file says which version.
+        if let Ok(Some(status)) = engine.read_file(id, DPKG_STATUS).await {
+            classify::apt_versions(&mut report.packages, &status);
+        }
+    }
     Ok(Layer {
         assessment,
         report,

@@ -257,3 +257,59 @@ fn on_debian_a_file_in_opt_is_rescued_byte_for_byte_and_private() {
     );
     assert_eq!(mode & 0o700, 0o700, "{mode:o}");
 }
+
+/// A real wheel from PyPI (`pip download` on the host, kept between runs), put in the
+/// workspace.
+fn six_wheel(into: &std::path::Path) -> String {
+    const WHEEL: &str = "six-1.16.0-py2.py3-none-any.whl";
+    let cache = std::path::Path::new("/tmp/berth-test-wheels");
+    if !cache.join(WHEEL).exists() {
+        let out = std::process::Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "-q", "-d"])
+            .arg(cache)
+            .arg("six==1.16.0")
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "pip download: {}", stderr(&out));
+    }
+    fs::copy(cache.join(WHEEL), into.join(WHEEL)).unwrap();
+    format!("/workspace/{WHEEL}")
+}
+
+/// pip installs in a Debian container are named per environment, with versions: the
+/// system's, and a venv's without the pip and setuptools every venv comes with.
+#[test]
+fn on_debian_pip_installs_are_named_per_environment() {
+    let sb = sandbox(Layout::Debian, false);
+    deploy(&sb);
+    let wheel = six_wheel(&sb.workspace());
+    let out = sb.exec_as_root(&format!(
+        "pip install -q --break-system-packages {wheel} \
+         && python3 -m venv /opt/venv && /opt/venv/bin/pip install -q {wheel}"
+    ));
+    assert_code(&out, 0);
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages: Vec<String> = report["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} {} {}",
+                p["manager"], p["env"], p["name"], p["version"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        packages,
+        [
+            r#""pip" null "six" "1.16.0""#,
+            r#""pip" "/opt/venv" "six" "1.16.0""#
+        ]
+    );
+    let out = sb.berth(&["retire", &sb.project, "--dry-run"]);
+    assert_stderr_has(&out, "pip: six 1.16.0; pip in /opt/venv: six 1.16.0");
+    assert_stderr_has(&out, "pip install six==1.16.0");
+}

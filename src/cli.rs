@@ -6,12 +6,17 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 use clap_complete::ArgValueCandidates;
 
 /// PROJECT arguments complete to the caller's workspaces and containers.
 fn projects() -> ArgValueCandidates {
     ArgValueCandidates::new(crate::complete::projects)
+}
+
+/// IMAGE arguments complete to the engine's local image tags.
+fn images() -> ArgValueCandidates {
+    ArgValueCandidates::new(crate::complete::images)
 }
 
 const ABOUT: &str = "Launch containers that cannot lose your work.";
@@ -166,7 +171,7 @@ pub struct DeployArgs {
     pub project: String,
 
     /// Image to run (overrides `image` in berth.toml).
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(long, value_name = "IMAGE", add = images())]
     pub image: Option<String>,
 
     /// GPUs to request: `all`, a count, or `device=0,1`.
@@ -190,7 +195,7 @@ pub struct DeployArgs {
     pub env: Vec<String>,
 
     /// Extra mount, in docker's -v syntax (SRC:DST[:OPTS]).
-    #[arg(short = 'v', long = "volume", value_name = "SPEC")]
+    #[arg(short = 'v', long = "volume", value_name = "SPEC", value_hint = ValueHint::AnyPath)]
     pub volume: Vec<String>,
 
     /// Publish a port, in docker's -p syntax ([IP:][HOST:]CONTAINER[/PROTO]).
@@ -313,7 +318,7 @@ pub struct RunArgs {
     )]
     pub env: Vec<String>,
     /// Read environment variables from a file (docker's env-file format).
-    #[arg(long, value_name = "FILE", help_heading = "Container")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Container")]
     pub env_file: Vec<String>,
     /// Working directory inside the container (default /workspace).
     #[arg(short = 'w', long, value_name = "DIR", help_heading = "Container")]
@@ -356,6 +361,7 @@ pub struct RunArgs {
         short = 'v',
         long,
         value_name = "SPEC",
+        value_hint = ValueHint::AnyPath,
         help_heading = "Storage and devices"
     )]
     pub volume: Vec<String>,

@@ -163,28 +163,44 @@ fn workspace_names(root: &std::path::Path) -> Vec<String> {
 /// The caller's berth containers' projects and states; none when the engine does not
 /// answer within [`ENGINE_BUDGET`].
 fn container_states(uid: u32) -> Vec<(String, State)> {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+    ask_engine(|engine| async move { engine.list(Some(uid), None, false).await.ok() })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| !c.run)
+        .map(|c| (c.project, c.state))
+        .collect()
+}
+
+/// `--image` completes to the engine's local image tags.
+pub fn images() -> Vec<CompletionCandidate> {
+    ask_engine(|engine| async move { engine.image_tags().await.ok() })
+        .unwrap_or_default()
+        .into_iter()
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// `ask`, given a connected engine, within [`ENGINE_BUDGET`]; `None` when the engine
+/// does not answer in time, or at all.
+fn ask_engine<T, F>(ask: impl FnOnce(Engine) -> F) -> Option<T>
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    else {
-        return Vec::new();
-    };
-    let listed = runtime.block_on(async {
+        .ok()?;
+    let answer = runtime.block_on(async {
         tokio::time::timeout(ENGINE_BUDGET, async {
             let engine = Engine::connect().await.ok()?;
-            engine.list(Some(uid), None, false).await.ok()
+            ask(engine).await
         })
         .await
         .ok()
         .flatten()
     });
     runtime.shutdown_background();
-    listed
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| !c.run)
-        .map(|c| (c.project, c.state))
-        .collect()
+    answer
 }
 
 #[cfg(test)]

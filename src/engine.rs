@@ -368,6 +368,23 @@ impl Engine {
         }
     }
 
+    /// The tags of the engine's local images (`repo:tag`), sorted, untagged ones left out.
+    pub async fn image_tags(&self) -> Result<Vec<String>> {
+        let images = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(|err| self.failed("list the images", &err))?;
+        let mut tags: Vec<String> = images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| tag != "<none>:<none>")
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
     /// Pulls `image`, telling `progress` each event the engine reports.
     pub async fn pull(&self, image: &str, mut progress: impl FnMut(&PullEvent)) -> Result<()> {
         let options = CreateImageOptions {

@@ -116,3 +116,34 @@ fn completion_without_an_engine_still_offers_the_workspaces() {
         [sb.project.as_str()]
     );
 }
+
+#[test]
+fn bash_completes_local_images_mount_sources_and_env_files() {
+    let sb = Sandbox::new();
+    // --image: the engine's local tags.
+    let (repo, _) = sb.image.tag.split_once(':').unwrap();
+    let offers = bash_offers(
+        &sb,
+        "container-deploy",
+        &["container-deploy", &sb.project, "--image", repo],
+    );
+    assert_eq!(offers, [sb.image.tag.as_str()]);
+
+    // -v and --env-file: paths.
+    let dir = sb.path().join("completion");
+    fs::create_dir_all(dir.join("mount-source")).unwrap();
+    fs::write(dir.join("vars.env"), "A=1\n").unwrap();
+    let partial = |name: &str| format!("{}/{name}", dir.display());
+    let offers = bash_offers(
+        &sb,
+        "container-deploy",
+        &["container-deploy", &sb.project, "-v", &partial("mount-s")],
+    );
+    assert_eq!(offers, [format!("{}/", partial("mount-source"))]);
+    let offers = bash_offers(
+        &sb,
+        "berth",
+        &["berth", "run", "--env-file", &partial("vars")],
+    );
+    assert_eq!(offers, [partial("vars.env")]);
+}

@@ -460,15 +460,19 @@ impl Engine {
 
     /// Removes a stopped container, keeping every volume (named and anonymous).
     pub async fn remove(&self, id: &str) -> Result<()> {
-        let options = RemoveContainerOptions {
-            v: false,
-            force: false,
-            link: false,
-        };
-        self.docker
-            .remove_container(id, Some(options))
+        self.remove_with(id, false)
             .await
             .map_err(|err| self.failed("remove the container", &err))
+    }
+
+    /// Removes container `id`; with `helper`, by force and with its anonymous volumes.
+    async fn remove_with(&self, id: &str, helper: bool) -> Result<(), bollard::errors::Error> {
+        let options = RemoveContainerOptions {
+            v: helper,
+            force: helper,
+            link: false,
+        };
+        self.docker.remove_container(id, Some(options)).await
     }
 
     /// The writable layer's changes, as the engine lists them.
@@ -642,13 +646,7 @@ impl Engine {
     /// Removes a helper container and the anonymous volumes its image declared, which
     /// held only copies of the image's content.
     pub async fn remove_helper(&self, id: &str) -> Result<()> {
-        let options = RemoveContainerOptions {
-            v: true,
-            force: true,
-            link: false,
-        };
-        self.docker
-            .remove_container(id, Some(options))
+        self.remove_with(id, true)
             .await
             .map_err(|err| self.failed("remove the helper container", &err))
     }

@@ -414,11 +414,20 @@ mod tests {
             ("/usr/lib/python3/x/__pycache__/m.cpython-311.pyc", Added),
             ("/app/mod.pyc", Added),
             ("/var/log/apt/history.log", Modified),
+            (
+                "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease",
+                Added,
+            ),
+            ("/var/lib/apt/extended_states", Modified),
             ("/tmpfoo", Added),
         ]);
         let a = assess(list, &[], &defaults());
-        assert_eq!(paths(&a.unsaved), ["/tmpfoo"]);
-        assert_eq!(a.disposable.len(), 6);
+        // `apt-get update`'s indexes are fetched again; apt's own state is not.
+        assert_eq!(
+            paths(&a.unsaved),
+            ["/var/lib/apt/extended_states", "/tmpfoo"]
+        );
+        assert_eq!(a.disposable.len(), 7);
     }
 
     #[test]

@@ -88,14 +88,17 @@ pub(super) async fn berths_identity_files(
             .iter()
             .any(|(path, kind)| path == file && *kind != ChangeKind::Deleted)
     });
-    let mut berths = Vec::new();
-    for file in listed {
+    // Both read at once: on fuse-overlayfs each read mounts the container's filesystem.
+    let read = listed.map(|file| async move {
         let text = engine.read_file(id, file).await.ok().flatten();
-        if text.is_some_and(|text| written.is_berths(file, &text)) {
-            berths.push(file.to_string());
-        }
-    }
-    berths
+        text.is_some_and(|text| written.is_berths(file, &text))
+            .then(|| file.to_string())
+    });
+    futures_util::future::join_all(read)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The size of each class of unsaved changes and of the disposable ones (key `None`),

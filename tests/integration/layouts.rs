@@ -170,26 +170,35 @@ fn a_plain_deploy_starts_what_image_made(root: bool) {
     assert!(!sb.exists());
 }
 
-#[test]
-fn a_plain_deploy_starts_what_image_made_as_root() {
-    a_plain_deploy_starts_what_image_made(true);
+/// `$check` as two tests: `$as_root` and `$as_a_user`.
+macro_rules! as_root_and_as_a_user {
+    ($check:ident: $as_root:ident, $as_a_user:ident) => {
+        #[test]
+        fn $as_root() {
+            $check(true);
+        }
+
+        #[test]
+        fn $as_a_user() {
+            $check(false);
+        }
+    };
 }
 
-#[test]
-fn a_plain_deploy_starts_what_image_made_as_a_user() {
-    a_plain_deploy_starts_what_image_made(false);
-}
+as_root_and_as_a_user!(a_plain_deploy_starts_what_image_made:
+    a_plain_deploy_starts_what_image_made_as_root,
+    a_plain_deploy_starts_what_image_made_as_a_user);
 
 /// On Debian, from the second deploy of the image on as on the first: root in the
 /// container adds a user, the host user's shell is the image's bash, and the edit to
 /// passwd and group is work that a rescue keeps.
-#[test]
-fn on_debian_root_adds_users_on_every_deploy_and_that_is_work() {
-    let sb = sandbox(Layout::Debian, false);
+fn root_adds_users_on_every_deploy(root: bool) {
+    let sb = sandbox(Layout::Debian, root);
     deploy(&sb);
     assert_code(&sb.berth(&["retire", &sb.project]), 0);
     deploy(&sb);
-    let out = sb.exec(&format!("getent passwd {TEST_USER}"));
+    let user = if root { "root" } else { TEST_USER };
+    let out = sb.exec(&format!("getent passwd {user}"));
     assert_code(&out, 0);
     assert!(
         stdout(&out).trim_end().ends_with(":/bin/bash"),
@@ -214,11 +223,14 @@ fn on_debian_root_adds_users_on_every_deploy_and_that_is_work() {
     assert!(passwd.contains("\nalice:x:"), "{passwd}");
 }
 
+as_root_and_as_a_user!(root_adds_users_on_every_deploy:
+    on_debian_root_adds_users_on_every_deploy_as_root,
+    on_debian_root_adds_users_on_every_deploy_as_a_user);
+
 /// A result in `/opt` of a Debian container is reported, and rescued byte for byte;
 /// a world-writable folder comes back writable by its owner alone.
-#[test]
-fn on_debian_a_file_in_opt_is_rescued_byte_for_byte_and_private() {
-    let sb = sandbox(Layout::Debian, false);
+fn a_file_in_opt_is_rescued_byte_for_byte_and_private(root: bool) {
+    let sb = sandbox(Layout::Debian, root);
     deploy(&sb);
     let out = sb.exec_as_root(
         "mkdir -p /opt/results/shared && chmod 1777 /opt/results/shared \
@@ -258,6 +270,10 @@ fn on_debian_a_file_in_opt_is_rescued_byte_for_byte_and_private() {
     assert_eq!(mode & 0o700, 0o700, "{mode:o}");
 }
 
+as_root_and_as_a_user!(a_file_in_opt_is_rescued_byte_for_byte_and_private:
+    on_debian_a_file_in_opt_is_rescued_as_root,
+    on_debian_a_file_in_opt_is_rescued_as_a_user);
+
 /// A real wheel from PyPI (`pip download` on the host, kept between runs), put in the
 /// workspace.
 fn six_wheel(into: &std::path::Path) -> String {
@@ -278,9 +294,8 @@ fn six_wheel(into: &std::path::Path) -> String {
 
 /// pip installs in a Debian container are named per environment, with versions: the
 /// system's, and a venv's without the pip and setuptools every venv comes with.
-#[test]
-fn on_debian_pip_installs_are_named_per_environment() {
-    let sb = sandbox(Layout::Debian, false);
+fn pip_installs_are_named_per_environment(root: bool) {
+    let sb = sandbox(Layout::Debian, root);
     deploy(&sb);
     let wheel = six_wheel(&sb.workspace());
     let out = sb.exec_as_root(&format!(
@@ -313,3 +328,7 @@ fn on_debian_pip_installs_are_named_per_environment() {
     assert_stderr_has(&out, "pip: six 1.16.0; pip in /opt/venv: six 1.16.0");
     assert_stderr_has(&out, "pip install six==1.16.0");
 }
+
+as_root_and_as_a_user!(pip_installs_are_named_per_environment:
+    on_debian_pip_installs_are_named_per_environment_as_root,
+    on_debian_pip_installs_are_named_per_environment_as_a_user);

@@ -8,6 +8,13 @@ use crate::context::Context;
 use crate::engine::ContainerInfo;
 use crate::error::{Error, Result};
 
+/// `berth/<user>` of `berth/<user>/<project>`: the repositories that are the caller's.
+pub(super) fn own_repos(image_repo: &str) -> &str {
+    image_repo
+        .rsplit_once('/')
+        .map_or(image_repo, |(own, _)| own)
+}
+
 /// What the caller chose about unsaved work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Choices {
@@ -73,6 +80,20 @@ impl CommitTo {
             _ if last_slash.is_some() => Ok(Self::Reference(raw.to_string(), None)),
             _ => Ok(Self::Tag(check_tag(raw)?)),
         }
+    }
+
+    /// The `REPO:TAG` an existing image may already hold, where a commit to it would
+    /// re-point a tag outside the caller's own `berth/<user>/` (`default_repo` is
+    /// `berth/<user>/<project>`): such a tag may be what others build on. `None` for
+    /// the caller's own repositories, and for a tag that is a fresh UTC time.
+    pub fn shared_reference(&self, default_repo: &str) -> Option<String> {
+        let Self::Reference(repo, Some(tag)) = self else {
+            return None;
+        };
+        let inside = repo
+            .strip_prefix(own_repos(default_repo))
+            .is_some_and(|rest| rest.starts_with('/'));
+        (!inside).then(|| format!("{repo}:{tag}"))
     }
 
     /// The repository and tag to commit to.
@@ -156,6 +177,26 @@ pub fn image_component(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_outside_the_users_own_repositories_is_checked_for_an_existing_tag() {
+        let own = "berth/ana/alpha";
+        let shared = |raw: &str| CommitTo::parse(raw).unwrap().shared_reference(own);
+        assert_eq!(shared("lab/base:v1").as_deref(), Some("lab/base:v1"));
+        assert_eq!(
+            shared("berth/bob/alpha:v1").as_deref(),
+            Some("berth/bob/alpha:v1")
+        );
+        assert_eq!(
+            shared("berth/anabel/x:v1").as_deref(),
+            Some("berth/anabel/x:v1")
+        );
+        // The caller's own, a bare tag, the default, and a fresh time stamp: no check.
+        assert_eq!(shared("berth/ana/other:v1"), None);
+        assert_eq!(shared("v1"), None);
+        assert_eq!(shared(""), None);
+        assert_eq!(shared("lab/base"), None);
+    }
 
     #[test]
     fn commit_targets_never_name_latest() {

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::signals::Signals;
 use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
+use choices::own_repos;
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
 use classify::Report;
 use scan::{berths_identity_files, find_dirs, measure, probe_volumes, resolve_in_container, Stats};
@@ -186,6 +187,20 @@ pub async fn retire_container(
     choices: &Choices,
     printer: &Printer,
 ) -> Result<Outcome> {
+    if let Some(reference) = choices
+        .commit
+        .as_ref()
+        .and_then(|commit| commit.shared_reference(&target.image_repo))
+    {
+        if engine.image_id(&reference).await?.is_some() {
+            return Err(Error::refused(format!(
+                "{reference} exists, and is not yours to replace: --commit never \
+                 re-points a tag outside {}/; nothing was removed",
+                own_repos(&target.image_repo)
+            ))
+            .hint("pick a new tag, or leave --commit's value out for a UTC time stamp"));
+        }
+    }
     // Before the pause: from here on a Ctrl-C is ours to handle, not the end of berth.
     let mut signals = Signals::install()?;
     let inspected = engine.inspect(&container.id).await?;
@@ -404,7 +419,7 @@ async fn read_layer(
     let changes = engine.changes(id).await?;
     let mut stats = Stats::new();
     let (mut own, identity) = tokio::join!(
-        resolve_in_container(engine, id, &inspected.own_paths, &mut stats),
+        resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats),
         berths_identity_files(engine, id, inspected.identity.as_ref(), &changes),
     );
     own.extend(identity);

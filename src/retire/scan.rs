@@ -45,18 +45,26 @@ async fn stat_missing<'a>(
 
 /// Where each of `paths` lands in the container's layer, through the container's own
 /// symlinks: `/sbin/docker-init` is `/usr/sbin/docker-init` in a merged-/usr image, and
-/// a home mounted at `/home/ana` is `/var/home/ana` where `/home` links there. One
-/// archive stat for each distinct path and parent, asked at once; the engine resolves
-/// each link from the container's root, so a link never leads out of it. A path the
-/// engine cannot stat is kept as given.
+/// a home mounted at `/home/ana` is `/var/home/ana` where `/home` links there. A path
+/// that `changes` lists as it is has no link on the way (the engine lists real paths),
+/// and costs nothing; for the others, one archive stat for each distinct path and
+/// parent, asked at once. The engine resolves each link from the container's root, so
+/// a link never leads out of it. A path the engine cannot stat is kept as given.
 pub(super) async fn resolve_in_container(
     engine: &Engine,
     id: &str,
     paths: &[String],
+    changes: &[(String, ChangeKind)],
     stats: &mut Stats,
 ) -> Vec<String> {
+    let listed: HashSet<&str> = changes
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|path| paths.iter().any(|p| p == path))
+        .collect();
     let asked: HashSet<&str> = paths
         .iter()
+        .filter(|p| !listed.contains(p.as_str()))
         .flat_map(|p| std::iter::once(p.as_str()).chain(assess::parents(p)))
         .collect();
     stat_missing(engine, id, asked.iter().copied(), stats).await;

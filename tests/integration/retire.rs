@@ -327,6 +327,33 @@ fn commit_makes_a_timestamped_image_that_holds_the_work() {
 }
 
 #[test]
+fn commit_never_repoints_someone_elses_tag() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    // A tag others build on, outside berth/<user>/: the sandbox's own image, tagged.
+    let shared = format!("berth-test/shared-{}:v1", sb.project);
+    assert_code(&docker(&["tag", &sb.image.tag, &shared]), 0);
+    let _untag = ImageGuard(shared.clone());
+    let id_of = |image: &str| stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", image]));
+    let before = id_of(&shared);
+
+    let out = sb.berth(&["retire", &sb.project, &format!("--commit={shared}")]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "is not yours to replace");
+    assert_stderr_has(&out, "nothing was removed");
+    assert_eq!(id_of(&shared), before, "the tag still names the same image");
+    assert_eq!(sb.state(), "running", "not paused, not removed");
+
+    // A tag outside that nothing holds yet is the caller's to make.
+    let fresh = format!("berth-test/shared-{}:v2", sb.project);
+    let _untag_fresh = ImageGuard(fresh.clone());
+    let out = sb.berth(&["retire", &sb.project, &format!("--commit={fresh}")]);
+    assert_code(&out, 0);
+    assert!(!sb.exists());
+}
+
+#[test]
 fn an_anonymous_volume_with_data_blocks_and_survives_yes() {
     let sb = Sandbox::new();
     deploy(&sb, &["-v", "/scratch"]);

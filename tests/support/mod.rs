@@ -395,6 +395,15 @@ impl Drop for Sandbox {
     }
 }
 
+/// Removes an image tag on drop.
+pub struct ImageGuard(pub String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        docker(&["rmi", &self.0]);
+    }
+}
+
 /// Removes a volume on drop: an anonymous volume outlives the container it was made
 /// for, by design.
 pub struct VolumeGuard(pub String);

@@ -14,7 +14,7 @@ use crate::cli::{CheckArgs, DeployArgs};
 use crate::config::{self, Source, Sourced};
 use crate::context::Context;
 use crate::dockerargs::{docker_run_line, format_cpus, format_size};
-use crate::engine::{Engine, State};
+use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::gpu;
@@ -219,6 +219,13 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     );
     group?;
     let mut existing = existing?;
+    // Before anything is written (the data root's marker, a new container).
+    if let Some(container) = existing
+        .as_ref()
+        .filter(|c| !c.never_started && !args.recreate)
+    {
+        check_own(container, &prepared)?;
+    }
     settle_identity(&mut prepared)?;
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
     if let Some(half_made) = existing.take_if(|container| container.never_started) {
@@ -279,6 +286,25 @@ pub(crate) async fn check_group(engine: &Engine, prepared: &Prepared) -> Result<
     guard::data::check_group(&group, &prepared.plan.container_name, root, &others)
 }
 
+/// The project's existing container must mount the workspace and data root the
+/// configuration names now ([`guard::data::check_own`]).
+fn check_own(container: &ContainerInfo, prepared: &Prepared) -> Result<()> {
+    let label = |key: &str| {
+        prepared
+            .plan
+            .labels
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    guard::data::check_own(
+        container,
+        prepared.ctx.project.as_str(),
+        label(label::WORKSPACE),
+        label(label::DATA),
+    )
+}
+
 /// Writes the data root's marker on first use (or remembers another user's), and labels
 /// the plan with its id.
 pub(crate) fn settle_identity(prepared: &mut Prepared) -> Result<()> {
@@ -301,8 +327,9 @@ async fn resume(
     let inspected = engine.inspect(id).await?;
     if inspected.image != plan.image {
         printer.warn(&format!(
-            "{} was created from {}, but the configuration now says {}; \
-             `--recreate` switches (after the unsaved-work check)",
+            "{} was created from {}, but the configuration now says {}: the container \
+             wins, since its writable layer holds what was done in it; `--recreate` \
+             switches (after the unsaved-work check)",
             plan.container_name, inspected.image, plan.image
         ));
     }
@@ -601,6 +628,7 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         // What retire would ask about, read without pausing it.
         let existing = match existing {
             Some(container) => {
+                check_own(&container, &prepared)?;
                 let target = retire::Target::new(&prepared.ctx, &container);
                 let report = retire::unsaved(&engine, &container, &target).await?;
                 Some(Existing {

@@ -65,6 +65,14 @@ impl Error {
         }
     }
 
+    /// The same error, exiting with `code` as docker's own command would.
+    pub fn with_status(self, code: i32) -> Self {
+        Self {
+            kind: Kind::Status(code),
+            ..self
+        }
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

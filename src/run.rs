@@ -81,7 +81,10 @@ async fn run_inner(
         return Ok(0);
     }
 
-    let engine = Engine::connect().await?;
+    // docker's `run` and `create` exit 125 when the daemon cannot be reached.
+    let engine = Engine::connect()
+        .await
+        .map_err(|err| err.with_status(125))?;
     deploy::check_group(&engine, &prepared).await?;
     prepared.check_count(&engine).await?;
     deploy::settle_identity(&mut prepared)?;

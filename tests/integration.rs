@@ -740,6 +740,50 @@ fn a_data_group_with_another_root_is_refused() {
 }
 
 #[test]
+fn a_container_that_mounts_another_data_root_than_configured_is_refused() {
+    let sb = Sandbox::new();
+    let first = data_dir(&sb, "first");
+    let second = data_dir(&sb, "second");
+    let toml = |root: &std::path::Path| {
+        format!(
+            "image = \"{}\"\n[data]\nhost_path = \"{}\"\n",
+            sb.image.tag,
+            root.display()
+        )
+    };
+    sb.project_toml(&toml(&first));
+    assert_code(&sb.berth(&["deploy", &sb.project]), 0);
+    assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
+
+    // The configuration now names another root: starting the old container would hide
+    // that it still mounts the first.
+    sb.project_toml(&toml(&second));
+    for command in ["deploy", "check"] {
+        let out = sb.berth(&[command, &sb.project]);
+        assert_code(&out, 3);
+        assert_stderr_has(
+            &out,
+            "mounts another data root than the configuration names now",
+        );
+        assert_stderr_has(&out, first.to_str().unwrap());
+        assert_stderr_has(&out, second.to_str().unwrap());
+        assert_stderr_has(&out, "--recreate");
+    }
+    assert_eq!(sb.state(), "exited", "not started");
+    assert!(
+        !second.join(".berth-data-id").exists(),
+        "nothing written to the new root"
+    );
+
+    // --recreate retires it (nothing unsaved) and makes one with the configured root.
+    assert_code(&sb.berth(&["deploy", &sb.project, "--recreate"]), 0);
+    assert_eq!(
+        sb.inspect().unwrap()["Config"]["Labels"]["berth.data"],
+        second.to_str().unwrap()
+    );
+}
+
+#[test]
 fn a_user_mount_over_the_workspace_or_the_data_target_is_refused() {
     let sb = Sandbox::new();
     let root = data_dir(&sb, "share");

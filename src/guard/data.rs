@@ -288,6 +288,52 @@ pub fn check_group(
     )))
 }
 
+/// The project's own container must mount what the configuration names now: one made
+/// when the workspace or the data root was another is split-brain of its own making,
+/// and starting it again would hide that. `workspace` and `data` are the plan's labels
+/// for them (the data root resolved, empty for none).
+pub fn check_own(
+    container: &ContainerInfo,
+    project: &str,
+    workspace: &str,
+    data: &str,
+) -> Result<()> {
+    let mut rows = vec![vec![
+        String::new(),
+        "THE CONTAINER MOUNTS".to_string(),
+        "THE CONFIGURATION NAMES".into(),
+    ]];
+    if container.workspace != workspace {
+        rows.push(vec![
+            "workspace".into(),
+            show(&container.workspace),
+            show(workspace),
+        ]);
+    }
+    if container.data != data {
+        rows.push(vec!["data root".into(), show(&container.data), show(data)]);
+    }
+    if rows.len() == 1 {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "{} mounts another {} than the configuration names now (split-brain)",
+        container.name,
+        if rows.len() == 3 {
+            "workspace and data root"
+        } else if container.data != data {
+            "data root"
+        } else {
+            "workspace"
+        }
+    ))
+    .details(ui::table(&rows))
+    .hint(format!(
+        "`berth deploy {project} --recreate` makes a new container with what the \
+         configuration names (after the unsaved-work check), or put the configuration back"
+    )))
+}
+
 fn show(root: &str) -> String {
     if root.is_empty() {
         "(none)".into()

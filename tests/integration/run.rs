@@ -696,3 +696,14 @@ fn shell_enters_the_running_container_as_the_user_in_the_workspace() {
     assert_code(&out, 4);
     assert_eq!(stdout(&out), "piped\n");
 }
+
+#[test]
+fn run_and_create_exit_125_when_the_engine_cannot_be_reached() {
+    let sb = Sandbox::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    sb.project_toml("");
+    for command in ["run", "create"] {
+        let out = sb.berth(&[command, "--project", &sb.project, &sb.image.tag, "true"]);
+        assert_code(&out, 125);
+        assert_stderr_has(&out, "/nonexistent/docker.sock");
+    }
+}

@@ -31,6 +31,7 @@ impl Context {
             .map_err(|err| Error::failed(format!("cannot read the current directory: {err}")))?;
         let host_data_path = std::env::var("HOST_DATA_PATH").ok();
         let mut settings = config::layer(&files, command_line, host_data_path.as_deref(), &cwd);
+        config::check_disposable(&settings.disposable)?;
         config::read_env_files(&mut settings, &workspace)?;
         Ok(Self {
             project,

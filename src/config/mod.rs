@@ -36,6 +36,10 @@ pub const DEFAULT_DISPOSABLE: &[&str] = &[
     "**/*.pyc",
 ];
 
+fn default_disposable() -> Vec<String> {
+    DEFAULT_DISPOSABLE.iter().map(|s| s.to_string()).collect()
+}
+
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -134,6 +138,30 @@ pub struct Settings {
     pub data_target: Sourced<String>,
     pub data_group: Option<Sourced<String>>,
     pub disposable: Sourced<Vec<String>>,
+    /// The disposable patterns that every layer but the project's file gives: what a
+    /// project file (in the workspace, which the container can write) makes disposable
+    /// beyond these is shown by name, never hidden.
+    pub disposable_vouched: Vec<String>,
+}
+
+/// Refuses a `[retire] disposable` pattern that would make every change disposable
+/// (`**`, `/`, `*`): a pattern must name something.
+pub fn check_disposable(disposable: &Sourced<Vec<String>>) -> Result<()> {
+    let hides_everything = |pattern: &str| {
+        pattern
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .all(|part| part.chars().all(|c| c == '*'))
+    };
+    match disposable.value.iter().find(|p| hides_everything(p)) {
+        Some(pattern) => Err(Error::failed(format!(
+            "the [retire] disposable pattern {pattern:?} (from {}) would make every change \
+             disposable, and retire would then remove any work unasked",
+            disposable.source
+        ))
+        .hint("name what to leave out, like \"/scratch\" or \"**/.cache\"")),
+        None => Ok(()),
+    }
 }
 
 /// The files a project's settings are read from.
@@ -360,9 +388,14 @@ pub fn layer(
         }),
         data_group: pick(&layers, |c| c.data.group.clone()),
         disposable: pick(&layers, |c| c.retire.disposable.clone()).unwrap_or(Sourced {
-            value: DEFAULT_DISPOSABLE.iter().map(|s| s.to_string()).collect(),
+            value: default_disposable(),
             source: Source::Default,
         }),
+        disposable_vouched: layers
+            .iter()
+            .filter(|(source, _)| !matches!(source, Source::Project(_)))
+            .find_map(|(_, config)| config.retire.disposable.clone())
+            .unwrap_or_else(default_disposable),
     }
 }
 
@@ -463,6 +496,21 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disposable_pattern_must_name_something() {
+        let list = |patterns: &[&str]| Sourced {
+            value: patterns.iter().map(|p| p.to_string()).collect(),
+            source: Source::Project(PathBuf::from("/w/p/berth.toml")),
+        };
+        for everything in ["**", "/", "*", "/**", "*/**", ""] {
+            let err = check_disposable(&list(&["/tmp", everything])).unwrap_err();
+            assert!(err.message.contains("/w/p/berth.toml"), "{}", err.message);
+        }
+        assert!(
+            check_disposable(&list(&["/tmp", "**/.cache", "*.pyc", "/data/*/scratch"])).is_ok()
+        );
+    }
 
     fn config(text: &str) -> FileConfig {
         file::parse(text, Path::new("/x.toml")).unwrap()

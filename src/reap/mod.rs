@@ -326,6 +326,8 @@ impl Reaper<'_> {
                 .disposable
                 .clone()
                 .unwrap_or_else(|| DEFAULT_DISPOSABLE.iter().map(|s| s.to_string()).collect()),
+            // Nothing of the project's file: the container may have written it.
+            disposable_from_project: None,
         };
         let choices = Choices {
             rescue: Some(RescueScope::Unsaved),

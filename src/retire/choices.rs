@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::cli::RetireArgs;
+use crate::config::Source;
 use crate::context::Context;
 use crate::engine::ContainerInfo;
 use crate::error::{Error, Result};
@@ -138,6 +139,10 @@ pub struct Target {
     /// `berth/<user>/<project>`, for `--commit`.
     pub image_repo: String,
     pub disposable: Vec<String>,
+    /// Where the disposable patterns come from the project's own file, which the
+    /// container can write: that file, and the patterns every other layer gives. What
+    /// only the file's patterns leave out is shown by name.
+    pub disposable_from_project: Option<(PathBuf, Vec<String>)>,
 }
 
 impl Target {
@@ -155,6 +160,12 @@ impl Target {
                 image_component(ctx.project.as_str())
             ),
             disposable: ctx.settings.disposable.value.clone(),
+            disposable_from_project: match &ctx.settings.disposable.source {
+                Source::Project(file) => {
+                    Some((file.clone(), ctx.settings.disposable_vouched.clone()))
+                }
+                _ => None,
+            },
         }
     }
 }

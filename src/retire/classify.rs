@@ -209,6 +209,62 @@ pub fn apt_versions(packages: &mut [Package], status: &str) {
     }
 }
 
+/// What the project's file alone made disposable: shown by name, since the container
+/// could have written that file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ByProject {
+    pub file: std::path::PathBuf,
+    pub count: usize,
+    /// The first paths, sorted.
+    pub paths: Vec<String>,
+}
+
+impl ByProject {
+    /// Paths named in the summary and the JSON.
+    const SHOWN: usize = 8;
+
+    /// Those of `disposable` that `vouched` (every other layer's patterns) would not
+    /// leave out; `None` when there are none.
+    pub fn new(
+        file: &std::path::Path,
+        disposable: &[Change],
+        vouched: &super::assess::Disposable,
+    ) -> Option<Self> {
+        let mut paths: Vec<&str> = disposable
+            .iter()
+            .map(|c| &*c.path)
+            .filter(|p| !vouched.matches(p))
+            .collect();
+        if paths.is_empty() {
+            return None;
+        }
+        paths.sort_unstable();
+        Some(Self {
+            file: file.to_path_buf(),
+            count: paths.len(),
+            paths: paths
+                .iter()
+                .take(Self::SHOWN)
+                .map(|p| p.to_string())
+                .collect(),
+        })
+    }
+
+    fn line(&self) -> String {
+        let more = if self.count > self.paths.len() {
+            ", …"
+        } else {
+            ""
+        };
+        format!(
+            "  disposable only by {} (in the workspace, which the container can write): {} ({}{more})",
+            self.file.display(),
+            count_of(self.count, "change"),
+            self.paths.join(", ")
+        )
+    }
+}
+
 /// The unsaved changes, by class.
 pub fn classify(assessment: &Assessment) -> HashMap<Class, Vec<&Change>> {
     let venvs = venvs(&assessment.unsaved);
@@ -337,6 +393,9 @@ pub struct Report {
     /// The three classes, always in the same order, empty ones included.
     pub classes: Vec<ClassReport>,
     pub packages: Vec<Package>,
+    /// Changes left out as disposable only by the project's own file, which the
+    /// container can write.
+    pub disposable_by_project: Option<ByProject>,
     /// Anonymous volumes holding data.
     pub volumes: Vec<VolumeReport>,
     pub disposable: Tally,
@@ -394,6 +453,7 @@ impl Report {
                     .copied(),
                 &venvs(&assessment.unsaved),
             ),
+            disposable_by_project: None,
             classes,
             volumes,
             disposable: Tally::new(&assessment.disposable),
@@ -419,6 +479,7 @@ impl Report {
         if !self.holds_work() {
             let mut lines = vec![format!("{container} holds no unsaved work")];
             lines.extend(self.not_kept());
+            lines.extend(self.disposable_by_project.iter().map(ByProject::line));
             return lines;
         }
         let mut lines = vec![format!("{container} holds unsaved work:")];
@@ -476,6 +537,7 @@ impl Report {
             );
         }
         lines.extend(self.not_kept());
+        lines.extend(self.disposable_by_project.iter().map(ByProject::line));
 
         lines.push("what to do:".to_string());
         for (label, packages) in self.environments() {

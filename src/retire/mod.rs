@@ -32,7 +32,7 @@ use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
 use choices::own_repos;
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
-use classify::Report;
+use classify::{ByProject, Report};
 use scan::{berths_identity_files, find_dirs, measure, probe_volumes, resolve_in_container, Stats};
 
 /// How long a container gets to stop on SIGTERM before it is killed.
@@ -294,7 +294,7 @@ async fn check_and_prepare(
         assessment,
         report,
         own,
-    } = read_layer(engine, &container.id, inspected, &disposable).await?;
+    } = read_layer(engine, &container.id, inspected, target).await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -414,8 +414,9 @@ async fn read_layer(
     engine: &Engine,
     id: &str,
     inspected: &Inspected,
-    disposable: &Disposable,
+    target: &Target,
 ) -> Result<Layer> {
+    let disposable = &Disposable::new(&target.disposable);
     let changes = engine.changes(id).await?;
     let mut stats = Stats::new();
     let (mut own, identity) = tokio::join!(
@@ -429,6 +430,10 @@ async fn read_layer(
     let volumes = probe_volumes(engine, id, inspected, disposable).await?;
     let sizes = measure(engine, id, &assessment, &mut stats).await;
     let mut report = Report::new(&assessment, &sizes, volumes);
+    if let Some((file, vouched)) = &target.disposable_from_project {
+        report.disposable_by_project =
+            ByProject::new(file, &assessment.disposable, &Disposable::new(vouched));
+    }
     if report.packages.iter().any(|p| p.manager == "apt") {
         // dpkg's records name a package, its status file says which version.
         if let Ok(Some(status)) = engine.read_file(id, DPKG_STATUS).await {
@@ -450,8 +455,7 @@ pub async fn unsaved(
     target: &Target,
 ) -> Result<Report> {
     let inspected = engine.inspect(&container.id).await?;
-    let disposable = Disposable::new(&target.disposable);
-    let layer = read_layer(engine, &container.id, &inspected, &disposable).await?;
+    let layer = read_layer(engine, &container.id, &inspected, target).await?;
     Ok(layer.report)
 }
 

@@ -241,6 +241,7 @@ fn json_parses_and_has_the_documented_shape() {
         "packages",
         "volumes",
         "disposable",
+        "disposable_by_project",
         "deleted",
         "touched_dirs",
         "layer",

@@ -326,6 +326,47 @@ fn commit_makes_a_timestamped_image_that_holds_the_work() {
     assert_stderr_has(&out, "never commits to :latest");
 }
 
+/// The project's berth.toml is in the workspace, which the container can write: what
+/// it alone makes disposable is listed by name, and it cannot make everything so.
+#[test]
+fn a_project_file_written_by_the_container_cannot_hide_work() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let write_toml = |patterns: &str| {
+        let script =
+            format!("printf '[retire]\\ndisposable = {patterns}\\n' > /workspace/berth.toml");
+        assert_code(&sb.exec(&script), 0);
+    };
+
+    for everything in [r#"["**"]"#, r#"["/"]"#, r#"["/tmp", "/*"]"#] {
+        write_toml(everything);
+        let out = sb.berth(&["retire", &sb.project, "--yes"]);
+        assert_code(&out, 1);
+        assert_stderr_has(&out, "would make every change disposable");
+        assert_eq!(sb.state(), "running", "{everything}: not removed");
+    }
+
+    write_toml(r#"["/opt", "/home", "/tmp"]"#);
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "disposable only by");
+    assert_stderr_has(&out, "/home/guest/notes.txt");
+    assert_stderr_has(&out, "/opt/results/run1/a.csv");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_project = &report["disposable_by_project"];
+    assert_eq!(by_project["count"], 2, "{report:#}");
+    assert_eq!(
+        by_project["paths"],
+        serde_json::json!(["/home/guest/notes.txt", "/opt/results/run1/a.csv"])
+    );
+    // /tmp is disposable by default too: not the project file's doing.
+    assert_code(&sb.exec("echo x > /tmp/scratch"), 0);
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["disposable_by_project"]["count"], 2, "{report:#}");
+}
+
 #[test]
 fn commit_never_repoints_someone_elses_tag() {
     let sb = Sandbox::new();

@@ -20,21 +20,13 @@ use crate::events;
 use crate::gpu;
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::identity;
-use crate::lock::{self, Lock, Purpose};
+use crate::lock::{self, Lock};
 use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::retire;
 use crate::signals::{self, Signals};
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
-
-/// Deploys of one project wait for each other for as long as it takes: the one
-/// holding the lock may be pulling the image.
-const DEPLOY_LOCK: Purpose = Purpose {
-    waiting_for: "finish deploying this project",
-    give_up_after: None,
-    mode: 0o600,
-};
 
 /// A deploy decided but not carried out.
 pub struct Prepared {
@@ -208,9 +200,10 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         }
         return Ok("dry-run");
     };
-    // One deploy of a project at a time: the others wait, then find its container.
+    // One deploy or retire of a project at a time: the others wait, then find its
+    // container as that one left it.
     let lock = lock::project_path(&prepared.ctx.paths.state_dir, prepared.ctx.project.as_str());
-    let _deploying = Lock::acquire(&lock, &DEPLOY_LOCK, printer).await?;
+    let _deploying = Lock::acquire(&lock, &lock::PROJECT, printer).await?;
     // Three questions to the engine that do not depend on each other, asked at once.
     let (group, existing, image_id) = tokio::join!(
         check_group(&engine, &prepared),

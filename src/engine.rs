@@ -118,6 +118,13 @@ pub struct Timeline {
     pub auto_remove: bool,
 }
 
+/// The error for a project with no container of the caller's.
+pub fn no_container(project: &str) -> Error {
+    Error::failed(format!("project {project} has no container of yours")).hint(format!(
+        "`berth deploy {project}` creates it; `berth list` shows yours"
+    ))
+}
+
 /// Where the engine mounts its init binary when a container runs with `--init`.
 const DOCKER_INIT: &str = "/sbin/docker-init";
 
@@ -262,11 +269,9 @@ impl Engine {
 
     /// [`Engine::find`], where having none is an error that says how to make one.
     pub async fn project_container(&self, project: &str, uid: u32) -> Result<ContainerInfo> {
-        self.find(project, uid).await?.ok_or_else(|| {
-            Error::failed(format!("project {project} has no container of yours")).hint(format!(
-                "`berth deploy {project}` creates it; `berth list` shows yours"
-            ))
-        })
+        self.find(project, uid)
+            .await?
+            .ok_or_else(|| no_container(project))
     }
 
     /// The caller's container for `project` (the deployed one, not those of `berth

@@ -1,6 +1,6 @@
 //! Exclusive `flock`s that serialize the steps two berths must not interleave: every
-//! user's GPU allocation (one shared file) and each deploy of one project (a file in the
-//! caller's state dir). The kernel drops a lock when its holder exits, however it exits,
+//! user's GPU allocation (one shared file) and each deploy or retire of one project (a
+//! file in the caller's state dir). The kernel drops a lock when its holder exits, however it exits,
 //! so a killed berth never leaves one behind.
 
 use std::fs::{File, OpenOptions};
@@ -15,7 +15,17 @@ use crate::ui::Printer;
 /// An exclusive hold on a lock file; released when dropped (the file is closed).
 pub struct Lock {
     _file: File,
+    /// Whether another berth held it first: what it did may have changed things.
+    pub waited: bool,
 }
+
+/// Deploys and retires of one project wait for each other for as long as it takes: the
+/// one holding the lock may be pulling an image, or asking its user `[y/N]`.
+pub const PROJECT: Purpose = Purpose {
+    waiting_for: "finish its deploy or retire of this project",
+    give_up_after: None,
+    mode: 0o600,
+};
 
 /// What a lock guards, for the messages of whoever waits for it.
 pub struct Purpose<'a> {
@@ -32,12 +42,17 @@ impl Lock {
         let file = open(path, purpose.mode)?;
         let started = Instant::now();
         let mut told = false;
+        let mut attempts = 0u32;
         loop {
             // SAFETY: flock on a descriptor this function owns; no memory is passed.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                return Ok(Self { _file: file });
+                return Ok(Self {
+                    _file: file,
+                    waited: attempts > 0,
+                });
             }
+            attempts += 1;
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(Error::io("lock", path, err));
@@ -62,7 +77,7 @@ impl Lock {
     }
 }
 
-/// The lock file of `project`'s deploys, in the caller's state dir.
+/// The lock file of `project`'s deploys and retires, in the caller's state dir.
 pub fn project_path(state_dir: &Path, project: &str) -> PathBuf {
     state_dir.join("locks").join(format!("{project}.lock"))
 }

@@ -27,6 +27,7 @@ use crate::clock::utc_stamp;
 use crate::context::Context;
 use crate::engine::{ContainerInfo, Engine, Inspected, State};
 use crate::error::{Error, Result};
+use crate::lock::{self, Lock};
 use crate::signals::Signals;
 use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
@@ -165,9 +166,28 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
     let ctx = Context::load(&args.project, &Default::default())?;
     ctx.warn(printer);
     let engine = Engine::connect().await?;
-    let container = engine
-        .project_container(ctx.project.as_str(), ctx.user.uid)
-        .await?;
+    // One deploy or retire of a project at a time (a dry run changes nothing, and
+    // does not wait): the loser finds the container as the winner left it.
+    let held = match args.dry_run {
+        true => None,
+        false => {
+            let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
+            Some(Lock::acquire(&path, &lock::PROJECT, printer).await?)
+        }
+    };
+    let found = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
+    let container = match (found, held.as_ref().is_some_and(|lock| lock.waited)) {
+        (Some(container), _) => container,
+        (None, true) => {
+            return Err(Error::failed(format!(
+                "another berth command retired {}'s container while this one waited; \
+                 this one removed nothing",
+                ctx.project
+            ))
+            .hint("`berth list` shows your containers"))
+        }
+        (None, false) => return Err(crate::engine::no_container(ctx.project.as_str())),
+    };
     let target = Target::new(&ctx, &container);
     let outcome = retire_container(&engine, &container, &target, &choices, printer).await?;
     if args.json {

@@ -367,6 +367,61 @@ fn a_project_file_written_by_the_container_cannot_hide_work() {
     assert_eq!(report["disposable_by_project"]["count"], 2, "{report:#}");
 }
 
+/// Two retires of one project: the second waits for the first, then finds the
+/// container as the first left it, and says so plainly.
+#[test]
+fn a_second_retire_waits_for_the_first_and_says_what_happened() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let second = || {
+        let command = sb.command(
+            env!("CARGO_BIN_EXE_berth"),
+            &["retire", &sb.project, "--yes"],
+        );
+        std::thread::spawn(move || {
+            let mut command = command;
+            command.stdin(std::process::Stdio::null()).output().unwrap()
+        })
+    };
+
+    // The first keeps the container: the second then removes it, as it was asked.
+    let mut first = sb.berth_pty(&["retire", &sb.project]);
+    first.expect("[y/N]", PROMPT);
+    let waiting = second();
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(
+        sb.state(),
+        "paused",
+        "the second did not touch it meanwhile"
+    );
+    first.send("n\n");
+    assert_eq!(first.wait(PROMPT).code(), Some(3), "{}", first.output());
+    let out = waiting.join().unwrap();
+    assert_code(&out, 0);
+    assert_stderr_has(
+        &out,
+        "waiting for another berth to finish its deploy or retire",
+    );
+    assert!(!sb.exists());
+
+    // The first removes it: the second finds it gone, and says that it removed nothing.
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let mut first = sb.berth_pty(&["retire", &sb.project]);
+    first.expect("[y/N]", PROMPT);
+    let waiting = second();
+    // Long enough for the second to be waiting on the lock.
+    std::thread::sleep(Duration::from_millis(1500));
+    first.send("y\n");
+    assert_eq!(first.wait(PROMPT).code(), Some(0), "{}", first.output());
+    let out = waiting.join().unwrap();
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "retired");
+    assert_stderr_has(&out, "while this one waited; this one removed nothing");
+    assert!(!stderr(&out).contains("cannot"), "{}", stderr(&out));
+}
+
 #[test]
 fn commit_never_repoints_someone_elses_tag() {
     let sb = Sandbox::new();

@@ -212,6 +212,15 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     );
     group?;
     let mut existing = existing?;
+    if let Some(container) = existing.as_mut() {
+        crate::paused::resume_if_abandoned(
+            &engine,
+            &prepared.ctx.paths.state_dir,
+            container,
+            printer,
+        )
+        .await?;
+    }
     // Before anything is written (the data root's marker, a new container).
     if let Some(container) = existing
         .as_ref()

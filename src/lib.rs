@@ -25,6 +25,7 @@ pub mod identity;
 pub mod list;
 pub mod lock;
 pub mod manpages;
+pub mod paused;
 pub mod plan;
 pub mod policy;
 pub mod pull;
@@ -195,7 +196,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 Command::Check(args) => done(deploy::check(args, printer).await),
                 Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
                 Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
-                Command::Shell(args) => shell::shell(args).await,
+                Command::Shell(args) => shell::shell(args, printer).await,
                 Command::Completions(args) => {
                     complete::print(args, printer);
                     Ok(0)

@@ -10,6 +10,7 @@ use crate::engine::{Engine, Exec, State};
 use crate::error::{Error, Result};
 use crate::plan::WORKSPACE_TARGET;
 use crate::terminal::{self, RawMode};
+use crate::ui::Printer;
 
 /// bash where the image has it, else sh.
 const DEFAULT_SHELL: &[&str] = &[
@@ -18,11 +19,13 @@ const DEFAULT_SHELL: &[&str] = &[
     "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
 ];
 
-pub async fn shell(args: &ShellArgs) -> Result<i32> {
+pub async fn shell(args: &ShellArgs, printer: &Printer) -> Result<i32> {
     let ctx = Context::load(&args.project, &Default::default())?;
     let engine = Engine::connect().await?;
-    let container = engine
+    let mut container = engine
         .project_container(ctx.project.as_str(), ctx.user.uid)
+        .await?;
+    crate::paused::resume_if_abandoned(&engine, &ctx.paths.state_dir, &mut container, printer)
         .await?;
     if container.state != State::Running {
         return Err(Error::failed(format!("{} is not running", container.name))

@@ -89,6 +89,7 @@ pub async fn reap(args: &ReapArgs, printer: &Printer) -> Result<()> {
     }
     let reaper = Reaper {
         engine: &engine,
+        state_dir: paths.state_dir.clone(),
         policy: &policy,
         log: policy.event_log(&paths.state_dir),
         store: &store,
@@ -102,7 +103,12 @@ pub async fn reap(args: &ReapArgs, printer: &Printer) -> Result<()> {
         .iter()
         .filter(|c| project.as_ref().is_none_or(|p| c.project == p.as_str()));
     for container in chosen {
-        match reaper.one(container).await {
+        let mut container = container.clone();
+        if !args.dry_run {
+            crate::paused::resume_if_abandoned(&engine, &paths.state_dir, &mut container, printer)
+                .await?;
+        }
+        match reaper.one(&container).await {
             Ok(Some(report)) => {
                 if report.outcome == Some("failed") {
                     failures.push(format!("{}: {}", report.container, report.reason));
@@ -176,6 +182,8 @@ fn line(report: &Report, dry_run: bool) -> Option<String> {
 
 struct Reaper<'a> {
     engine: &'a Engine,
+    /// The reaper's own state dir, where its pauses are recorded.
+    state_dir: PathBuf,
     policy: &'a Policy,
     log: PathBuf,
     store: &'a Store,
@@ -328,6 +336,7 @@ impl Reaper<'_> {
                 .unwrap_or_else(|| DEFAULT_DISPOSABLE.iter().map(|s| s.to_string()).collect()),
             // Nothing of the project's file: the container may have written it.
             disposable_from_project: None,
+            state_dir: self.state_dir.clone(),
         };
         let choices = Choices {
             rescue: Some(RescueScope::Unsaved),

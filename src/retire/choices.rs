@@ -143,6 +143,8 @@ pub struct Target {
     /// container can write: that file, and the patterns every other layer gives. What
     /// only the file's patterns leave out is shown by name.
     pub disposable_from_project: Option<(PathBuf, Vec<String>)>,
+    /// Where berth records the pauses it makes ([`crate::paused`]).
+    pub state_dir: PathBuf,
 }
 
 impl Target {
@@ -166,6 +168,7 @@ impl Target {
                 }
                 _ => None,
             },
+            state_dir: ctx.paths.state_dir.clone(),
         }
     }
 }

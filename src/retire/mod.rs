@@ -176,7 +176,7 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
         }
     };
     let found = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
-    let container = match (found, held.as_ref().is_some_and(|lock| lock.waited)) {
+    let mut container = match (found, held.as_ref().is_some_and(|lock| lock.waited)) {
         (Some(container), _) => container,
         (None, true) => {
             return Err(Error::failed(format!(
@@ -188,6 +188,10 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
         }
         (None, false) => return Err(crate::engine::no_container(ctx.project.as_str())),
     };
+    if !args.dry_run {
+        crate::paused::resume_if_abandoned(&engine, &ctx.paths.state_dir, &mut container, printer)
+            .await?;
+    }
     let target = Target::new(&ctx, &container);
     let outcome = retire_container(&engine, &container, &target, &choices, printer).await?;
     if args.json {
@@ -232,10 +236,46 @@ pub async fn retire_container(
     }
     let frozen = inspected.state == State::Running && !choices.dry_run;
     if frozen {
-        engine.pause(&container.id).await?;
+        // Recorded first: a retire killed while it holds the pause leaves a record that
+        // the next berth command reads, and resumes the container.
+        crate::paused::record(&target.state_dir, &container.id).ok();
+        if let Err(err) = engine.pause(&container.id).await {
+            crate::paused::clear(&target.state_dir, &container.id);
+            return Err(err);
+        }
     }
+    let result = checked_and_removed(
+        engine,
+        container,
+        &inspected,
+        target,
+        choices,
+        printer,
+        frozen,
+        &mut signals,
+    )
+    .await;
+    if frozen {
+        crate::paused::clear(&target.state_dir, &container.id);
+    }
+    result
+}
+
+/// The rest of [`retire_container`], once the container is frozen (`frozen`: by this
+/// retire).
+#[allow(clippy::too_many_arguments)]
+async fn checked_and_removed(
+    engine: &Engine,
+    container: &ContainerInfo,
+    inspected: &Inspected,
+    target: &Target,
+    choices: &Choices,
+    printer: &Printer,
+    frozen: bool,
+    signals: &mut Signals,
+) -> Result<Outcome> {
     let checked = tokio::select! {
-        checked = check_and_prepare(engine, container, &inspected, target, choices, printer) => checked,
+        checked = check_and_prepare(engine, container, inspected, target, choices, printer) => checked,
         signal = signals.next() => {
             if std::io::stdin().is_terminal() {
                 eprintln!();
@@ -269,7 +309,7 @@ pub async fn retire_container(
         }
     };
     tokio::select! {
-        removed = remove(engine, container, &inspected, target, outcome, &seen, printer) => removed,
+        removed = remove(engine, container, inspected, target, outcome, &seen, printer) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {} while removing {}: it may be stopped, but it was not removed",
             signal.describe(),

@@ -422,6 +422,36 @@ fn a_second_retire_waits_for_the_first_and_says_what_happened() {
     assert!(!stderr(&out).contains("cannot"), "{}", stderr(&out));
 }
 
+/// A retire killed while it holds the container paused leaves no frozen job: the next
+/// berth command resumes it. Someone else's `docker pause` is left alone.
+#[test]
+fn a_pause_left_by_a_killed_retire_is_resumed_by_the_next_command() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    make_work(&sb);
+    let mut pty = sb.berth_pty(&["retire", &sb.project]);
+    pty.expect("[y/N]", PROMPT);
+    assert_eq!(sb.state(), "paused");
+    // SAFETY: kill on a pid this test spawned.
+    unsafe { libc::kill(pty.pid() as i32, libc::SIGKILL) };
+    pty.wait(PROMPT);
+    assert_eq!(sb.state(), "paused", "nobody was left to unpause it");
+
+    let out = sb.berth(&["shell", &sb.project, "--", "cat", "/opt/results/run1/a.csv"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "42\n");
+    assert_stderr_has(&out, "resumed");
+    assert_eq!(sb.state(), "running");
+
+    // A pause that is not berth's stays.
+    assert_code(&docker(&["pause", &sb.container()]), 0);
+    let out = sb.berth(&["shell", &sb.project, "--", "true"]);
+    assert_code(&out, 1);
+    assert!(!stderr(&out).contains("resumed"), "{}", stderr(&out));
+    assert_eq!(sb.state(), "paused");
+    assert_code(&docker(&["unpause", &sb.container()]), 0);
+}
+
 #[test]
 fn commit_never_repoints_someone_elses_tag() {
     let sb = Sandbox::new();

@@ -1,0 +1,133 @@
+//! berth's record of the pauses it makes, so that a retire killed while it held a
+//! container paused (SIGKILL, an OOM kill, a lost terminal) never leaves a frozen job:
+//! the next berth command that touches the project resumes it, and a pause that is
+//! not berth's (someone's `docker pause`) is left alone.
+//!
+//! The record is `<state dir>/paused/<container id>`, holding the pausing process's
+//! pid and its start time (from `/proc/<pid>/stat`), so that a reused pid is not taken
+//! for the same process.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{ContainerInfo, Engine, State};
+use crate::error::Result;
+use crate::files::write_atomically;
+use crate::ui::Printer;
+
+fn record_path(state_dir: &Path, id: &str) -> Option<PathBuf> {
+    let valid = !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| state_dir.join("paused").join(id))
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in clock ticks
+/// since boot); `None` when there is no such process.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Records that this process is about to pause container `id`.
+pub fn record(state_dir: &Path, id: &str) -> std::io::Result<()> {
+    let Some(path) = record_path(state_dir, id) else {
+        return Ok(());
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let pid = std::process::id();
+    let started = start_time(pid).unwrap_or(0);
+    write_atomically(&path, format!("{pid} {started}\n").as_bytes())
+}
+
+/// Forgets the record of container `id`: it was unpaused, or removed.
+pub fn clear(state_dir: &Path, id: &str) {
+    if let Some(path) = record_path(state_dir, id) {
+        std::fs::remove_file(path).ok();
+    }
+}
+
+/// Whether a record says a berth that has since died paused container `id`.
+fn left_by_a_dead_berth(state_dir: &Path, id: &str) -> bool {
+    let Some(text) = record_path(state_dir, id).and_then(|p| std::fs::read_to_string(p).ok())
+    else {
+        return false;
+    };
+    abandoned(&text, start_time)
+}
+
+/// Whether the record `text` ("PID START") names a process that no longer runs, as
+/// `start_time_of` tells.
+fn abandoned(text: &str, start_time_of: impl Fn(u32) -> Option<u64>) -> bool {
+    let mut fields = text.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(started))) = (
+        fields.next().map(str::parse::<u32>),
+        fields.next().map(str::parse::<u64>),
+    ) else {
+        // Not a record berth wrote: leave the container alone.
+        return false;
+    };
+    start_time_of(pid) != Some(started)
+}
+
+/// Resumes `container` if a berth that died left it paused, and says so; a pause that
+/// is not berth's, or that a living berth holds, is left as it is.
+pub async fn resume_if_abandoned(
+    engine: &Engine,
+    state_dir: &Path,
+    container: &mut ContainerInfo,
+    printer: &Printer,
+) -> Result<()> {
+    if container.state != State::Paused || !left_by_a_dead_berth(state_dir, &container.id) {
+        return Ok(());
+    }
+    engine.unpause(&container.id).await?;
+    clear(state_dir, &container.id);
+    container.state = State::Running;
+    printer.note(&format!(
+        "resumed {}: a berth retire that was stopped while it checked the container had \
+         left it paused",
+        container.name
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_a_living_process_is_not_abandoned_and_a_reused_pid_is() {
+        let alive = |pid: u32| (pid == 42).then_some(1000);
+        assert!(!abandoned("42 1000\n", alive));
+        assert!(abandoned("42 999\n", alive), "the pid was reused");
+        assert!(abandoned("43 1000\n", alive), "no such process");
+        assert!(!abandoned("garbage", alive), "not berth's record");
+        assert!(!abandoned("", alive));
+    }
+
+    #[test]
+    fn records_are_written_read_and_cleared_by_container_id() {
+        let state = tempfile::tempdir().unwrap();
+        let id = "0123abcd";
+        assert!(!left_by_a_dead_berth(state.path(), id));
+        record(state.path(), id).unwrap();
+        assert!(
+            !left_by_a_dead_berth(state.path(), id),
+            "this process lives"
+        );
+        std::fs::write(state.path().join("paused").join(id), "4000000 1\n").unwrap();
+        assert!(left_by_a_dead_berth(state.path(), id));
+        clear(state.path(), id);
+        assert!(!left_by_a_dead_berth(state.path(), id));
+        // An id that is not one is never a path.
+        record(state.path(), "../../etc").unwrap();
+        assert!(!state.path().join("etc").exists());
+    }
+
+    #[test]
+    fn this_process_has_a_start_time() {
+        assert!(start_time(std::process::id()).is_some());
+    }
+}

@@ -28,8 +28,33 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Records that this process is about to pause container `id`.
-pub fn record(state_dir: &Path, id: &str) -> std::io::Result<()> {
+/// The record of one pause this process makes: written before the pause, removed when
+/// dropped (the container unpaused or removed). A process killed outright drops
+/// nothing, and its record stays for the next command to find.
+pub struct Record {
+    state_dir: PathBuf,
+    id: String,
+}
+
+impl Record {
+    /// Records that this process is about to pause container `id`. A record that
+    /// cannot be written costs only the recovery, never the retire.
+    pub fn make(state_dir: &Path, id: &str) -> Self {
+        record(state_dir, id).ok();
+        Self {
+            state_dir: state_dir.to_path_buf(),
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        clear(&self.state_dir, &self.id);
+    }
+}
+
+fn record(state_dir: &Path, id: &str) -> std::io::Result<()> {
     let Some(path) = record_path(state_dir, id) else {
         return Ok(());
     };
@@ -42,7 +67,7 @@ pub fn record(state_dir: &Path, id: &str) -> std::io::Result<()> {
 }
 
 /// Forgets the record of container `id`: it was unpaused, or removed.
-pub fn clear(state_dir: &Path, id: &str) {
+fn clear(state_dir: &Path, id: &str) {
     if let Some(path) = record_path(state_dir, id) {
         std::fs::remove_file(path).ok();
     }
@@ -121,6 +146,11 @@ mod tests {
         assert!(left_by_a_dead_berth(state.path(), id));
         clear(state.path(), id);
         assert!(!left_by_a_dead_berth(state.path(), id));
+        // A record made through `Record` goes when it is dropped.
+        let made = Record::make(state.path(), id);
+        assert!(state.path().join("paused").join(id).exists());
+        drop(made);
+        assert!(!state.path().join("paused").join(id).exists());
         // An id that is not one is never a path.
         record(state.path(), "../../etc").unwrap();
         assert!(!state.path().join("etc").exists());

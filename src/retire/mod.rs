@@ -235,47 +235,14 @@ pub async fn retire_container(
         )));
     }
     let frozen = inspected.state == State::Running && !choices.dry_run;
+    // Recorded first: a retire killed while it holds the pause leaves the record, and
+    // the next berth command resumes the container ([`crate::paused`]).
+    let _record = frozen.then(|| crate::paused::Record::make(&target.state_dir, &container.id));
     if frozen {
-        // Recorded first: a retire killed while it holds the pause leaves a record that
-        // the next berth command reads, and resumes the container.
-        crate::paused::record(&target.state_dir, &container.id).ok();
-        if let Err(err) = engine.pause(&container.id).await {
-            crate::paused::clear(&target.state_dir, &container.id);
-            return Err(err);
-        }
+        engine.pause(&container.id).await?;
     }
-    let result = checked_and_removed(
-        engine,
-        container,
-        &inspected,
-        target,
-        choices,
-        printer,
-        frozen,
-        &mut signals,
-    )
-    .await;
-    if frozen {
-        crate::paused::clear(&target.state_dir, &container.id);
-    }
-    result
-}
-
-/// The rest of [`retire_container`], once the container is frozen (`frozen`: by this
-/// retire).
-#[allow(clippy::too_many_arguments)]
-async fn checked_and_removed(
-    engine: &Engine,
-    container: &ContainerInfo,
-    inspected: &Inspected,
-    target: &Target,
-    choices: &Choices,
-    printer: &Printer,
-    frozen: bool,
-    signals: &mut Signals,
-) -> Result<Outcome> {
     let checked = tokio::select! {
-        checked = check_and_prepare(engine, container, inspected, target, choices, printer) => checked,
+        checked = check_and_prepare(engine, container, &inspected, target, choices, printer) => checked,
         signal = signals.next() => {
             if std::io::stdin().is_terminal() {
                 eprintln!();
@@ -309,7 +276,7 @@ async fn checked_and_removed(
         }
     };
     tokio::select! {
-        removed = remove(engine, container, inspected, target, outcome, &seen, printer) => removed,
+        removed = remove(engine, container, &inspected, target, outcome, &seen, printer) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {} while removing {}: it may be stopped, but it was not removed",
             signal.describe(),

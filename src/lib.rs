@@ -25,6 +25,7 @@ pub mod identity;
 pub mod list;
 pub mod lock;
 pub mod manpages;
+pub mod names;
 pub mod paused;
 pub mod plan;
 pub mod policy;

@@ -23,6 +23,8 @@ mod policy;
 mod pull;
 #[path = "integration/reap.rs"]
 mod reap;
+#[path = "integration/rescue.rs"]
+mod rescue;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]

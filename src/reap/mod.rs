@@ -380,8 +380,8 @@ impl Reaper<'_> {
             }
         };
         let saved = match &outcome.rescued {
+            // The rescue made everything as the workspace's owner.
             Some(rescued) => {
-                give_to_owner(&rescued.path, workspace);
                 format!(
                     "its {} unsaved file(s) rescued into {}",
                     rescued.files,
@@ -456,42 +456,27 @@ fn write_notice(workspace: &Path, text: &str) -> Result<PathBuf> {
         .append(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
+        // Never through a link, and never blocked by a FIFO put in its place.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
         .map_err(|err| Error::io("write the notice", &path, err))?;
+    let (file_meta, owner) = (file.metadata(), fs::metadata(workspace));
+    let (Ok(file_meta), Ok(owner)) = (file_meta, owner) else {
+        return Err(Error::failed(format!("cannot read {}", path.display())));
+    };
+    // A second name of some other file (a hard link the user or the container made)
+    // must not get root's appends, nor change owner.
+    let ours = file_meta.uid() == owner.uid() || file_meta.uid() == 0;
+    if !file_meta.is_file() || file_meta.nlink() != 1 || !ours {
+        return Err(Error::refused(format!(
+            "not writing the notice: {} is not a plain file of the workspace's owner",
+            path.display()
+        )));
+    }
     file.write_all(text.as_bytes())
         .map_err(|err| Error::io("write the notice", &path, err))?;
-    if let Ok(meta) = fs::metadata(workspace) {
-        std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())).ok();
-    }
+    std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid())).ok();
     Ok(path)
-}
-
-/// Hands what root rescued into a workspace to the workspace's owner, symbolic links
-/// included but never followed.
-fn give_to_owner(path: &Path, workspace: &Path) {
-    let Ok(meta) = fs::metadata(workspace) else {
-        return;
-    };
-    let (uid, gid) = (meta.uid(), meta.gid());
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return;
-    }
-    // `.rescued/<stamp>`: the stamp folder's parent too.
-    if let Some(parent) = path.parent() {
-        std::os::unix::fs::lchown(parent, Some(uid), Some(gid)).ok();
-    }
-    let mut pending = vec![path.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).ok();
-        let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-        if is_dir {
-            if let Ok(entries) = fs::read_dir(&path) {
-                pending.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
-            }
-        }
-    }
 }
 
 /// The CPU samples, one file per container: `<state dir>/reap/<id>.json`, each

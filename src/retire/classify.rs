@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::assess::{Assessment, Change};
+use crate::names::shown;
 use crate::ui::human_size;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -260,7 +261,11 @@ impl ByProject {
             "  disposable only by {} (in the workspace, which the container can write): {} ({}{more})",
             self.file.display(),
             count_of(self.count, "change"),
-            self.paths.join(", ")
+            self.paths
+                .iter()
+                .map(|p| shown(p.as_bytes()))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -500,9 +505,9 @@ impl Report {
                     .iter()
                     .map(|p| {
                         if p.count > 1 {
-                            format!("{} ({})", p.path, p.count)
+                            format!("{} ({})", shown(p.path.as_bytes()), p.count)
                         } else {
-                            p.path.clone()
+                            shown(p.path.as_bytes())
                         }
                     })
                     .collect();
@@ -609,7 +614,12 @@ impl Report {
     fn not_kept(&self) -> Vec<String> {
         let mut parts = Vec::new();
         if self.disposable.count > 0 {
-            let places: Vec<String> = self.disposable.top.iter().map(|p| p.path.clone()).collect();
+            let places: Vec<String> = self
+                .disposable
+                .top
+                .iter()
+                .map(|p| shown(p.path.as_bytes()))
+                .collect();
             parts.push(format!(
                 "{} ({})",
                 count_of(self.disposable.count, "disposable change"),
@@ -643,15 +653,15 @@ fn count_of(n: usize, noun: &str) -> String {
 }
 
 /// `a, b, c, +2 more`.
-fn list_some(items: &[String], shown: usize) -> String {
+fn list_some(items: &[String], at_most: usize) -> String {
     let mut text = items
         .iter()
-        .take(shown)
+        .take(at_most)
         .cloned()
         .collect::<Vec<_>>()
         .join(", ");
-    if items.len() > shown {
-        text.push_str(&format!(", +{} more", items.len() - shown));
+    if items.len() > at_most {
+        text.push_str(&format!(", +{} more", items.len() - at_most));
     }
     text
 }

@@ -1,8 +1,10 @@
 //! Retire loses nothing silently (DESIGN.md section 5): freeze the container, read its
 //! changes and anonymous volumes, show what would be lost, and remove it only when that
 //! is nothing or the user chose: a `[y/N]` answer, `--yes`, `--rescue` or `--commit`.
-//! A refusal, a "no", Ctrl-C or any error before the removal leaves the container as it
-//! was (unpaused when berth paused it).
+//! A refusal, a "no", Ctrl-C or any error before the stop leaves the container as it
+//! was (unpaused when berth paused it). The rescue and the commit come after the stop,
+//! so that they hold what a stop handler wrote; a failure there leaves it stopped, not
+//! removed.
 //!
 //! [`assess`], [`classify`], [`choices`] and the choice of what to fetch in [`rescue`]
 //! are pure; [`scan`] reads the engine; this file is the sequence around them.
@@ -13,7 +15,7 @@ pub mod classify;
 pub mod rescue;
 mod scan;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::context::Context;
 use crate::engine::{ContainerInfo, Engine, Inspected, State};
 use crate::error::{Error, Result};
 use crate::lock::{self, Lock};
+use crate::names::shown;
 use crate::signals::Signals;
 use crate::ui::{self, human_size, Printer};
 use assess::{assess, Assessment, Disposable};
@@ -93,8 +96,8 @@ pub struct Rescued {
     pub path: PathBuf,
     pub files: u64,
     pub bytes: u64,
-    /// Device nodes, FIFOs and unresolvable hard links: not copied.
-    pub skipped: Vec<String>,
+    /// FIFOs and device nodes: listed, not copied.
+    pub special: Vec<rescue::Special>,
 }
 
 impl Outcome {
@@ -122,7 +125,12 @@ impl Outcome {
                      it is stopped but not removed",
                     self.appeared.len()
                 ))
-                .details(self.appeared.iter().take(8).map(|p| format!("  {p}")))
+                .details(
+                    self.appeared
+                        .iter()
+                        .take(8)
+                        .map(|p| format!("  {}", shown(p.as_bytes()))),
+                )
                 .hint(format!(
                     "retire it again to see them, or `berth deploy {}` to start it",
                     self.project
@@ -241,8 +249,16 @@ pub async fn retire_container(
     if frozen {
         engine.pause(&container.id).await?;
     }
+    let job = Job {
+        engine,
+        container,
+        inspected: &inspected,
+        target,
+        choices,
+        printer,
+    };
     let checked = tokio::select! {
-        checked = check_and_prepare(engine, container, &inspected, target, choices, printer) => checked,
+        checked = check_and_prepare(&job) => checked,
         signal = signals.next() => {
             if std::io::stdin().is_terminal() {
                 eprintln!();
@@ -276,7 +292,7 @@ pub async fn retire_container(
         }
     };
     tokio::select! {
-        removed = remove(engine, container, &inspected, target, outcome, &seen, printer) => removed,
+        removed = remove(&job, outcome, seen) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {} while removing {}: it may be stopped, but it was not removed",
             signal.describe(),
@@ -304,19 +320,30 @@ struct Seen {
     changed: HashSet<Arc<str>>,
     /// Berth's and the engine's own paths, as they land in the layer.
     own: Vec<String>,
+    /// The check's weighing of the layer.
+    assessment: Assessment,
 }
 
-/// Everything up to the removal, with the container frozen: read, assess, show, ask,
-/// rescue, commit.
-async fn check_and_prepare(
-    engine: &Engine,
-    container: &ContainerInfo,
-    inspected: &Inspected,
-    target: &Target,
-    choices: &Choices,
-    printer: &Printer,
-) -> Result<Step> {
-    let disposable = Disposable::new(&target.disposable);
+/// One retire of one container: what every step of it reads.
+struct Job<'a> {
+    engine: &'a Engine,
+    container: &'a ContainerInfo,
+    inspected: &'a Inspected,
+    target: &'a Target,
+    choices: &'a Choices,
+    printer: &'a Printer,
+}
+
+/// Everything up to the removal, with the container frozen: read, assess, show, ask.
+async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
+    let Job {
+        engine,
+        container,
+        inspected,
+        target,
+        choices,
+        printer,
+    } = *job;
     let Layer {
         assessment,
         report,
@@ -375,53 +402,20 @@ async fn check_and_prepare(
         }
     }
 
-    let stamp = utc_stamp(SystemTime::now());
-    if let Some(scope) = choices.rescue {
-        let volume_targets: Vec<String> = outcome
-            .report
-            .volumes
-            .iter()
-            .map(|v| v.target.clone())
-            .collect();
-        let rescued = rescue(
-            engine,
-            &container.id,
-            &assessment,
-            &volume_targets,
-            target,
-            scope,
-            &stamp,
-            &disposable,
-        )
-        .await?;
-        match &rescued {
-            Some(r) => printer.note(&format!(
-                "rescued {} file(s), {}, into {}",
-                r.files,
-                human_size(r.bytes),
-                r.path.display()
-            )),
-            None => printer.note("nothing to rescue"),
-        }
-        outcome.rescued = rescued;
-    }
-    if let Some(commit_to) = &choices.commit {
-        let (repo, tag) = commit_to.resolve(&target.image_repo, &stamp);
-        let comment = format!("berth retire {} at {stamp}", container.name);
-        engine
-            .commit(&container.id, &repo, &tag, &comment)
-            .await
-            .map_err(|err| nothing_removed(err, &container.name, outcome.rescued.as_ref()))?;
-        printer.note(&format!("committed {} as {repo}:{tag}", container.name));
-        outcome.image = Some(format!("{repo}:{tag}"));
-    }
     let changed = assessment
         .unsaved
-        .into_iter()
-        .chain(assessment.touched_dirs)
-        .map(|c| c.path)
+        .iter()
+        .chain(&assessment.touched_dirs)
+        .map(|c| c.path.clone())
         .collect();
-    Ok(Step::Remove(outcome, Seen { changed, own }))
+    Ok(Step::Remove(
+        outcome,
+        Seen {
+            changed,
+            own,
+            assessment,
+        },
+    ))
 }
 
 /// Where dpkg keeps the name and version of every installed package.
@@ -486,14 +480,6 @@ pub async fn unsaved(
     Ok(layer.report)
 }
 
-fn nothing_removed(err: Error, name: &str, rescued: Option<&Rescued>) -> Error {
-    let mut details = vec![format!("nothing was removed; {name} is as it was")];
-    if let Some(r) = rescued {
-        details.push(format!("the rescued files are in {}", r.path.display()));
-    }
-    err.details(details)
-}
-
 /// Asks on the terminal without blocking the runtime, so a Ctrl-C is still heard.
 async fn ask(question: String) -> Result<Option<bool>> {
     tokio::task::spawn_blocking(move || ui::confirm(&question))
@@ -501,38 +487,122 @@ async fn ask(question: String) -> Result<Option<bool>> {
         .map_err(|err| Error::failed(format!("cannot ask: {err}")))?
 }
 
-/// Unpause, stop (SIGTERM, then the timeout), check that stopping wrote nothing new,
-/// remove. Volumes are kept.
-async fn remove(
-    engine: &Engine,
-    container: &ContainerInfo,
-    inspected: &Inspected,
-    target: &Target,
-    mut outcome: Outcome,
-    seen: &Seen,
-    printer: &Printer,
-) -> Result<Outcome> {
+/// Unpause, stop (SIGTERM, then the timeout), look at the layer again, rescue and
+/// commit what it holds now, remove. Volumes are kept.
+///
+/// The rescue and the commit come after the stop, so that they hold what the program
+/// wrote when it was told to stop (a checkpoint on SIGTERM), and they take in what it
+/// wrote there that nobody was shown. Without either, a path written while it stopped
+/// that the user was not shown keeps the container.
+async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outcome> {
+    let Job {
+        engine,
+        container,
+        inspected,
+        target,
+        choices,
+        printer,
+    } = *job;
     let id = &container.id;
     let was_up = matches!(inspected.state, State::Running | State::Paused);
+    let mut layer = seen.assessment;
+    let mut appeared = Vec::new();
     if was_up {
         engine.unpause(id).await?;
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        let mut after = assess(
+        layer = assess(
             engine.changes(id).await?,
             &seen.own,
             &Disposable::new(&target.disposable),
         );
-        after.unsaved.retain(|c| !seen.changed.contains(&c.path));
         // Stopped now: what was statted while it ran may have changed.
-        let dirs = find_dirs(engine, id, after.modified_leaves(), &mut Stats::new()).await;
-        after.settle_dirs(&dirs);
-        let appeared: Vec<String> = after.unsaved.iter().map(|c| c.path.to_string()).collect();
-        if !appeared.is_empty() {
-            outcome.action = Action::StoppedNotRemoved;
-            outcome.appeared = appeared;
-            return Ok(outcome);
+        let dirs = find_dirs(engine, id, layer.modified_leaves(), &mut Stats::new()).await;
+        layer.settle_dirs(&dirs);
+        appeared = layer
+            .unsaved
+            .iter()
+            .filter(|c| !seen.changed.contains(&c.path))
+            .map(|c| c.path.to_string())
+            .collect();
+    }
+    let keeps = choices.rescue.is_some() || choices.commit.is_some();
+    if !appeared.is_empty() && !keeps {
+        outcome.action = Action::StoppedNotRemoved;
+        outcome.appeared = appeared;
+        return Ok(outcome);
+    }
+    let stopped = |err: Error| match was_up {
+        true => err.details([format!(
+            "nothing was removed; {} is stopped, and `berth deploy {}` starts it again",
+            container.name, container.project
+        )]),
+        false => err.details([format!(
+            "nothing was removed; {} is as it was",
+            container.name
+        )]),
+    };
+    let stamp = utc_stamp(SystemTime::now());
+    if let Some(scope) = choices.rescue {
+        let volume_targets: Vec<String> = outcome
+            .report
+            .volumes
+            .iter()
+            .map(|v| v.target.clone())
+            .collect();
+        let disposable = Disposable::new(&target.disposable);
+        let rescued = rescue(
+            engine,
+            id,
+            &layer,
+            &volume_targets,
+            target,
+            scope,
+            &stamp,
+            &disposable,
+        )
+        .await
+        .map_err(stopped)?;
+        match &rescued {
+            Some(r) => {
+                printer.note(&format!(
+                    "rescued {} file(s), {}, into {}",
+                    r.files,
+                    human_size(r.bytes),
+                    r.path.display()
+                ));
+                for special in &r.special {
+                    printer.note(&format!(
+                        "  not copied: {} (a {}: it holds no data of its own)",
+                        special.path, special.kind
+                    ));
+                }
+            }
+            None => printer.note("nothing to rescue"),
         }
+        outcome.rescued = rescued;
+    }
+    if let Some(commit_to) = &choices.commit {
+        let (repo, tag) = commit_to.resolve(&target.image_repo, &stamp);
+        let comment = format!("berth retire {} at {stamp}", container.name);
+        engine
+            .commit(id, &repo, &tag, &comment)
+            .await
+            .map_err(|err| match &outcome.rescued {
+                Some(r) => {
+                    stopped(err).details([format!("the rescued files are in {}", r.path.display())])
+                }
+                None => stopped(err),
+            })?;
+        printer.note(&format!("committed {} as {repo}:{tag}", container.name));
+        outcome.image = Some(format!("{repo}:{tag}"));
+    }
+    if !appeared.is_empty() {
+        printer.note(&format!(
+            "{} path(s) written while it stopped, which you were not shown, are kept too",
+            appeared.len()
+        ));
+        outcome.appeared = appeared;
     }
     engine.remove(id).await?;
     for volume in &outcome.report.volumes {
@@ -546,8 +616,9 @@ async fn remove(
     Ok(outcome)
 }
 
-/// Copies what `scope` covers into a new `<workspace>/.rescued/<stamp>/`. On failure
-/// the error says what was copied and what was not; the partial copy stays.
+/// Copies what `scope` covers into a new `<workspace>/.rescued/<stamp>/`, written as
+/// `<stamp>.partial` until every unsaved file is in it. On failure the error says what
+/// was copied, what was not, and where the partial copy stays.
 #[allow(clippy::too_many_arguments)]
 async fn rescue(
     engine: &Engine,
@@ -564,16 +635,17 @@ async fn rescue(
     if roots.is_empty() {
         return Ok(None);
     }
-    let folder = rescue::make_folder(&target.workspace, stamp).map_err(|err| {
+    let folder = rescue::Folder::create(&target.workspace, stamp).map_err(|err| {
         Error::failed(format!(
             "cannot rescue into {}: {}",
             target.workspace.join(".rescued").display(),
             crate::error::io_reason(&err)
         ))
-        .details(["nothing was copied and nothing removed".to_string()])
+        .details(["nothing was copied".to_string()])
     })?;
-    let mut extractor = rescue::Extractor::new(folder.clone(), (!all).then(|| disposable.clone()));
-    for (done, root) in roots.iter().enumerate() {
+    let mut extractor = rescue::Extractor::new(folder, (!all).then(|| disposable.clone()));
+    let mut queue: VecDeque<rescue::Root> = roots.into();
+    while let Some(root) = queue.pop_front() {
         let reader =
             SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, &root.path))));
         let root_owned = root.clone();
@@ -584,48 +656,86 @@ async fn rescue(
         .await
         .map_err(|err| Error::failed(format!("rescue stopped: {err}")))?;
         extractor = back;
+        // Hard links whose first name was left out come next, each as the file it is.
+        queue.extend(
+            extractor
+                .pending
+                .drain(..)
+                .map(|path| rescue::Root { path, whole: false }),
+        );
         if let Err(failure) = result {
-            let rest: Vec<String> = roots[done + 1..].iter().map(|r| r.path.clone()).collect();
-            let mut details = vec![format!(
-                "copied {} file(s), {}, into {} before that",
-                extractor.files,
-                human_size(extractor.bytes),
-                folder.display()
-            )];
-            details.push(if rest.is_empty() {
+            let rest: Vec<String> = queue.iter().map(|r| shown(r.path.as_bytes())).collect();
+            let not_copied = if rest.is_empty() {
                 format!(
                     "not copied: {} and what follows it in {}",
-                    failure.path, root.path
+                    failure.path,
+                    shown(root.path.as_bytes())
                 )
             } else {
                 format!(
                     "not copied: {} and what follows it in {}, and {} more path(s) from {}",
                     failure.path,
-                    root.path,
+                    shown(root.path.as_bytes()),
                     rest.len(),
                     rest[0]
                 )
-            });
-            details.push("nothing was removed; the container is as it was".to_string());
+            };
             return Err(Error::failed(format!(
                 "rescue failed at {}: {}",
                 failure.path, failure.reason
             ))
-            .details(details)
+            .details(partly_rescued(&extractor, not_copied))
             .hint("free space or fix the folder, then retire again"));
         }
     }
-    extractor.finish().map_err(|failure| {
+    let missing = extractor.missing(&assessment.unsaved);
+    if !missing.is_empty() {
+        let mut details: Vec<String> = missing
+            .iter()
+            .take(8)
+            .map(|p| format!("  {}", shown(p.as_bytes())))
+            .collect();
+        details.extend(partly_rescued(
+            &extractor,
+            format!("not copied: {} unsaved path(s)", missing.len()),
+        ));
+        return Err(Error::failed(format!(
+            "rescue incomplete: {} unsaved path(s) were not in what the engine sent",
+            missing.len()
+        ))
+        .details(details)
+        .hint("retire again; if it recurs, `docker cp` the paths above by hand"));
+    }
+    let (files, bytes, special) = (
+        extractor.files,
+        extractor.bytes,
+        std::mem::take(&mut extractor.special),
+    );
+    let partial = extractor.partial_path();
+    let path = extractor.complete().map_err(|failure| {
         Error::failed(format!(
-            "rescue could not set the mode of {}: {}",
+            "rescue could not finish {}: {}",
             failure.path, failure.reason
         ))
-        .details(["nothing was removed; the container is as it was".to_string()])
+        .details([format!("every file was copied, into {}", partial.display())])
     })?;
     Ok(Some(Rescued {
-        path: folder,
-        files: extractor.files,
-        bytes: extractor.bytes,
-        skipped: extractor.skipped,
+        path,
+        files,
+        bytes,
+        special,
     }))
+}
+
+/// What a failed rescue says of the copy it leaves.
+fn partly_rescued(extractor: &rescue::Extractor, not_copied: String) -> Vec<String> {
+    vec![
+        format!(
+            "copied {} file(s), {}, into {} before that; it is yours to delete",
+            extractor.files,
+            human_size(extractor.bytes),
+            extractor.partial_path().display()
+        ),
+        not_copied,
+    ]
 }

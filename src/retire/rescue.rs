@@ -1,18 +1,33 @@
 //! `--rescue`: which paths to fetch through the Engine API's archive endpoint, and how
-//! to unpack what comes back into `<workspace>/.rescued/<UTC time>/` safely: paths kept,
-//! contents intact, modes through [`rescued_mode`], nothing written outside the rescue
-//! folder, nothing overwritten. [`roots`] is pure; [`Extractor`] is blocking I/O on a
-//! tar stream.
+//! to unpack what comes back into `<workspace>/.rescued/<UTC time>/` safely.
+//!
+//! The container, or a neighbour container of the same project, can write the
+//! workspace while a rescue runs, and swap any folder in it for a symbolic link. So
+//! nothing here resolves a path twice: the rescue folder is opened once, and every
+//! folder, file and link below it is made with `mkdirat`/`openat` relative to an open
+//! directory, never following a link (`O_NOFOLLOW`, `O_EXCL`). Whatever is swapped,
+//! berth writes only beneath the folder it opened. When root runs the rescue (`berth
+//! reap`), each thing is handed to the workspace's owner through its own descriptor the
+//! moment it exists, so a rescue that stops half-way leaves nothing the owner cannot
+//! delete. A rescue is written as `<stamp>.partial` and renamed when complete.
+//!
+//! [`roots`] is pure; [`Folder`] and [`Extractor`] are blocking I/O.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Uid, CWD};
+use rustix::io::Errno;
 
 use super::assess::{parents, Assessment, Change, Disposable};
 use crate::engine::ChangeKind;
+use crate::names::shown;
 
 /// One archive call: a path in the container, and whether to take everything below it
 /// (a directory the container added) or only the entry itself (a modified file or
@@ -66,27 +81,18 @@ pub fn roots(assessment: &Assessment, volume_targets: &[String], all: bool) -> V
 /// Why an entry could not be written.
 #[derive(Debug)]
 pub struct Failure {
-    /// The path in the container.
+    /// The path in the container, as [`shown`] prints it.
     pub path: String,
     pub reason: String,
 }
 
-/// Unpacks archives into one rescue folder, keeping count.
-pub struct Extractor {
-    dest: PathBuf,
-    /// Entries to leave out (`None` with `--rescue-all`).
-    skip: Option<Disposable>,
-    /// The user's umask, which every rescued mode goes through.
-    umask: u32,
-    /// Directories known to be real directories under `dest` (never symlinks).
-    dirs: HashSet<PathBuf>,
-    /// Modes and times of directory entries, applied last so that a read-only directory
-    /// can still be filled.
-    dir_meta: Vec<(PathBuf, u32, SystemTime)>,
-    pub files: u64,
-    pub bytes: u64,
-    /// Device nodes and FIFOs: not files anyone wrote, not copied.
-    pub skipped: Vec<String>,
+impl Failure {
+    fn at(path: &[u8], err: impl Into<io::Error>) -> Self {
+        Self {
+            path: shown(path),
+            reason: crate::error::io_reason(&err.into()),
+        }
+    }
 }
 
 /// The mode a rescued file or directory gets: its own, without set-id and sticky bits,
@@ -99,7 +105,7 @@ pub fn rescued_mode(mode: u32, umask: u32) -> u32 {
 /// The process's umask, from `/proc/self/status` (Linux 4.7 and later), which reads it
 /// without changing it; 022 where that cannot be read.
 fn process_umask() -> u32 {
-    fs::read_to_string("/proc/self/status")
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             let line = status.lines().find(|l| l.starts_with("Umask:"))?;
@@ -108,155 +114,443 @@ fn process_umask() -> u32 {
         .unwrap_or(0o022)
 }
 
+/// Who what a rescue writes belongs to, when that is not who runs it: the workspace's
+/// owner, when root rescues into someone's workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// The owner of the open workspace `dir`, when this process is root and it is not.
+    fn of(dir: impl AsFd) -> io::Result<Option<Self>> {
+        let stat = rustix::fs::fstat(dir)?;
+        let root = rustix::process::geteuid().is_root();
+        Ok((root && stat.st_uid != 0).then_some(Self {
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+        }))
+    }
+
+    /// Hands the open `fd` over.
+    fn take(owner: Option<Self>, fd: impl AsFd) -> io::Result<()> {
+        match owner {
+            Some(o) => Ok(rustix::fs::fchown(
+                fd,
+                Some(Uid::from_raw(o.uid)),
+                Some(Gid::from_raw(o.gid)),
+            )?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens directory `name` in `dir`, never through a symbolic link.
+fn open_dir(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|errno| match errno {
+        Errno::LOOP | Errno::NOTDIR => io::Error::other(format!(
+            "{} is not a folder (a symbolic link or a file took its place)",
+            shown(name.as_bytes())
+        )),
+        errno => errno.into(),
+    })
+}
+
+/// Makes directory `name` in `dir` (mode 0700, handed to `owner`) unless one is there,
+/// and opens it, never through a symbolic link.
+fn make_dir(dir: impl AsFd, name: &OsStr, owner: Option<Owner>) -> io::Result<OwnedFd> {
+    let made = match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) => true,
+        Err(Errno::EXIST) => false,
+        Err(errno) => return Err(errno.into()),
+    };
+    let fd = open_dir(&dir, name)?;
+    if made {
+        Owner::take(owner, &fd)?;
+    }
+    Ok(fd)
+}
+
+/// A rescue folder, held open: `<workspace>/.rescued/<name>.partial/` while it is
+/// written, `<name>` once [`Folder::complete`] renames it.
+#[derive(Debug)]
+pub struct Folder {
+    /// `<workspace>/.rescued`, open.
+    parent: OwnedFd,
+    parent_path: PathBuf,
+    /// `<name>.partial`, open.
+    root: OwnedFd,
+    name: String,
+    owner: Option<Owner>,
+}
+
+/// What a rescue folder is called while it is written.
+fn partial(name: &str) -> String {
+    format!("{name}.partial")
+}
+
+impl Folder {
+    /// Opens `<workspace>/.rescued` (making it), never through a symbolic link, and
+    /// makes `<stamp>.partial` in it: `<stamp>-2.partial`, … when `<stamp>` is taken.
+    pub fn create(workspace: &Path, stamp: &str) -> io::Result<Self> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let workspace_fd = rustix::fs::openat(CWD, workspace, flags, Mode::empty())?;
+        let owner = Owner::of(&workspace_fd)?;
+        let parent = make_dir(&workspace_fd, OsStr::new(".rescued"), owner)?;
+        rustix::fs::fchmod(&parent, Mode::from_raw_mode(0o755)).ok();
+        for n in 1.. {
+            let name = if n == 1 {
+                stamp.to_string()
+            } else {
+                format!("{stamp}-{n}")
+            };
+            if rustix::fs::statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                continue;
+            }
+            let made = rustix::fs::mkdirat(&parent, partial(&name), Mode::from_raw_mode(0o700));
+            match made {
+                Ok(()) => {}
+                Err(Errno::EXIST) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+            let root = open_dir(&parent, OsStr::new(&partial(&name)))?;
+            Owner::take(owner, &root)?;
+            return Ok(Self {
+                parent,
+                parent_path: workspace.join(".rescued"),
+                root,
+                name,
+                owner,
+            });
+        }
+        unreachable!("an unbounded range always yields")
+    }
+
+    /// Where the rescue is while it is written, and where a failed one stays.
+    pub fn partial_path(&self) -> PathBuf {
+        self.parent_path.join(partial(&self.name))
+    }
+
+    /// Renames `<name>.partial` to `<name>` (or the next free `<stamp>-N` should
+    /// something have taken it meanwhile) and returns where the rescue now is.
+    pub fn complete(self) -> io::Result<PathBuf> {
+        let from = partial(&self.name);
+        let stamp = self.name.clone();
+        for n in 1.. {
+            let name = if n == 1 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{n}")
+            };
+            let renamed = rustix::fs::renameat_with(
+                &self.parent,
+                from.as_str(),
+                &self.parent,
+                name.as_str(),
+                RenameFlags::NOREPLACE,
+            );
+            match renamed {
+                Ok(()) => return Ok(self.parent_path.join(name)),
+                Err(Errno::EXIST) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        unreachable!("an unbounded range always yields")
+    }
+}
+
+/// A file in the layer that is not a file anyone wrote data into: a FIFO or a device
+/// node. A rescue lists it and does not copy it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Special {
+    /// As [`shown`] prints it.
+    pub path: String,
+    pub kind: &'static str,
+}
+
+/// Unpacks archives into one rescue [`Folder`], keeping count.
+pub struct Extractor {
+    folder: Folder,
+    /// Entries to leave out (`None` with `--rescue-all`).
+    skip: Option<Disposable>,
+    /// The user's umask, which every rescued mode goes through.
+    umask: u32,
+    /// The folders that hold the last entry, below the rescue folder, each open.
+    chain: Vec<(Vec<u8>, OwnedFd)>,
+    /// Modes and times of directory entries (by their path in the container), applied
+    /// last so that a read-only directory can still be filled.
+    dir_meta: Vec<(Vec<u8>, u32, SystemTime)>,
+    /// Every path in the container that was copied or made here.
+    seen: HashSet<Vec<u8>>,
+    /// Paths of regular files written here, which a hard link may name.
+    written: HashSet<Vec<u8>>,
+    /// Hard links whose first name was not copied (it was disposable, or in another
+    /// archive): each is fetched on its own, as the file it is.
+    pub pending: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub special: Vec<Special>,
+}
+
 impl Extractor {
-    /// `dest` must exist and be empty.
-    pub fn new(dest: PathBuf, skip: Option<Disposable>) -> Self {
-        Self::with_umask(dest, skip, process_umask())
+    pub fn new(folder: Folder, skip: Option<Disposable>) -> Self {
+        Self::with_umask(folder, skip, process_umask())
     }
 
     /// [`Extractor::new`], with modes masked by `umask` instead of the process's.
-    pub fn with_umask(dest: PathBuf, skip: Option<Disposable>, umask: u32) -> Self {
-        let dirs = HashSet::from([dest.clone()]);
+    pub fn with_umask(folder: Folder, skip: Option<Disposable>, umask: u32) -> Self {
         Self {
-            dest,
+            folder,
             skip,
             umask,
-            dirs,
+            chain: Vec::new(),
             dir_meta: Vec::new(),
+            seen: HashSet::new(),
+            written: HashSet::new(),
+            pending: Vec::new(),
             files: 0,
             bytes: 0,
-            skipped: Vec::new(),
+            special: Vec::new(),
         }
+    }
+
+    /// Where the rescue is written, and where a failed one stays.
+    pub fn partial_path(&self) -> PathBuf {
+        self.folder.partial_path()
     }
 
     /// Unpacks the archive of `root`. The engine names its entries after the root's
     /// last component (`/opt/work` → `work`, `work/a.csv`).
     pub fn extract(&mut self, root: &Root, archive: impl Read) -> Result<(), Failure> {
-        let at = |path: &str, err: io::Error| Failure {
-            path: path.to_string(),
-            reason: crate::error::io_reason(&err),
-        };
         let base = root.path.rsplit_once('/').map_or("", |(parent, _)| parent);
         let mut archive = tar::Archive::new(archive);
-        let entries = archive.entries().map_err(|err| at(&root.path, err))?;
+        let entries = archive
+            .entries()
+            .map_err(|err| Failure::at(root.path.as_bytes(), err))?;
         for entry in entries {
-            let mut entry = entry.map_err(|err| at(&root.path, err))?;
-            let relative = entry
-                .path()
-                .map_err(|err| at(&root.path, err))?
-                .into_owned();
-            let Some(relative) = clean(&relative) else {
+            let mut entry = entry.map_err(|err| Failure::at(root.path.as_bytes(), err))?;
+            let name = entry.path_bytes().into_owned();
+            let Some(path) = in_container(base, &name) else {
                 return Err(Failure {
-                    path: format!("{base}/{}", relative.display()),
+                    path: format!("{base}/{}", shown(&name)),
                     reason: "the archive names a path outside its folder".into(),
                 });
             };
-            let path = format!("{base}/{}", relative.display());
-            if !root.whole && path != root.path {
+            if !root.whole && path != root.path.as_bytes() {
                 continue;
             }
-            if self.skip.as_ref().is_some_and(|d| d.matches(&path)) {
+            let lossy = String::from_utf8_lossy(&path);
+            if self.skip.as_ref().is_some_and(|d| d.matches(&lossy)) {
                 continue;
             }
-            let target = self.dest.join(path.trim_start_matches('/'));
-            let header = entry.header();
-            let mode = rescued_mode(header.mode().unwrap_or(0o644), self.umask);
-            let mtime = UNIX_EPOCH + Duration::from_secs(header.mtime().unwrap_or(0));
-            let kind = header.entry_type();
-            let parent = target.parent().unwrap_or(&self.dest).to_path_buf();
-            self.ensure_dir(&parent).map_err(|err| at(&path, err))?;
-            match kind {
-                tar::EntryType::Directory => {
-                    self.ensure_dir(&target).map_err(|err| at(&path, err))?;
-                    self.dir_meta.push((target, mode, mtime));
+            self.write(&mut entry, base, path)?;
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        entry: &mut tar::Entry<impl Read>,
+        base: &str,
+        path: Vec<u8>,
+    ) -> Result<(), Failure> {
+        let header = entry.header();
+        let mode = rescued_mode(header.mode().unwrap_or(0o644), self.umask);
+        let mtime = UNIX_EPOCH + Duration::from_secs(header.mtime().unwrap_or(0));
+        let kind = header.entry_type();
+        let fail = |err: io::Error| Failure::at(&path, err);
+        let (folders, name) = split(&path);
+        let owner = self.folder.owner;
+        match kind {
+            tar::EntryType::Directory => {
+                self.enter(&path).map_err(fail)?;
+                self.dir_meta.push((path.clone(), mode, mtime));
+            }
+            tar::EntryType::Symlink => {
+                let dir = self.enter(folders).map_err(fail)?;
+                let link = entry.link_name_bytes().unwrap_or_default();
+                rustix::fs::symlinkat(OsStr::from_bytes(&link), dir, name)
+                    .map_err(|e| fail(e.into()))?;
+                if let Some(o) = owner {
+                    // Whatever is at the name now, it is not followed.
+                    rustix::fs::chownat(
+                        dir,
+                        name,
+                        Some(Uid::from_raw(o.uid)),
+                        Some(Gid::from_raw(o.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| fail(e.into()))?;
                 }
-                tar::EntryType::Symlink => {
-                    let link = entry
-                        .link_name()
-                        .map_err(|err| at(&path, err))?
-                        .unwrap_or_default();
-                    std::os::unix::fs::symlink(&link, &target).map_err(|err| at(&path, err))?;
-                    self.files += 1;
-                }
-                tar::EntryType::Link => {
-                    let link = entry
-                        .link_name()
-                        .map_err(|err| at(&path, err))?
-                        .unwrap_or_default();
-                    let source = clean(&link)
-                        .map(|l| self.dest.join(base.trim_start_matches('/')).join(l))
-                        .filter(|s| fs::symlink_metadata(s).is_ok_and(|m| m.is_file()));
-                    match source {
-                        Some(source) => {
-                            fs::hard_link(&source, &target).map_err(|err| at(&path, err))?
-                        }
-                        None => self.skipped.push(path.clone()),
+                self.files += 1;
+            }
+            tar::EntryType::Link => {
+                let link = entry.link_name_bytes().unwrap_or_default();
+                let source = in_container(base, &link).filter(|s| self.written.contains(s));
+                match source {
+                    Some(source) => {
+                        let (source_folders, source_name) = split(&source);
+                        let from = self.open(source_folders).map_err(fail)?;
+                        let dir = self.enter(folders).map_err(fail)?;
+                        rustix::fs::linkat(&from, source_name, dir, name, AtFlags::empty())
+                            .map_err(|e| fail(e.into()))?;
+                        self.written.insert(path.clone());
+                        self.files += 1;
                     }
-                    self.files += 1;
+                    None => match String::from_utf8(path.clone()) {
+                        // Its first name was left out: fetch it on its own, whole.
+                        Ok(text) => {
+                            self.pending.push(text);
+                            return Ok(());
+                        }
+                        Err(_) => {
+                            return Err(Failure {
+                                path: shown(&path),
+                                reason: "a hard link whose first name was not copied, \
+                                         and whose name the archive endpoint cannot take"
+                                    .into(),
+                            })
+                        }
+                    },
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut file = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&target)
-                        .map_err(|err| at(&path, err))?;
-                    self.bytes += io::copy(&mut entry, &mut file).map_err(|err| at(&path, err))?;
-                    file.set_permissions(fs::Permissions::from_mode(mode))
-                        .and_then(|()| file.set_modified(mtime))
-                        .and_then(|()| file.sync_data())
-                        .map_err(|err| at(&path, err))?;
-                    self.files += 1;
-                }
-                _ => self.skipped.push(path),
             }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let dir = self.enter(folders).map_err(fail)?;
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))
+                    .map_err(|e| fail(e.into()))?;
+                Owner::take(owner, &fd).map_err(fail)?;
+                let mut file = File::from(fd);
+                self.bytes += io::copy(entry, &mut file).map_err(fail)?;
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| fail(e.into()))?;
+                file.set_modified(mtime)
+                    .and_then(|()| file.sync_data())
+                    .map_err(fail)?;
+                self.written.insert(path.clone());
+                self.files += 1;
+            }
+            tar::EntryType::Fifo => self.special.push(Special {
+                path: shown(&path),
+                kind: "FIFO",
+            }),
+            tar::EntryType::Char | tar::EntryType::Block => self.special.push(Special {
+                path: shown(&path),
+                kind: "device node",
+            }),
+            _ => self.special.push(Special {
+                path: shown(&path),
+                kind: "unknown kind of entry",
+            }),
         }
+        self.seen.insert(path);
         Ok(())
     }
 
-    /// Applies the directories' own modes and times, deepest first.
-    pub fn finish(&mut self) -> Result<(), Failure> {
-        self.dir_meta
-            .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.components().count()));
-        for (dir, mode, mtime) in self.dir_meta.drain(..) {
-            let result = File::open(&dir)
-                .and_then(|f| f.set_modified(mtime))
-                .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(mode)));
-            result.map_err(|err| Failure {
-                path: dir.display().to_string(),
-                reason: crate::error::io_reason(&err),
-            })?;
+    /// Makes and opens the folders of container path `dir` below the rescue folder,
+    /// from the open folders of the last entry where they are the same.
+    fn enter(&mut self, dir: &[u8]) -> io::Result<&OwnedFd> {
+        let parts: Vec<&[u8]> = dir
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let same = self
+            .chain
+            .iter()
+            .zip(&parts)
+            .take_while(|((held, _), part)| held == *part)
+            .count();
+        self.chain.truncate(same);
+        for part in &parts[same..] {
+            let fd = {
+                let parent = self.chain.last().map_or(&self.folder.root, |(_, fd)| fd);
+                make_dir(parent, OsStr::from_bytes(part), self.folder.owner)?
+            };
+            self.chain.push((part.to_vec(), fd));
         }
-        Ok(())
+        Ok(self.chain.last().map_or(&self.folder.root, |(_, fd)| fd))
     }
 
-    /// Creates `dir` and its parents under `dest`, refusing to pass through anything
-    /// that is not a real directory (a symlink from an archive could point anywhere).
-    fn ensure_dir(&mut self, dir: &Path) -> io::Result<()> {
-        if self.dirs.contains(dir) {
-            return Ok(());
+    /// Opens the folders of container path `dir` below the rescue folder, making none.
+    fn open(&self, dir: &[u8]) -> io::Result<OwnedFd> {
+        let mut fd = rustix::io::dup(&self.folder.root)?;
+        for part in dir.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            fd = open_dir(&fd, OsStr::from_bytes(part))?;
         }
-        if let Some(parent) = dir.parent() {
-            if dir != self.dest {
-                self.ensure_dir(parent)?;
-            }
-        }
-        match fs::symlink_metadata(dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} exists and is not a directory",
-                    dir.display()
-                )))
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new().mode(0o755).create(dir)?;
-            }
-            Err(err) => return Err(err),
-        }
-        self.dirs.insert(dir.to_path_buf());
-        Ok(())
+        Ok(fd)
     }
+
+    /// Which of `unsaved` this rescue did not copy (nor list as special): each means
+    /// the rescue is not complete. Names the engine reported lossily match lossily.
+    pub fn missing<'a>(&self, unsaved: &'a [Change]) -> Vec<&'a str> {
+        let seen: HashSet<String> = self
+            .seen
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        unsaved
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Deleted && !seen.contains(&*c.path))
+            .map(|c| &*c.path)
+            .collect()
+    }
+
+    /// Applies the directories' own modes and times, deepest first, and renames the
+    /// folder to its final name. Returns where the rescue is.
+    pub fn complete(mut self) -> Result<PathBuf, Failure> {
+        self.chain.clear();
+        self.dir_meta.sort_by_key(|(path, _, _)| {
+            std::cmp::Reverse(path.iter().filter(|&&b| b == b'/').count())
+        });
+        for (dir, mode, mtime) in std::mem::take(&mut self.dir_meta) {
+            let file = File::from(self.open(&dir).map_err(|err| Failure::at(&dir, err))?);
+            file.set_modified(mtime)
+                .and_then(|()| Ok(rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?))
+                .map_err(|err| Failure::at(&dir, err))?;
+        }
+        let partial = self.folder.partial_path();
+        self.folder.complete().map_err(|err| Failure {
+            path: partial.display().to_string(),
+            reason: format!("cannot rename it: {}", crate::error::io_reason(&err)),
+        })
+    }
+}
+
+/// `base` + `/` + the archive's `name`, with `.` and trailing slashes gone; `None` for
+/// anything that could leave the folder (`..`, an absolute name) or names nothing.
+fn in_container(base: &str, name: &[u8]) -> Option<Vec<u8>> {
+    if name.starts_with(b"/") {
+        return None;
+    }
+    let mut out = base.as_bytes().to_vec();
+    let mut any = false;
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return None,
+            part => {
+                out.push(b'/');
+                out.extend_from_slice(part);
+                any = true;
+            }
+        }
+    }
+    any.then_some(out)
+}
+
+/// `/a/b/c` → (`/a/b`, `c`).
+fn split(path: &[u8]) -> (&[u8], &OsStr) {
+    let at = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    let name = &path[at..];
+    (
+        &path[..at],
+        OsStr::from_bytes(name.strip_prefix(b"/").unwrap_or(name)),
+    )
 }
 
 /// How much an archive holds.
@@ -292,49 +586,6 @@ pub fn count(archive: impl Read, budget: u64) -> io::Result<Count> {
         }
     }
     Ok(count)
-}
-
-/// `a/b/` → `a/b`; `None` for anything that could leave the folder (`..`, `/abs`).
-fn clean(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    (!out.as_os_str().is_empty()).then_some(out)
-}
-
-/// Creates `<workspace>/.rescued/<stamp>/` (or `<stamp>-2`, … when taken) and returns it.
-pub fn make_folder(workspace: &Path, stamp: &str) -> io::Result<PathBuf> {
-    let parent = workspace.join(".rescued");
-    match fs::symlink_metadata(&parent) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(io::Error::other(format!(
-                "{} is a symlink; berth will not write through it",
-                parent.display()
-            )))
-        }
-        Ok(_) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => fs::create_dir(&parent)?,
-        Err(err) => return Err(err),
-    }
-    for n in 1.. {
-        let name = if n == 1 {
-            stamp.to_string()
-        } else {
-            format!("{stamp}-{n}")
-        };
-        let folder = parent.join(name);
-        match fs::DirBuilder::new().mode(0o755).create(&folder) {
-            Ok(()) => return Ok(folder),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
-        }
-    }
-    unreachable!("an unbounded range always yields")
 }
 
 #[cfg(test)]
@@ -418,33 +669,45 @@ mod tests {
         assert!(umask <= 0o777, "{umask:o}");
     }
 
+    const STAMP: &str = "20261121T000000Z";
+
+    /// A workspace in a temporary folder, and a rescue folder in it.
+    fn workspace() -> (tempfile::TempDir, Folder) {
+        let ws = tempfile::tempdir().unwrap();
+        let folder = Folder::create(ws.path(), STAMP).unwrap();
+        (ws, folder)
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
     #[test]
     fn a_world_writable_directory_is_rescued_private_to_the_group_and_others() {
         use tar::EntryType::*;
-        let dir = tempfile::tempdir().unwrap();
-        let mut x = Extractor::with_umask(dir.path().to_path_buf(), None, 0o022);
+        let (ws, folder) = workspace();
+        let mut x = Extractor::with_umask(folder, None, 0o022);
         let data = archive(&[
             ("scratch", Directory, b"", 0o1777),
             ("scratch/f", Regular, b"x", 0o666),
         ]);
         x.extract(&root("/scratch", true), &data[..]).unwrap();
-        x.finish().unwrap();
-        let mode = |p: &str| {
-            fs::metadata(dir.path().join(p))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777
-        };
-        assert_eq!(mode("scratch"), 0o755);
-        assert_eq!(mode("scratch/f"), 0o644);
+        let done = x.complete().unwrap();
+        assert_eq!(done, ws.path().join(".rescued").join(STAMP));
+        assert_eq!(mode_of(&done.join("scratch")), 0o755);
+        assert_eq!(mode_of(&done.join("scratch/f")), 0o644);
     }
 
     #[test]
     fn extraction_keeps_paths_contents_modes_and_times() {
         use tar::EntryType::*;
-        let dir = tempfile::tempdir().unwrap();
-        let mut x = Extractor::with_umask(dir.path().to_path_buf(), None, 0o022);
+        let (_ws, folder) = workspace();
+        let mut x = Extractor::with_umask(folder, None, 0o022);
         let data = archive(&[
             ("work", Directory, b"", 0o555),
             ("work/run.sh", Regular, b"#!/bin/sh\necho hi\n", 0o4755),
@@ -452,43 +715,140 @@ mod tests {
             ("work/hard", Link, b"work/run.sh", 0o755),
         ]);
         x.extract(&root("/opt/work", true), &data[..]).unwrap();
-        x.finish().unwrap();
-        let run = dir.path().join("opt/work/run.sh");
-        assert_eq!(fs::read(&run).unwrap(), b"#!/bin/sh\necho hi\n");
-        let meta = fs::metadata(&run).unwrap();
+        assert_eq!((x.files, x.bytes), (3, 18));
+        assert!(x.pending.is_empty());
+        let done = x.complete().unwrap();
+        let run = done.join("opt/work/run.sh");
+        assert_eq!(std::fs::read(&run).unwrap(), b"#!/bin/sh\necho hi\n");
+        assert_eq!(mode_of(&run), 0o755, "set-id bit dropped");
         assert_eq!(
-            meta.permissions().mode() & 0o7777,
-            0o755,
-            "set-id bit dropped"
-        );
-        assert_eq!(
-            meta.modified().unwrap(),
+            std::fs::metadata(&run).unwrap().modified().unwrap(),
             UNIX_EPOCH + Duration::from_secs(1_700_000_000)
         );
         assert_eq!(
-            fs::read_link(dir.path().join("opt/work/link")).unwrap(),
+            std::fs::read_link(done.join("opt/work/link")).unwrap(),
             Path::new("run.sh")
         );
         assert_eq!(
-            fs::read(dir.path().join("opt/work/hard")).unwrap(),
+            std::fs::read(done.join("opt/work/hard")).unwrap(),
             b"#!/bin/sh\necho hi\n"
         );
-        let work = fs::metadata(dir.path().join("opt/work")).unwrap();
-        assert_eq!(work.permissions().mode() & 0o7777, 0o555);
-        assert_eq!((x.files, x.bytes), (3, 18));
-        fs::set_permissions(
-            dir.path().join("opt/work"),
-            fs::Permissions::from_mode(0o755),
+        assert_eq!(mode_of(&done.join("opt/work")), 0o555);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            done.join("opt/work"),
+            std::fs::Permissions::from_mode(0o755),
         )
         .unwrap();
     }
 
     #[test]
+    fn a_hard_link_whose_first_name_was_left_out_is_fetched_on_its_own() {
+        use tar::EntryType::*;
+        let (_ws, folder) = workspace();
+        let skip = Disposable::new(&["/opt/cache".to_string()]);
+        let mut x = Extractor::with_umask(folder, Some(skip), 0o022);
+        let data = archive(&[
+            ("opt", Directory, b"", 0o755),
+            ("opt/cache", Directory, b"", 0o755),
+            ("opt/cache/wheel.so", Regular, b"library", 0o644),
+            ("opt/env", Directory, b"", 0o755),
+            ("opt/env/wheel.so", Link, b"opt/cache/wheel.so", 0o644),
+        ]);
+        x.extract(&root("/opt", true), &data[..]).unwrap();
+        assert_eq!(x.pending, ["/opt/env/wheel.so"]);
+        assert_eq!(x.files, 0, "nothing is counted that was not copied");
+        // The file alone, as the engine sends it for that path.
+        let alone = archive(&[("wheel.so", Regular, b"library", 0o644)]);
+        x.extract(&root("/opt/env/wheel.so", false), &alone[..])
+            .unwrap();
+        assert_eq!(x.files, 1);
+        let unsaved = [
+            change("/opt/env/wheel.so", Added),
+            change("/opt/env", Added),
+        ];
+        assert!(x.missing(&unsaved).is_empty());
+        let done = x.complete().unwrap();
+        assert_eq!(
+            std::fs::read(done.join("opt/env/wheel.so")).unwrap(),
+            b"library"
+        );
+        assert!(!done.join("opt/cache/wheel.so").exists());
+    }
+
+    #[test]
+    fn an_unsaved_path_the_engine_did_not_send_is_missing() {
+        use tar::EntryType::*;
+        let (_ws, folder) = workspace();
+        let mut x = Extractor::new(folder, None);
+        let data = archive(&[("a", Directory, b"", 0o755), ("a/1", Regular, b"1", 0o644)]);
+        x.extract(&root("/a", true), &data[..]).unwrap();
+        let unsaved = [
+            change("/a", Added),
+            change("/a/1", Added),
+            change("/a/2", Added),
+            change("/a/gone", Deleted),
+        ];
+        assert_eq!(x.missing(&unsaved), ["/a/2"]);
+    }
+
+    #[test]
+    fn fifos_and_devices_are_listed_not_copied() {
+        use tar::EntryType::*;
+        let (_ws, folder) = workspace();
+        let mut x = Extractor::new(folder, None);
+        let data = archive(&[
+            ("run", Directory, b"", 0o755),
+            ("run/pipe", Fifo, b"", 0o644),
+            ("run/null", Char, b"", 0o666),
+        ]);
+        x.extract(&root("/run", true), &data[..]).unwrap();
+        let kinds: Vec<(&str, &str)> = x
+            .special
+            .iter()
+            .map(|s| (s.path.as_str(), s.kind))
+            .collect();
+        assert_eq!(kinds, [("/run/pipe", "FIFO"), ("/run/null", "device node")]);
+        assert_eq!(x.files, 0);
+        let unsaved = [change("/run/pipe", Added), change("/run/null", Added)];
+        assert!(x.missing(&unsaved).is_empty(), "listed counts as handled");
+        let done = x.complete().unwrap();
+        assert!(!done.join("run/pipe").exists());
+    }
+
+    #[test]
+    fn names_are_bytes_from_the_archive_to_the_disk() {
+        let (_ws, folder) = workspace();
+        let mut x = Extractor::new(folder, None);
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, data) in [
+            (&b"d"[..], tar::EntryType::Directory, &b""[..]),
+            (&b"d/\xff\xfe.bin"[..], tar::EntryType::Regular, &b"raw"[..]),
+            (&b"d/line\nbreak"[..], tar::EntryType::Regular, &b"nl"[..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(0o644);
+            header.set_size(data.len() as u64);
+            builder
+                .append_data(&mut header, Path::new(OsStr::from_bytes(name)), data)
+                .unwrap();
+        }
+        let data = builder.into_inner().unwrap();
+        x.extract(&root("/d", true), &data[..]).unwrap();
+        let done = x.complete().unwrap();
+        let raw = done.join("d").join(OsStr::from_bytes(b"\xff\xfe.bin"));
+        assert_eq!(std::fs::read(raw).unwrap(), b"raw");
+        assert_eq!(std::fs::read(done.join("d/line\nbreak")).unwrap(), b"nl");
+    }
+
+    #[test]
     fn a_modified_directory_brings_only_itself_and_disposable_entries_stay_behind() {
         use tar::EntryType::*;
-        let dir = tempfile::tempdir().unwrap();
+        let (_ws, folder) = workspace();
+        let at = folder.partial_path();
         let skip = Disposable::new(&["__pycache__".to_string()]);
-        let mut x = Extractor::new(dir.path().to_path_buf(), Some(skip));
+        let mut x = Extractor::new(folder, Some(skip));
         let data = archive(&[
             ("etc", Directory, b"", 0o755),
             ("etc/passwd", Regular, b"image file", 0o644),
@@ -500,19 +860,18 @@ mod tests {
             ("app/m.py", Regular, b"code", 0o644),
         ]);
         x.extract(&root("/app", true), &data[..]).unwrap();
-        assert!(dir.path().join("etc").is_dir());
-        assert!(!dir.path().join("etc/passwd").exists());
-        assert!(!dir.path().join("app/__pycache__").exists());
-        assert_eq!(fs::read(dir.path().join("app/m.py")).unwrap(), b"code");
+        assert!(at.join("etc").is_dir());
+        assert!(!at.join("etc/passwd").exists());
+        assert!(!at.join("app/__pycache__").exists());
+        assert_eq!(std::fs::read(at.join("app/m.py")).unwrap(), b"code");
     }
 
     #[test]
     fn nothing_is_written_through_a_symlink_from_the_archive() {
         use tar::EntryType::*;
-        let dir = tempfile::tempdir().unwrap();
+        let (_ws, folder) = workspace();
         let outside = tempfile::tempdir().unwrap();
-        let mut x = Extractor::new(dir.path().join("r"), None);
-        fs::create_dir(dir.path().join("r")).unwrap();
+        let mut x = Extractor::new(folder, None);
         let data = archive(&[
             ("d", Directory, b"", 0o755),
             (
@@ -526,11 +885,32 @@ mod tests {
         let failure = x.extract(&root("/d", true), &data[..]).unwrap_err();
         assert_eq!(failure.path, "/d/escape/owned");
         assert!(
-            failure.reason.contains("not a directory"),
+            failure.reason.contains("not a folder"),
             "{}",
             failure.reason
         );
-        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_folder_swapped_for_a_symlink_mid_rescue_is_never_written_through() {
+        use tar::EntryType::*;
+        let (_ws, folder) = workspace();
+        let at = folder.partial_path();
+        let outside = tempfile::tempdir().unwrap();
+        let mut x = Extractor::new(folder, None);
+        let first = archive(&[("d", Directory, b"", 0o755), ("d/a", Regular, b"a", 0o644)]);
+        x.extract(&root("/d", true), &first[..]).unwrap();
+        // A neighbour moves the folder away and puts a link to elsewhere in its place.
+        std::fs::rename(at.join("d"), at.join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), at.join("d")).unwrap();
+        let second = archive(&[("b", Regular, b"b", 0o644)]);
+        x.extract(&root("/d/b", true), &second[..]).unwrap();
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read(at.join("moved/b")).unwrap(), b"b");
+        // A fresh look from the rescue folder finds the link and refuses it.
+        let err = x.open(b"/d").unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
     }
 
     #[test]
@@ -551,17 +931,36 @@ mod tests {
 
     #[test]
     fn paths_that_climb_out_are_refused() {
-        assert_eq!(clean(Path::new("a/./b/")), Some(PathBuf::from("a/b")));
-        assert_eq!(clean(Path::new("a/../../etc")), None);
-        assert_eq!(clean(Path::new("/etc")), None);
+        assert_eq!(in_container("/opt", b"a/./b/"), Some(b"/opt/a/b".to_vec()));
+        assert_eq!(in_container("", b"work"), Some(b"/work".to_vec()));
+        assert_eq!(in_container("/opt", b"a/../../etc"), None);
+        assert_eq!(in_container("/opt", b"/etc"), None);
+        assert_eq!(in_container("/opt", b"./"), None);
     }
 
     #[test]
-    fn rescue_folders_never_collide() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = make_folder(dir.path(), "20261121T000000Z").unwrap();
-        let b = make_folder(dir.path(), "20261121T000000Z").unwrap();
-        assert_eq!(a, dir.path().join(".rescued/20261121T000000Z"));
-        assert_eq!(b, dir.path().join(".rescued/20261121T000000Z-2"));
+    fn rescue_folders_are_partial_until_complete_and_never_collide() {
+        let ws = tempfile::tempdir().unwrap();
+        let a = Folder::create(ws.path(), STAMP).unwrap();
+        let b = Folder::create(ws.path(), STAMP).unwrap();
+        let rescued = ws.path().join(".rescued");
+        assert_eq!(a.partial_path(), rescued.join(format!("{STAMP}.partial")));
+        assert_eq!(b.partial_path(), rescued.join(format!("{STAMP}-2.partial")));
+        assert_eq!(mode_of(&a.partial_path()), 0o700);
+        assert_eq!(b.complete().unwrap(), rescued.join(format!("{STAMP}-2")));
+        assert_eq!(a.complete().unwrap(), rescued.join(STAMP));
+        // A stamp whose final name is taken is not used again.
+        let c = Folder::create(ws.path(), STAMP).unwrap();
+        assert_eq!(c.partial_path(), rescued.join(format!("{STAMP}-3.partial")));
+    }
+
+    #[test]
+    fn a_rescued_folder_that_is_a_symlink_is_refused() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.path().join(".rescued")).unwrap();
+        let err = Folder::create(ws.path(), STAMP).unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

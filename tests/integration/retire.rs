@@ -257,8 +257,12 @@ fn a_rescue_that_cannot_write_removes_nothing() {
     let out = sb.berth(&["retire", &sb.project, "--rescue"]);
     assert_code(&out, 1);
     assert_stderr_has(&out, "cannot rescue into");
-    assert_stderr_has(&out, "nothing was copied and nothing removed");
-    assert_eq!(sb.state(), "running");
+    assert_stderr_has(&out, "nothing was copied");
+    // The rescue comes after the stop, so that it holds what the stop wrote.
+    assert_stderr_has(&out, "nothing was removed");
+    assert_stderr_has(&out, "is stopped, and `berth deploy");
+    assert_eq!(sb.state(), "exited");
+    assert_code(&docker(&["start", &sb.container()]), 0);
     assert_eq!(stdout(&sb.exec("cat /opt/results/run1/a.csv")), "42\n");
 }
 
@@ -300,8 +304,17 @@ fn a_rescue_into_a_full_disk_says_what_was_copied_and_removes_nothing() {
     assert_code(&out, 1);
     assert_stderr_has(&out, "rescue failed at /opt/z/big: no space left on device");
     assert_stderr_has(&out, "copied 1 file(s)");
+    assert_stderr_has(&out, ".partial before that; it is yours to delete");
     assert_stderr_has(&out, "nothing was removed");
-    assert_eq!(sb.state(), "running");
+    assert_eq!(sb.state(), "exited");
+    let partial: Vec<String> = fs::read_dir(sb.workspace().join(".rescued"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        partial.len() == 1 && partial[0].ends_with(".partial"),
+        "{partial:?}"
+    );
 }
 
 #[test]

@@ -457,7 +457,7 @@ pub fn chown(path: &Path, uid: u32, gid: u32) {
 
 pub fn owner(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap().uid()
+    std::fs::symlink_metadata(path).unwrap().uid()
 }
 
 /// Asserts a command's exit code, showing its output when it differs.

@@ -24,9 +24,17 @@ pub struct Context {
 impl Context {
     pub fn load(raw_project: &str, command_line: &FileConfig) -> Result<Self> {
         let project = ProjectName::parse(raw_project)?;
-        let paths = Paths::from_env()?;
-        let workspace = paths.workspace(&project);
-        let files = Files::read(&paths, &workspace)?;
+        let mut paths = Paths::from_env()?;
+        let mut workspace = paths.workspace(&project);
+        let mut files = Files::read(&paths, &workspace)?;
+        let user = HostUser::current();
+        if let Some(pinned) = pinned_workspace_root(&files, &user)? {
+            if paths.workspace_root != pinned {
+                paths.workspace_root = pinned;
+                workspace = paths.workspace(&project);
+                files = Files::read(&paths, &workspace)?;
+            }
+        }
         let cwd = std::env::current_dir()
             .map_err(|err| Error::failed(format!("cannot read the current directory: {err}")))?;
         let host_data_path = std::env::var("HOST_DATA_PATH").ok();
@@ -35,7 +43,7 @@ impl Context {
         config::read_env_files(&mut settings, &workspace)?;
         Ok(Self {
             project,
-            user: HostUser::current(),
+            user,
             paths,
             workspace,
             settings,
@@ -103,4 +111,31 @@ fn list_dirs(root: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The workspace root the policy pins, if it does. A `BERTH_WORKSPACE_ROOT` that names
+/// another is refused (exit 3): the workspace would be somewhere the user did not say.
+fn pinned_workspace_root(files: &Files, user: &HostUser) -> Result<Option<PathBuf>> {
+    let Some((path, policy)) = &files.policy else {
+        return Ok(None);
+    };
+    let home = crate::host::passwd_home(user.uid);
+    let home = home.as_deref().unwrap_or(Path::new("/nonexistent"));
+    let Some(pinned) = policy.pinned_workspace_root(&user.name, home) else {
+        return Ok(None);
+    };
+    let named = std::env::var_os("BERTH_WORKSPACE_ROOT").filter(|v| !v.is_empty());
+    if let Some(named) = named {
+        let resolve = crate::guard::policy::resolve;
+        if resolve(Path::new(&named)) != resolve(&pinned) {
+            return Err(Error::refused(format!(
+                "policy {} pins the workspace root to {}; BERTH_WORKSPACE_ROOT={} cannot move it",
+                path.display(),
+                pinned.display(),
+                Path::new(&named).display()
+            ))
+            .hint("unset BERTH_WORKSPACE_ROOT"));
+        }
+    }
+    Ok(Some(pinned))
 }

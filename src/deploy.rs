@@ -18,6 +18,7 @@ use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::gpu;
+use crate::guard::policy::{Joined, NamedVolume, OwnMount};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::identity;
 use crate::lock::{self, Lock};
@@ -126,13 +127,39 @@ fn prepare_in(ctx: Context, allow_new: bool) -> Result<Prepared> {
 }
 
 impl Prepared {
-    /// The policy's rules over `spec`, the request the engine would get. Bind mounts
-    /// may come from the workspace root, the data root, berth's own mount sources (the
+    /// The policy's rules over `spec`, the request the engine would get. berth's own
+    /// mounts must be the caller's ([`guard::policy::check_own`]); then bind mounts may
+    /// come from the workspace root, the data root, berth's own mount sources (the
     /// persistent home) and `allowed_mount_roots`.
     pub fn check_policy(&self, spec: &ContainerSpec) -> Result<()> {
         let Some((path, policy)) = &self.ctx.policy else {
             return Ok(());
         };
+        let (ctx, user) = (&self.ctx, &self.ctx.user);
+        // The password database's home: `$HOME` is the caller's to set.
+        let home = crate::host::passwd_home(user.uid);
+        let pinned = policy.pinned_workspace_root(
+            &user.name,
+            home.as_deref().unwrap_or(Path::new("/nonexistent")),
+        );
+        let own_roots = guard::policy::Roots::new(
+            home.into_iter()
+                .chain(pinned)
+                .chain(policy.allowed_mount_roots.iter().flatten().cloned()),
+        );
+        let own: Vec<OwnMount> = [
+            ("the workspace root", ctx.paths.workspace_root.clone()),
+            ("the workspace", ctx.workspace.clone()),
+            (
+                "the persistent home",
+                ctx.paths.container_home(&ctx.project),
+            ),
+        ]
+        .into_iter()
+        .map(|(what, path)| own_mount(what, path))
+        .collect();
+        guard::policy::check_own(path, policy, &own, user.uid, &own_roots)?;
+
         let own = self.plan.mounts.iter().filter_map(|mount| match mount {
             Mount::Bind { source, .. } => Some(source.clone()),
             Mount::Volume(_) => None,
@@ -147,16 +174,49 @@ impl Prepared {
         guard::policy::check(path, policy, spec, &roots)
     }
 
-    /// `max_containers_per_user`, asked of the engine when a container would be created.
-    pub async fn check_count(&self, engine: &Engine) -> Result<()> {
+    /// What only the engine can tell, asked when a container would be created: the
+    /// user's container count (`max_containers_per_user`), the driver options of the
+    /// named volumes `spec` mounts, and whose the containers it joins are.
+    pub async fn check_with_engine(&self, engine: &Engine, spec: &ContainerSpec) -> Result<()> {
         let Some((path, policy)) = &self.ctx.policy else {
             return Ok(());
         };
-        if policy.limits.max_containers_per_user.is_none() {
-            return Ok(());
+        if policy.limits.max_containers_per_user.is_some() {
+            let have = engine.list(Some(self.ctx.user.uid), None, false).await?;
+            guard::policy::check_container_count(path, policy, have.len())?;
         }
-        let have = engine.list(Some(self.ctx.user.uid), None, false).await?;
-        guard::policy::check_container_count(path, policy, have.len())
+        if policy.allowed_mount_roots.is_some() {
+            let mut volumes = Vec::new();
+            for name in guard::policy::named_volumes(spec) {
+                if let Some(options) = engine.volume_options(&name).await? {
+                    volumes.push(NamedVolume { name, options });
+                }
+            }
+            let roots =
+                guard::policy::Roots::new(policy.allowed_mount_roots.iter().flatten().cloned());
+            guard::policy::check_volumes(path, policy, &volumes, &roots)?;
+        }
+        let mut joined = Vec::new();
+        for (spelled, name) in guard::policy::joins(spec) {
+            let owner = engine.container_owner(&name).await?.flatten();
+            joined.push(Joined {
+                spelled,
+                name,
+                owner,
+            });
+        }
+        guard::policy::check_joins(path, &joined, self.ctx.user.uid)
+    }
+}
+
+/// One of berth's own mount sources as the host has it now: resolved, and its owner.
+fn own_mount(what: &'static str, path: PathBuf) -> OwnMount {
+    use std::os::unix::fs::MetadataExt;
+    OwnMount {
+        what,
+        resolved: guard::policy::resolve(&path),
+        owner: std::fs::metadata(&path).ok().map(|meta| meta.uid()),
+        path,
     }
 }
 
@@ -382,7 +442,7 @@ async fn create(
     printer: &Printer,
 ) -> Result<(String, &'static str)> {
     let (ctx, plan) = (&prepared.ctx, &prepared.plan);
-    prepared.check_count(engine).await?;
+    prepared.check_with_engine(engine, &plan.to_spec()).await?;
     // The image first: a failed pull must leave no new workspace behind.
     let image_id = pulled_if_missing(engine, &plan.image, image_id, printer).await?;
     let home = ctx.paths.container_home(&ctx.project);
@@ -613,7 +673,9 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
             .await?;
         let mut gpus = None;
         if existing.is_none() {
-            prepared.check_count(&engine).await?;
+            prepared
+                .check_with_engine(&engine, &prepared.plan.to_spec())
+                .await?;
             if let Some(request) = prepared
                 .plan
                 .to_spec()

@@ -8,7 +8,7 @@
 //! So connecting is a ping, not a version negotiation: `/_ping` is the cheapest call an
 //! engine answers, where `/version` asks containerd and runc theirs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -370,6 +370,39 @@ impl Engine {
                 status_code: 404, ..
             }) => Ok(None),
             Err(err) => Err(self.failed(&format!("inspect image {image}"), &err)),
+        }
+    }
+
+    /// The driver options of named volume `name` (`type`, `o`, `device` for the local
+    /// driver), or `None` when there is no such volume.
+    pub async fn volume_options(&self, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(volume) => Ok(Some(volume.options.into_iter().collect())),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(self.failed(&format!("inspect volume {name}"), &err)),
+        }
+    }
+
+    /// Whose container `name` is, by its `berth.user` label: `None` when there is no
+    /// such container, `Some(None)` when it has no owner label.
+    pub async fn container_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(details) => Ok(Some(
+                details
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|mut labels| labels.remove(label::USER)),
+            )),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(self.failed(&format!("inspect container {name}"), &err)),
         }
     }
 

@@ -50,6 +50,17 @@ impl HostUser {
 
 /// The login name of `uid` on this host, if it has one.
 pub fn passwd_name(uid: u32) -> Option<String> {
+    passwd_entry(uid).map(|(name, _)| name)
+}
+
+/// The home directory of `uid` in the password database: unlike `$HOME`, not the
+/// caller's to choose.
+pub fn passwd_home(uid: u32) -> Option<PathBuf> {
+    passwd_entry(uid).map(|(_, home)| home)
+}
+
+/// `uid`'s login name and home directory, from the password database.
+fn passwd_entry(uid: u32) -> Option<(String, PathBuf)> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -65,12 +76,14 @@ pub fn passwd_name(uid: u32) -> Option<String> {
             &mut result,
         )
     };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() || pwd.pw_dir.is_null() {
         return None;
     }
-    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
-    let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-    name.to_str().ok().map(str::to_owned)
+    // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings in `buf`.
+    let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
+    use std::os::unix::ffi::OsStrExt;
+    let home = PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+    name.to_str().ok().map(|name| (name.to_owned(), home))
 }
 
 /// Where berth reads and writes on the host.

@@ -34,6 +34,10 @@ pub struct Policy {
     /// mounted. None (the key left out): bind mounts are not restricted; `[]`: only the
     /// workspace root and the data root.
     pub allowed_mount_roots: Option<Vec<PathBuf>>,
+    /// Pins the workspace root, so that no user's `BERTH_WORKSPACE_ROOT` can move it:
+    /// `~` is the user's home from the password database (not `$HOME`), `{user}` the
+    /// login name (`/scratch/{user}/workspace`).
+    pub workspace_root: Option<String>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -64,6 +68,9 @@ pub enum Forbidden {
     HostIpc,
     CapAdd,
     Devices,
+    /// Joining another container's namespaces or volumes: `--network`, `--pid`,
+    /// `--ipc container:X`. Without it, only the caller's own containers may be joined.
+    Join,
 }
 
 impl Forbidden {
@@ -75,6 +82,7 @@ impl Forbidden {
             Forbidden::HostIpc => "host-ipc",
             Forbidden::CapAdd => "cap-add",
             Forbidden::Devices => "devices",
+            Forbidden::Join => "join",
         }
     }
 }
@@ -252,6 +260,21 @@ pub fn path_for(uid: u32, named: Option<&Path>) -> (PathBuf, Option<String>) {
 }
 
 impl Policy {
+    /// Whether the policy restricts what berth mounts: `allowed_mount_roots` or
+    /// `workspace_root` is set.
+    pub fn restricts_mounts(&self) -> bool {
+        self.allowed_mount_roots.is_some() || self.workspace_root.is_some()
+    }
+
+    /// The pinned workspace root for a user called `name` whose home is `home`.
+    pub fn pinned_workspace_root(&self, name: &str, home: &Path) -> Option<PathBuf> {
+        let raw = self.workspace_root.as_deref()?.replace("{user}", name);
+        Some(match raw.strip_prefix('~') {
+            Some(rest) => home.join(rest.trim_start_matches('/')),
+            None => PathBuf::from(raw),
+        })
+    }
+
     /// Reads the policy at `path`; none when there is no file (nothing is forbidden
     /// beyond docker's own rules).
     pub fn read(path: &Path) -> Result<Option<Self>> {
@@ -317,6 +340,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_workspace_root_takes_the_password_databases_home_and_the_user() {
+        let pin = |raw: &str| Policy {
+            workspace_root: Some(raw.into()),
+            ..Default::default()
+        };
+        let home = Path::new("/home/alice");
+        assert_eq!(
+            pin("~/workspace").pinned_workspace_root("alice", home),
+            Some(PathBuf::from("/home/alice/workspace"))
+        );
+        assert_eq!(
+            pin("/scratch/{user}/ws").pinned_workspace_root("alice", home),
+            Some(PathBuf::from("/scratch/alice/ws"))
+        );
+        assert_eq!(
+            pin("~").pinned_workspace_root("alice", home),
+            Some(PathBuf::from("/home/alice"))
+        );
+        assert_eq!(Policy::default().pinned_workspace_root("alice", home), None);
+        assert!(!Policy::default().restricts_mounts());
+    }
+
+    #[test]
     fn only_root_may_name_another_policy() {
         let mine = Path::new("/home/u/permissive.toml");
         assert_eq!(path_for(0, Some(mine)), (mine.to_path_buf(), None));
@@ -334,8 +380,9 @@ mod tests {
     fn a_whole_policy_parses() {
         let text = r#"
             allowed_images = ["pytorch/*", "nvcr.io/nvidia/**"]
-            forbid = ["privileged", "host-network", "host-pid", "host-ipc", "cap-add", "devices"]
+            forbid = ["privileged", "host-network", "host-pid", "host-ipc", "cap-add", "devices", "join"]
             allowed_mount_roots = ["/scratch"]
+            workspace_root = "~/workspace"
             env = { TZ = "UTC" }
             [limits]
             max_gpus_per_user = 2
@@ -358,7 +405,8 @@ mod tests {
             path = "/var/log/berth/events.jsonl"
         "#;
         let policy: Policy = file::parse_as(text, Path::new("policy.toml")).unwrap();
-        assert_eq!(policy.forbid.len(), 6);
+        assert_eq!(policy.forbid.len(), 7);
+        assert!(policy.restricts_mounts());
         assert_eq!(policy.limits.max_memory, Some(Size(64 << 30)));
         assert_eq!(policy.gpus.request, GpuRequest::Env);
         assert_eq!(

@@ -86,7 +86,7 @@ async fn run_inner(
         .await
         .map_err(|err| err.with_status(125))?;
     deploy::check_group(&engine, &prepared).await?;
-    prepared.check_count(&engine).await?;
+    prepared.check_with_engine(&engine, &spec).await?;
     deploy::settle_identity(&mut prepared)?;
     // The identity the guard settled goes on the container too.
     if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {

@@ -3,6 +3,7 @@
 //! be asked for, so that no flag, file or variable can get around them. Pure: the
 //! callers gather the facts (the request, the allowed roots, counts from the engine).
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::dockerargs::{format_cpus, format_size};
@@ -10,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::policy::{Forbidden, Policy};
 use crate::retire::assess::glob_match;
 use crate::spec::{ContainerSpec, MountKind};
+
+const ASK: &str = "ask the administrator if you need it";
 
 /// Host directories a bind mount's source may lie in.
 #[derive(Debug, Clone, Default)]
@@ -38,7 +41,6 @@ pub fn check(path: &Path, policy: &Policy, spec: &ContainerSpec, roots: &Roots) 
     let refuse = |rule: &str, what: String| {
         Error::refused(format!("policy {} {rule}: {what}", path.display()))
     };
-    let ask = "ask the administrator if you need it";
 
     if !policy.allowed_images.is_empty()
         && !policy
@@ -66,52 +68,12 @@ pub fn check(path: &Path, policy: &Policy, spec: &ContainerSpec, roots: &Roots) 
                 path.display(),
                 rule.name()
             ))
-            .hint(format!("run without {used}; {ask}")));
+            .hint(format!("run without {used}; {ASK}")));
         }
     }
 
-    let binds = spec
-        .host
-        .binds
-        .iter()
-        .filter_map(|bind| {
-            let source = bind.split(':').next().unwrap_or_default();
-            source
-                .starts_with('/')
-                .then(|| (source.to_string(), format!("-v {bind}")))
-        })
-        .chain(
-            spec.host
-                .mounts
-                .iter()
-                .filter_map(|m| match (m.kind, &m.source) {
-                    (MountKind::Bind, Some(source)) => Some((
-                        source.clone(),
-                        format!("--mount type=bind,source={source},target={}", m.target),
-                    )),
-                    _ => None,
-                }),
-        );
-    let restricted = policy.allowed_mount_roots.is_some();
-    for (source, spelled) in binds.filter(|_| restricted) {
-        if !roots.allows(Path::new(&source)) {
-            return Err(refuse(
-                "limits mounts to the workspace root, the data root and allowed_mount_roots",
-                format!(
-                    "`{spelled}` mounts {}",
-                    resolve(Path::new(&source)).display()
-                ),
-            )
-            .details(
-                roots
-                    .dirs
-                    .iter()
-                    .map(|d| format!("allowed: {}", d.display())),
-            )
-            .hint(format!(
-                "move the files into your workspace, or use a named volume; {ask}"
-            )));
-        }
+    if policy.allowed_mount_roots.is_some() {
+        check_sources(path, host_paths(spec), roots)?;
     }
 
     let limits = &policy.limits;
@@ -167,7 +129,225 @@ fn uses(rule: Forbidden, spec: &ContainerSpec) -> Option<String> {
             .devices
             .first()
             .map(|d| format!("--device {}", d.path_on_host)),
+        Forbidden::Join => joins(spec).into_iter().next().map(|(spelled, _)| spelled),
     }
+}
+
+/// Every host path `spec` mounts, with how it was spelled: `-v` and `--mount` binds,
+/// and volumes whose driver options make them a bind or a device mount
+/// (`volume-opt=o=bind,volume-opt=device=/`).
+fn host_paths(spec: &ContainerSpec) -> Vec<(String, String)> {
+    let binds = spec.host.binds.iter().filter_map(|bind| {
+        let source = bind.split(':').next().unwrap_or_default();
+        source
+            .starts_with('/')
+            .then(|| (source.to_string(), format!("-v {bind}")))
+    });
+    let mounts = spec
+        .host
+        .mounts
+        .iter()
+        .filter_map(|m| match (m.kind, &m.source) {
+            (MountKind::Bind, Some(source)) => Some((
+                source.clone(),
+                format!("--mount type=bind,source={source},target={}", m.target),
+            )),
+            (MountKind::Volume, _) => volume_host_path(&m.volume_options).map(|device| {
+                (
+                    device.clone(),
+                    format!(
+                        "--mount type=volume,target={},volume-opt=device={device}",
+                        m.target
+                    ),
+                )
+            }),
+            _ => None,
+        });
+    binds.chain(mounts).collect()
+}
+
+/// The host path a local volume's driver options mount, if any: `device=` with `o=bind`
+/// (or `type=none`) is a bind mount of that path; any other absolute `device=` mounts
+/// a host device. A remote device (`type=nfs`, `device=:/export`) is not a host path.
+pub fn volume_host_path(options: &BTreeMap<String, String>) -> Option<String> {
+    options
+        .get("device")
+        .filter(|device| device.starts_with('/'))
+        .cloned()
+}
+
+/// Refuses the first of `sources` outside `roots`.
+fn check_sources(path: &Path, sources: Vec<(String, String)>, roots: &Roots) -> Result<()> {
+    for (source, spelled) in sources {
+        if !roots.allows(Path::new(&source)) {
+            return Err(Error::refused(format!(
+                "policy {} limits mounts to the workspace root, the data root and \
+                 allowed_mount_roots: `{spelled}` mounts {}",
+                path.display(),
+                resolve(Path::new(&source)).display()
+            ))
+            .details(
+                roots
+                    .dirs
+                    .iter()
+                    .map(|d| format!("allowed: {}", d.display())),
+            )
+            .hint(format!(
+                "move the files into your workspace, or use a named volume; {ASK}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A named volume that already exists, which a request mounts as it is: its driver
+/// options were set when it was made (`docker volume create --opt ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedVolume {
+    pub name: String,
+    pub options: BTreeMap<String, String>,
+}
+
+/// The names of the named volumes `spec` mounts (`-v NAME:/x`, `--mount
+/// type=volume,source=NAME`), for the caller to look up.
+pub fn named_volumes(spec: &ContainerSpec) -> Vec<String> {
+    let binds = spec.host.binds.iter().filter_map(|bind| {
+        let source = bind.split(':').next().unwrap_or_default();
+        (!source.is_empty() && !source.starts_with('/')).then(|| source.to_string())
+    });
+    let mounts = spec
+        .host
+        .mounts
+        .iter()
+        .filter(|m| m.kind == MountKind::Volume)
+        .filter_map(|m| m.source.clone());
+    let mut names: Vec<String> = binds.chain(mounts).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Existing named volumes that are really host paths count as bind mounts.
+pub fn check_volumes(
+    path: &Path,
+    policy: &Policy,
+    volumes: &[NamedVolume],
+    roots: &Roots,
+) -> Result<()> {
+    if policy.allowed_mount_roots.is_none() {
+        return Ok(());
+    }
+    let sources = volumes
+        .iter()
+        .filter_map(|v| {
+            volume_host_path(&v.options).map(|device| (device, format!("-v {}:…", v.name)))
+        })
+        .collect();
+    check_sources(path, sources, roots)
+}
+
+/// The containers `spec` joins: (how it was spelled, the container named).
+pub fn joins(spec: &ContainerSpec) -> Vec<(String, String)> {
+    let host = &spec.host;
+    [
+        ("--network", &host.network_mode),
+        ("--pid", &host.pid_mode),
+        ("--ipc", &host.ipc_mode),
+    ]
+    .into_iter()
+    .filter_map(|(flag, mode)| {
+        let other = mode.as_deref()?.strip_prefix("container:")?;
+        Some((format!("{flag} container:{other}"), other.to_string()))
+    })
+    .collect()
+}
+
+/// A container a request joins, and whose it is by its `berth.user` label (`None`: no
+/// such container, or no label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub spelled: String,
+    pub name: String,
+    pub owner: Option<String>,
+}
+
+/// Under a policy, only the caller's own containers may be joined.
+pub fn check_joins(path: &Path, joined: &[Joined], uid: u32) -> Result<()> {
+    let mine = uid.to_string();
+    match joined.iter().find(|j| j.owner.as_deref() != Some(&mine)) {
+        Some(j) => Err(Error::refused(format!(
+            "policy {} lets you join only your own containers: `{}` joins {}, which is \
+             not one of yours",
+            path.display(),
+            j.spelled,
+            j.name
+        ))
+        .hint(format!("join a container berth made for you; {ASK}"))),
+        None => Ok(()),
+    }
+}
+
+/// One of berth's own mounts (the workspace root, the workspace, the persistent home),
+/// as found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnMount {
+    pub what: &'static str,
+    pub path: PathBuf,
+    /// With its symlinks followed.
+    pub resolved: PathBuf,
+    /// Its owner's uid; `None` when it does not exist yet (berth makes it, as you).
+    pub owner: Option<u32>,
+}
+
+/// Under a policy that restricts mounts, berth's own mounts must be the caller's and lie
+/// within `roots` (their home, the pinned workspace root, `allowed_mount_roots`), so
+/// that `BERTH_WORKSPACE_ROOT=/` and a project named `etc` cannot mount the host's
+/// `/etc`. Root is not held to this: it could run docker itself.
+pub fn check_own(
+    path: &Path,
+    policy: &Policy,
+    own: &[OwnMount],
+    uid: u32,
+    roots: &Roots,
+) -> Result<()> {
+    if uid == 0 || !policy.restricts_mounts() {
+        return Ok(());
+    }
+    for mount in own {
+        let shown = if mount.path == mount.resolved {
+            mount.path.display().to_string()
+        } else {
+            format!("{} (→ {})", mount.path.display(), mount.resolved.display())
+        };
+        if let Some(owner) = mount.owner.filter(|&owner| owner != uid) {
+            return Err(Error::refused(format!(
+                "policy {}: berth mounts {} {shown}, which is not yours (its owner is uid {owner})",
+                path.display(),
+                mount.what
+            ))
+            .hint(
+                "use a workspace root and a home of your own (BERTH_WORKSPACE_ROOT, XDG_DATA_HOME)",
+            ));
+        }
+        if !roots.dirs.iter().any(|dir| mount.resolved.starts_with(dir)) {
+            return Err(Error::refused(format!(
+                "policy {}: berth mounts {} {shown}, outside your home, the pinned workspace \
+                 root and allowed_mount_roots",
+                path.display(),
+                mount.what
+            ))
+            .details(
+                roots
+                    .dirs
+                    .iter()
+                    .map(|d| format!("allowed: {}", d.display())),
+            )
+            .hint(format!(
+                "keep your workspaces in your home directory; {ASK}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `image` (as given) matches `pattern`. A pattern with no tag or digest also
@@ -430,5 +610,127 @@ mod tests {
         let err = check_container_count(path, &p, 2).unwrap_err();
         assert!(err.message.contains("you have 2"), "{}", err.message);
         assert!(check_container_count(path, &Policy::default(), 99).is_ok());
+    }
+
+    #[test]
+    fn a_volume_whose_driver_options_bind_a_host_path_is_a_bind_mount() {
+        let p = policy("allowed_mount_roots = [\"/scratch\"]");
+        let roots = Roots::new([PathBuf::from("/scratch")]);
+        let mut s = spec("img");
+        let mut mount = crate::spec::MountSpec::bind("unused", "/x", false);
+        mount.kind = MountKind::Volume;
+        mount.source = None;
+        mount.volume_options = BTreeMap::from([
+            ("type".to_string(), "none".to_string()),
+            ("o".to_string(), "bind".to_string()),
+            ("device".to_string(), "/".to_string()),
+        ]);
+        s.host.mounts.push(mount.clone());
+        let err = verdict(&p, &s, &roots).unwrap_err();
+        assert!(
+            err.message.contains("volume-opt=device=/"),
+            "{}",
+            err.message
+        );
+        // Inside a root it is fine; a remote device is not a host path.
+        s.host.mounts[0]
+            .volume_options
+            .insert("device".into(), "/scratch/a".into());
+        assert!(verdict(&p, &s, &roots).is_ok());
+        s.host.mounts[0]
+            .volume_options
+            .insert("device".into(), ":/export".into());
+        assert!(verdict(&p, &s, &roots).is_ok());
+
+        // A named volume made earlier with such options.
+        s.host.binds.push("made-earlier:/y".into());
+        assert_eq!(named_volumes(&s), ["made-earlier"]);
+        let volume = |device: &str| NamedVolume {
+            name: "made-earlier".into(),
+            options: BTreeMap::from([("device".to_string(), device.to_string())]),
+        };
+        let path = Path::new(PATH);
+        let err = check_volumes(path, &p, &[volume("/etc")], &roots).unwrap_err();
+        assert!(err.message.contains("made-earlier"), "{}", err.message);
+        assert!(check_volumes(path, &p, &[volume("/scratch/v")], &roots).is_ok());
+        assert!(check_volumes(path, &Policy::default(), &[volume("/etc")], &roots).is_ok());
+    }
+
+    #[test]
+    fn only_your_own_containers_may_be_joined_and_join_can_be_forbidden() {
+        let mut s = spec("img");
+        s.host.network_mode = Some("container:theirs".into());
+        s.host.pid_mode = Some("container:mine".into());
+        s.host.ipc_mode = Some("shareable".into());
+        assert_eq!(
+            joins(&s),
+            [
+                (
+                    "--network container:theirs".to_string(),
+                    "theirs".to_string()
+                ),
+                ("--pid container:mine".to_string(), "mine".to_string())
+            ]
+        );
+        let joined = |name: &str, owner: Option<&str>| Joined {
+            spelled: format!("--pid container:{name}"),
+            name: name.into(),
+            owner: owner.map(str::to_string),
+        };
+        let path = Path::new(PATH);
+        assert!(check_joins(path, &[joined("mine", Some("1000"))], 1000).is_ok());
+        let err = check_joins(path, &[joined("theirs", Some("1001"))], 1000).unwrap_err();
+        assert_eq!(err.code(), 3);
+        assert!(err.message.contains("not one of yours"), "{}", err.message);
+        assert!(check_joins(path, &[joined("plain", None)], 1000).is_err());
+
+        let p = policy("forbid = [\"join\"]");
+        let err = verdict(&p, &s, &Roots::default()).unwrap_err();
+        assert!(err.message.contains("forbids join"), "{}", err.message);
+    }
+
+    #[test]
+    fn berths_own_mounts_must_be_yours_and_inside_the_allowed_roots() {
+        let p = policy("allowed_mount_roots = []");
+        let roots = Roots {
+            dirs: vec![PathBuf::from("/home/alice")],
+        };
+        let mount = |path: &str, resolved: &str, owner: Option<u32>| OwnMount {
+            what: "the workspace",
+            path: path.into(),
+            resolved: resolved.into(),
+            owner,
+        };
+        let path = Path::new(PATH);
+        let fine = mount(
+            "/home/alice/workspace/p",
+            "/home/alice/workspace/p",
+            Some(1000),
+        );
+        assert!(check_own(path, &p, std::slice::from_ref(&fine), 1000, &roots).is_ok());
+        assert!(check_own(
+            path,
+            &p,
+            &[mount("/home/alice/ws/new", "/home/alice/ws/new", None)],
+            1000,
+            &roots
+        )
+        .is_ok());
+        // BERTH_WORKSPACE_ROOT=/ and a project named etc.
+        let etc = mount("/etc", "/etc", Some(0));
+        let err = check_own(path, &p, std::slice::from_ref(&etc), 1000, &roots).unwrap_err();
+        assert_eq!(err.code(), 3);
+        assert!(err.message.contains("not yours"), "{}", err.message);
+        // A link out of the home, to a folder of the user's own.
+        let out = mount("/home/alice/workspace/p", "/tmp/elsewhere", Some(1000));
+        let err = check_own(path, &p, &[out], 1000, &roots).unwrap_err();
+        assert!(
+            err.message.contains("(→ /tmp/elsewhere)"),
+            "{}",
+            err.message
+        );
+        // Root, and a policy that does not restrict mounts, are not held to it.
+        assert!(check_own(path, &p, std::slice::from_ref(&etc), 0, &roots).is_ok());
+        assert!(check_own(path, &Policy::default(), &[etc], 1000, &roots).is_ok());
     }
 }

@@ -469,3 +469,163 @@ fn the_event_log_records_deploy_retire_run_and_refusals() {
     assert_code(&out, 0);
     assert_stderr_has(&out, "the event was not logged");
 }
+
+/// A sandbox for the test user, whose policy is the real `/etc/berth/policy.toml`.
+fn as_user() -> Sandbox {
+    let (uid, gid) = test_user().expect("the tests run as root, to make a test user");
+    let sb = Sandbox::with_user(RunAs::Other { uid, gid });
+    fs::create_dir_all(&sb.workspace_root).unwrap();
+    chown(&sb.workspace_root, uid, gid);
+    sb
+}
+
+#[track_caller]
+fn assert_admin_refused(out: &std::process::Output, says: &str) {
+    assert_code(out, 3);
+    assert_stderr_has(out, "policy /etc/berth/policy.toml");
+    assert_stderr_has(out, says);
+}
+
+/// `BERTH_WORKSPACE_ROOT=/` with a project named `etc` would mount the host's /etc; a
+/// workspace that is a link out of the home would mount wherever it points; a pinned
+/// workspace root cannot be moved by the user's variable.
+#[test]
+fn berths_own_mounts_answer_to_the_admin_policy_as_a_user() {
+    let sb = as_user();
+    let RunAs::Other { uid, gid } = sb.run_as else {
+        unreachable!()
+    };
+    let image = sb.image.tag.clone();
+    let policy = format!("allowed_mount_roots = [\"{}\"]\n", sb.home.display());
+
+    // A workspace that links out of the allowed roots, to a folder of the user's own.
+    let canary = sb.path().join("canary");
+    fs::create_dir_all(&canary).unwrap();
+    chown(&canary, uid, gid);
+    std::os::unix::fs::symlink(&canary, sb.workspace()).unwrap();
+    let out = sb.berth_under_admin_policy(&policy, &["deploy", &sb.project, "--image", &image]);
+    assert_admin_refused(&out, "outside your home");
+    assert!(!sb.exists());
+    assert_eq!(fs::read_dir(&canary).unwrap().count(), 0);
+    fs::remove_file(sb.workspace()).unwrap();
+
+    // A pinned root: the workspace goes there, whatever the default would be.
+    let pinned = sb.path().join("pinned");
+    fs::create_dir_all(pinned.join(TEST_USER)).unwrap();
+    chown(&pinned.join(TEST_USER), uid, gid);
+    let pinning = format!(
+        "{policy}workspace_root = \"{}/{{user}}\"\n",
+        pinned.display()
+    );
+    let out = sb.berth_under_admin_policy(
+        &pinning,
+        &["deploy", &sb.project, "--image", &image, "--new"],
+    );
+    assert_code(&out, 0);
+    let workspace = pinned.join(TEST_USER).join(&sb.project);
+    assert!(workspace.is_dir());
+    assert_eq!(owner(&workspace), uid);
+    let mounts = docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Source}} {{end}}",
+        &sb.container(),
+    ]);
+    assert!(
+        stdout(&mounts).contains(workspace.to_str().unwrap()),
+        "{}",
+        stdout(&mounts)
+    );
+    assert!(!sb.workspace().exists(), "not under the default root");
+
+    // The user's variable moves neither the pinned root nor, unpinned, onto /etc.
+    let sb = sb.env("BERTH_WORKSPACE_ROOT", "/");
+    let out = sb.berth_under_admin_policy(&pinning, &["deploy", &sb.project, "--image", &image]);
+    assert_admin_refused(&out, "pins the workspace root");
+    let out = sb.berth_under_admin_policy(&policy, &["deploy", "etc", "--image", &image]);
+    assert_admin_refused(&out, "the workspace root /, which is not yours");
+    let out = sb.berth_under_admin_policy(
+        &policy,
+        &["run", "--rm", "--project", "etc", &image, "true"],
+    );
+    assert_admin_refused(&out, "the workspace root /, which is not yours");
+    let etc_container = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("name=^etc._.{TEST_USER}$"),
+    ]);
+    assert_eq!(stdout(&etc_container), "");
+}
+
+/// A volume whose driver options make it a bind mount is one, made on the spot or
+/// earlier; another user's container cannot be joined, and `join` forbids joining.
+#[test]
+fn binding_volumes_and_joining_others_containers_answer_to_the_admin_policy_as_a_user() {
+    let sb = as_user();
+    let image = sb.image.tag.clone();
+    let project = sb.project.clone();
+    let policy = format!("allowed_mount_roots = [\"{}\"]\n", sb.home.display());
+    let canary = sb.path().join("canary");
+    fs::create_dir_all(&canary).unwrap();
+    let run = |policy: &str, extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--project", &project];
+        args.extend_from_slice(extra);
+        args.extend([image.as_str(), "true"]);
+        sb.berth_under_admin_policy(policy, &args)
+    };
+
+    let on_the_spot = format!(
+        "type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device={}",
+        canary.display()
+    );
+    let out = run(&policy, &["--mount", &on_the_spot]);
+    assert_admin_refused(&out, "volume-opt=device=");
+
+    struct Cleanup(Vec<Vec<String>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for args in &self.0 {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                docker(&args);
+            }
+        }
+    }
+    let volume = format!("{project}-bound");
+    let other = format!("{project}-someone-else");
+    let _cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), other.clone()],
+        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
+    ]);
+    let device = format!("device={}", canary.display());
+    let made = docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &device,
+        &volume,
+    ]);
+    assert_code(&made, 0);
+    let out = run(&policy, &["-v", &format!("{volume}:/x")]);
+    assert_admin_refused(&out, &volume);
+
+    // Someone else's container (root's, made with plain docker), and one's own.
+    assert_code(
+        &docker(&["run", "-d", "--name", &other, &image, "sleep", "300"]),
+        0,
+    );
+    let out = run(&policy, &["--network", &format!("container:{other}")]);
+    assert_admin_refused(&out, "not one of yours");
+    let out =
+        sb.berth_under_admin_policy(&policy, &["deploy", &project, "--image", &image, "--new"]);
+    assert_code(&out, 0);
+    let own = format!("container:{}", sb.container());
+    assert_code(&run(&policy, &["--pid", &own]), 0);
+    let forbidding = format!("{policy}forbid = [\"join\"]\n");
+    let out = run(&forbidding, &["--pid", &own]);
+    assert_admin_refused(&out, "forbids join");
+}

@@ -298,6 +298,42 @@ impl Sandbox {
             .expect("berth runs")
     }
 
+    /// Runs `berth` as the sandbox's (non-root) user under an admin policy at the real
+    /// `/etc/berth/policy.toml`, as a user meets it, where a user's `BERTH_POLICY` is
+    /// ignored. The file is bind-mounted there in a mount namespace of this command's
+    /// own, so the host's `/etc/berth` (made, empty, when missing) and every other test
+    /// see nothing of it.
+    pub fn berth_under_admin_policy(&self, policy: &str, args: &[&str]) -> Output {
+        let RunAs::Other { uid, gid } = self.run_as else {
+            panic!("an admin policy binds only non-root users; root's BERTH_POLICY is the policy")
+        };
+        let admin = self.dir.path().join("admin-policy");
+        std::fs::create_dir_all(&admin).unwrap();
+        std::fs::write(admin.join("policy.toml"), policy).unwrap();
+        std::fs::create_dir_all("/etc/berth").unwrap();
+        let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={gid}"));
+        let mut full = vec![
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /etc/berth && exec \"$@\"",
+            admin.to_str().unwrap(),
+            "setpriv",
+            &reuid,
+            &regid,
+            "--init-groups",
+            env!("CARGO_BIN_EXE_berth"),
+        ];
+        full.extend_from_slice(args);
+        self.command_as(RunAs::Me, "unshare", &full)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
     /// The hermetic command line for `program`, for tests that run it their own way.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
         self.command_as(self.run_as, program, args)

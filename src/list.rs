@@ -4,14 +4,24 @@
 use serde::Serialize;
 
 use crate::cli::ListArgs;
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::Result;
 use crate::host::HostUser;
 use crate::ui::{self, Printer};
 
 #[derive(Serialize)]
 struct Listing<'a> {
-    containers: &'a [ContainerInfo],
+    containers: Vec<Row<'a>>,
+}
+
+/// One container as listed.
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    container: &'a ContainerInfo,
+    /// Paused by a berth retire that was killed while it checked the container: the
+    /// next deploy, retire, shell or reap of the project resumes it.
+    abandoned_pause: bool,
 }
 
 pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
@@ -22,10 +32,17 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
     // `docker ps`, asked only with --size.
     let sizes = args.size && !printer.quiet();
     let containers = engine.list(uid, None, sizes).await?;
+    let state_dir = crate::host::Paths::from_env()?.state_dir;
+    let rows: Vec<Row> = containers
+        .iter()
+        .map(|container| Row {
+            container,
+            abandoned_pause: container.state == State::Paused
+                && crate::paused::left_by_a_dead_berth(&state_dir, &container.id),
+        })
+        .collect();
     if args.json {
-        printer.json(&Listing {
-            containers: &containers,
-        });
+        printer.json(&Listing { containers: rows });
         return Ok(());
     }
     if printer.quiet() {
@@ -41,27 +58,34 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         return Ok(());
     }
     let dash_if_empty = |text: String| if text.is_empty() { "-".into() } else { text };
-    type Cell = fn(&ContainerInfo) -> String;
+    type Cell = fn(&Row) -> String;
     let columns: [(&str, bool, Cell); 8] = [
-        ("PROJECT", true, |c| c.project.clone()),
-        ("UID", args.all, |c| c.user.clone()),
-        ("STATE", true, |c| c.status.clone()),
-        ("IMAGE", true, |c| c.image.clone()),
-        ("GPUS", true, |c| c.gpus.join(",")),
-        ("UNSAVED", sizes, |c| {
-            c.size_rw
+        ("PROJECT", true, |r| r.container.project.clone()),
+        ("UID", args.all, |r| r.container.user.clone()),
+        ("STATE", true, |r| match r.abandoned_pause {
+            true => format!(
+                "{} (left by a killed retire; `berth deploy {}` resumes it)",
+                r.container.status, r.container.project
+            ),
+            false => r.container.status.clone(),
+        }),
+        ("IMAGE", true, |r| r.container.image.clone()),
+        ("GPUS", true, |r| r.container.gpus.join(",")),
+        ("UNSAVED", sizes, |r| {
+            r.container
+                .size_rw
                 .map_or_else(String::new, |b| ui::human_size(b.max(0) as u64))
         }),
-        ("WORKSPACE", true, |c| c.workspace.clone()),
-        ("DATA", true, |c| c.data.clone()),
+        ("WORKSPACE", true, |r| r.container.workspace.clone()),
+        ("DATA", true, |r| r.container.data.clone()),
     ];
     let shown: Vec<&(&str, bool, Cell)> = columns.iter().filter(|(_, on, _)| *on).collect();
     let header = shown.iter().map(|(name, _, _)| name.to_string()).collect();
     let rows: Vec<Vec<String>> = std::iter::once(header)
-        .chain(containers.iter().map(|c| {
+        .chain(rows.iter().map(|r| {
             shown
                 .iter()
-                .map(|(_, _, cell)| dash_if_empty(cell(c)))
+                .map(|(_, _, cell)| dash_if_empty(cell(r)))
                 .collect()
         }))
         .collect();

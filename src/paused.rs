@@ -28,9 +28,10 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The record of one pause this process makes: written before the pause, removed when
-/// dropped (the container unpaused or removed). A process killed outright drops
-/// nothing, and its record stays for the next command to find.
+/// The record of one pause this process makes: written before the pause, and removed
+/// by [`clear`] once the container is unpaused. Nothing removes it on its own: a
+/// process killed outright, or a command given up half-way (its future dropped while
+/// the engine stopped answering), leaves it for the next command to find.
 pub struct Record {
     state_dir: PathBuf,
     id: String,
@@ -48,9 +49,10 @@ impl Record {
     }
 }
 
-impl Drop for Record {
-    fn drop(&mut self) {
-        clear(&self.state_dir, &self.id);
+/// Forgets `record`, if there is one: its container is no longer paused by berth.
+pub fn clear(record: Option<Record>) {
+    if let Some(record) = record {
+        remove(&record.state_dir, &record.id);
     }
 }
 
@@ -67,14 +69,14 @@ fn record(state_dir: &Path, id: &str) -> std::io::Result<()> {
 }
 
 /// Forgets the record of container `id`: it was unpaused, or removed.
-fn clear(state_dir: &Path, id: &str) {
+fn remove(state_dir: &Path, id: &str) {
     if let Some(path) = record_path(state_dir, id) {
         std::fs::remove_file(path).ok();
     }
 }
 
 /// Whether a record says a berth that has since died paused container `id`.
-fn left_by_a_dead_berth(state_dir: &Path, id: &str) -> bool {
+pub fn left_by_a_dead_berth(state_dir: &Path, id: &str) -> bool {
     let Some(text) = record_path(state_dir, id).and_then(|p| std::fs::read_to_string(p).ok())
     else {
         return false;
@@ -104,11 +106,18 @@ pub async fn resume_if_abandoned(
     container: &mut ContainerInfo,
     printer: &Printer,
 ) -> Result<()> {
-    if container.state != State::Paused || !left_by_a_dead_berth(state_dir, &container.id) {
+    if container.state != State::Paused {
+        // A record of a pause that is over (the retire unpaused it, then failed).
+        if left_by_a_dead_berth(state_dir, &container.id) {
+            remove(state_dir, &container.id);
+        }
+        return Ok(());
+    }
+    if !left_by_a_dead_berth(state_dir, &container.id) {
         return Ok(());
     }
     engine.unpause(&container.id).await?;
-    clear(state_dir, &container.id);
+    remove(state_dir, &container.id);
     container.state = State::Running;
     printer.note(&format!(
         "resumed {}: a berth retire that was stopped while it checked the container had \
@@ -144,12 +153,14 @@ mod tests {
         );
         std::fs::write(state.path().join("paused").join(id), "4000000 1\n").unwrap();
         assert!(left_by_a_dead_berth(state.path(), id));
-        clear(state.path(), id);
+        remove(state.path(), id);
         assert!(!left_by_a_dead_berth(state.path(), id));
-        // A record made through `Record` goes when it is dropped.
+        // A record made through `Record` stays when dropped (a command given up
+        // half-way), and goes when cleared.
         let made = Record::make(state.path(), id);
-        assert!(state.path().join("paused").join(id).exists());
         drop(made);
+        assert!(state.path().join("paused").join(id).exists());
+        clear(Some(Record::make(state.path(), id)));
         assert!(!state.path().join("paused").join(id).exists());
         // An id that is not one is never a path.
         record(state.path(), "../../etc").unwrap();

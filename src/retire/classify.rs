@@ -403,6 +403,9 @@ pub struct Report {
     pub disposable_by_project: Option<ByProject>,
     /// Anonymous volumes holding data.
     pub volumes: Vec<VolumeReport>,
+    /// Anonymous volumes holding data at disposable paths: listed, not asked about, and
+    /// kept like every volume.
+    pub disposable_volumes: Vec<VolumeReport>,
     pub disposable: Tally,
     pub deleted: Tally,
     /// Directories of the image with only their mode or times changed.
@@ -461,6 +464,7 @@ impl Report {
             disposable_by_project: None,
             classes,
             volumes,
+            disposable_volumes: Vec::new(),
             disposable: Tally::new(&assessment.disposable),
             deleted: Tally::new(&assessment.deleted),
             touched_dirs: Tally::new(&assessment.touched_dirs),
@@ -624,6 +628,15 @@ impl Report {
                 "{} ({})",
                 count_of(self.disposable.count, "disposable change"),
                 list_some(&places, 3)
+            ));
+        }
+        for volume in &self.disposable_volumes {
+            parts.push(format!(
+                "anonymous volume {} at disposable {} ({}, {}; kept, but nothing will point to it)",
+                short_id(&volume.name),
+                volume.target,
+                count_of(volume.files as usize, "file"),
+                human_size(volume.bytes)
             ));
         }
         if self.deleted.count > 0 {

@@ -245,7 +245,7 @@ pub async fn retire_container(
     let frozen = inspected.state == State::Running && !choices.dry_run;
     // Recorded first: a retire killed while it holds the pause leaves the record, and
     // the next berth command resumes the container ([`crate::paused`]).
-    let _record = frozen.then(|| crate::paused::Record::make(&target.state_dir, &container.id));
+    let record = frozen.then(|| crate::paused::Record::make(&target.state_dir, &container.id));
     if frozen {
         engine.pause(&container.id).await?;
     }
@@ -256,6 +256,7 @@ pub async fn retire_container(
         target,
         choices,
         printer,
+        frozen,
     };
     let checked = tokio::select! {
         checked = check_and_prepare(&job) => checked,
@@ -268,6 +269,8 @@ pub async fn retire_container(
             )))
         }
     };
+    // The record goes once the container is unpaused; kept whenever that did not happen
+    // (a failed unpause, or this future dropped: the engine stopped answering).
     let (outcome, seen) = match checked {
         Ok(Step::Remove(outcome, seen)) => (outcome, seen),
         Ok(Step::Stay(outcome)) => {
@@ -277,33 +280,43 @@ pub async fn retire_container(
                     .await
                     .map_err(|err| still_paused(err, &container.name))?;
             }
+            crate::paused::clear(record);
             return Ok(outcome);
         }
         Err(err) => {
             if frozen {
                 if let Err(unpause) = engine.unpause(&container.id).await {
                     return Err(err.details([format!(
-                        "and {}: {} is still paused; `docker unpause {}` resumes it",
+                        "and {}: {} is still paused; the next berth command on it, or \
+                         `docker unpause {}`, resumes it",
                         unpause.message, container.name, container.name
                     )]));
                 }
             }
+            crate::paused::clear(record);
             return Err(err);
         }
     };
-    tokio::select! {
+    let removed = tokio::select! {
         removed = remove(&job, outcome, seen) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {} while removing {}: it may be stopped, but it was not removed",
             signal.describe(),
             container.name
         ))),
+    };
+    // Unpaused first thing, even when a later step failed; should the unpause itself
+    // have failed, the next command finds the record and, the container paused, resumes.
+    if removed.is_ok() {
+        crate::paused::clear(record);
     }
+    removed
 }
 
 fn still_paused(err: Error, name: &str) -> Error {
     err.details([format!(
-        "{name} is still paused; `docker unpause {name}` resumes it"
+        "{name} is still paused; the next berth command on it, or `docker unpause {name}`, \
+         resumes it"
     )])
 }
 
@@ -332,6 +345,8 @@ struct Job<'a> {
     target: &'a Target,
     choices: &'a Choices,
     printer: &'a Printer,
+    /// berth paused it for the check.
+    frozen: bool,
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask.
@@ -343,12 +358,20 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         target,
         choices,
         printer,
+        frozen,
     } = *job;
     let Layer {
         assessment,
         report,
         own,
-    } = read_layer(engine, &container.id, inspected, target).await?;
+    } = read_layer(
+        engine,
+        &container.id,
+        inspected,
+        target,
+        frozen.then_some(printer),
+    )
+    .await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -430,15 +453,17 @@ struct Layer {
 }
 
 /// Reads container `id`'s changes and anonymous volumes, and weighs them: what retire
-/// shows before it decides. Changes nothing.
+/// shows before it decides. Changes nothing. With `paused`, it holds the container
+/// paused, and says so while the engine is slow to list the changes.
 async fn read_layer(
     engine: &Engine,
     id: &str,
     inspected: &Inspected,
     target: &Target,
+    paused: Option<&Printer>,
 ) -> Result<Layer> {
     let disposable = &Disposable::new(&target.disposable);
-    let changes = engine.changes(id).await?;
+    let changes = changes_telling(engine, id, paused).await?;
     let mut stats = Stats::new();
     let (mut own, identity) = tokio::join!(
         resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats),
@@ -450,7 +475,8 @@ async fn read_layer(
     assessment.settle_dirs(&dirs);
     let volumes = probe_volumes(engine, id, inspected, disposable).await?;
     let sizes = measure(engine, id, &assessment, &mut stats).await;
-    let mut report = Report::new(&assessment, &sizes, volumes);
+    let mut report = Report::new(&assessment, &sizes, volumes.holding);
+    report.disposable_volumes = volumes.disposable;
     if let Some((file, vouched)) = &target.disposable_from_project {
         report.disposable_by_project =
             ByProject::new(file, &assessment.disposable, &Disposable::new(vouched));
@@ -468,6 +494,36 @@ async fn read_layer(
     })
 }
 
+/// The engine's changes call, which walks the whole image on overlay drivers (issue
+/// 26): while the container waits paused for it, a note after two seconds and every ten
+/// after that says so.
+async fn changes_telling(
+    engine: &Engine,
+    id: &str,
+    paused: Option<&Printer>,
+) -> Result<Vec<(String, crate::engine::ChangeKind)>> {
+    let call = engine.changes(id);
+    let Some(printer) = paused else {
+        return call.await;
+    };
+    tokio::pin!(call);
+    let started = tokio::time::Instant::now();
+    let mut after = Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            changes = &mut call => return changes,
+            () = tokio::time::sleep_until(started + after) => {
+                printer.note(&format!(
+                    "still waiting for the engine to list the container's changes ({}s); \
+                     it stays paused until the engine answers",
+                    after.as_secs()
+                ));
+                after = Duration::from_secs(after.as_secs() / 10 * 10 + 10);
+            }
+        }
+    }
+}
+
 /// What `container` holds that retire would ask about, read without pausing it: for
 /// `berth check`.
 pub async fn unsaved(
@@ -476,7 +532,7 @@ pub async fn unsaved(
     target: &Target,
 ) -> Result<Report> {
     let inspected = engine.inspect(&container.id).await?;
-    let layer = read_layer(engine, &container.id, &inspected, target).await?;
+    let layer = read_layer(engine, &container.id, &inspected, target, None).await?;
     Ok(layer.report)
 }
 
@@ -502,6 +558,7 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
         target,
         choices,
         printer,
+        ..
     } = *job;
     let id = &container.id;
     let was_up = matches!(inspected.state, State::Running | State::Paused);
@@ -548,6 +605,10 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
             .report
             .volumes
             .iter()
+            .chain(match scope {
+                RescueScope::All => &outcome.report.disposable_volumes[..],
+                RescueScope::Unsaved => &[],
+            })
             .map(|v| v.target.clone())
             .collect();
         let disposable = Disposable::new(&target.disposable);
@@ -605,7 +666,8 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
         outcome.appeared = appeared;
     }
     engine.remove(id).await?;
-    for volume in &outcome.report.volumes {
+    let report = &outcome.report;
+    for volume in report.volumes.iter().chain(&report.disposable_volumes) {
         printer.note(&format!(
             "kept anonymous volume {} (was {}); `docker volume rm {}` when you are done with it",
             volume.name, volume.target, volume.name
@@ -661,7 +723,7 @@ async fn rescue(
             extractor
                 .pending
                 .drain(..)
-                .map(|path| rescue::Root { path, whole: false }),
+                .map(|path| rescue::Root::new(path, false)),
         );
         if let Err(failure) = result {
             let rest: Vec<String> = queue.iter().map(|r| shown(r.path.as_bytes())).collect();

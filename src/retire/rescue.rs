@@ -36,6 +36,56 @@ use crate::names::shown;
 pub struct Root {
     pub path: String,
     pub whole: bool,
+    /// A path the engine named lossily (U+FFFD for bytes that are not UTF-8), which no
+    /// archive call can name: `path` is then its nearest folder with a true name,
+    /// streamed whole, and only what the lossy name matches is kept (with `whole`, what
+    /// lies below it too).
+    pub lossy: Option<String>,
+}
+
+impl Root {
+    pub fn new(path: impl Into<String>, whole: bool) -> Self {
+        let path = path.into();
+        let Some(at) = path.find('\u{FFFD}') else {
+            return Self {
+                path,
+                whole,
+                lossy: None,
+            };
+        };
+        let parent = path[..at].rsplit_once('/').map_or("", |(parent, _)| parent);
+        Self {
+            path: if parent.is_empty() { "/" } else { parent }.to_string(),
+            whole,
+            lossy: Some(path),
+        }
+    }
+
+    /// Whether the entry at container path `path` (its name as bytes) is wanted.
+    fn wants(&self, path: &[u8]) -> bool {
+        match &self.lossy {
+            Some(target) => {
+                let lossy = lossy(path);
+                lossy == *target
+                    || (self.whole
+                        && lossy
+                            .strip_prefix(target.as_str())
+                            .is_some_and(|rest| rest.starts_with('/')))
+            }
+            None => self.whole || path == self.path.as_bytes(),
+        }
+    }
+}
+
+/// `name` as the engine's JSON gives it: each byte that is not part of valid UTF-8
+/// becomes one U+FFFD, as Go's encoder does.
+pub fn lossy(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|_| '\u{FFFD}'));
+    }
+    out
 }
 
 /// The fewest archive calls that fetch every unsaved path (and the disposable ones with
@@ -53,25 +103,16 @@ pub fn roots(assessment: &Assessment, volume_targets: &[String], all: bool) -> V
         // The highest directory the container added above this path holds all of it.
         let top = parents(path).take_while(|p| added.contains(p)).last();
         let root = match top {
-            Some(dir) => Root {
-                path: dir.to_string(),
-                whole: true,
-            },
-            None => Root {
-                path: path.to_string(),
-                whole: change.kind == ChangeKind::Added,
-            },
+            Some(dir) => Root::new(dir, true),
+            None => Root::new(path, change.kind == ChangeKind::Added),
         };
-        if seen.insert(root.path.clone()) {
+        if seen.insert(root.lossy.clone().unwrap_or_else(|| root.path.clone())) {
             roots.push(root);
         }
     }
     for target in volume_targets {
         if seen.insert(target.clone()) {
-            roots.push(Root {
-                path: target.clone(),
-                whole: true,
-            });
+            roots.push(Root::new(target.clone(), true));
         }
     }
     roots.sort_by(|a, b| a.path.cmp(&b.path));
@@ -338,11 +379,10 @@ impl Extractor {
                     reason: "the archive names a path outside its folder".into(),
                 });
             };
-            if !root.whole && path != root.path.as_bytes() {
+            if !root.wants(&path) {
                 continue;
             }
-            let lossy = String::from_utf8_lossy(&path);
-            if self.skip.as_ref().is_some_and(|d| d.matches(&lossy)) {
+            if self.skip.as_ref().is_some_and(|d| d.matches(&lossy(&path))) {
                 continue;
             }
             self.write(&mut entry, base, path)?;
@@ -488,11 +528,7 @@ impl Extractor {
     /// Which of `unsaved` this rescue did not copy (nor list as special): each means
     /// the rescue is not complete. Names the engine reported lossily match lossily.
     pub fn missing<'a>(&self, unsaved: &'a [Change]) -> Vec<&'a str> {
-        let seen: HashSet<String> = self
-            .seen
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
+        let seen: HashSet<String> = self.seen.iter().map(|p| lossy(p)).collect();
         unsaved
             .iter()
             .filter(|c| c.kind != ChangeKind::Deleted && !seen.contains(&*c.path))
@@ -601,10 +637,7 @@ mod tests {
     }
 
     fn root(path: &str, whole: bool) -> Root {
-        Root {
-            path: path.into(),
-            whole,
-        }
+        Root::new(path, whole)
     }
 
     #[test]
@@ -840,6 +873,50 @@ mod tests {
         let raw = done.join("d").join(OsStr::from_bytes(b"\xff\xfe.bin"));
         assert_eq!(std::fs::read(raw).unwrap(), b"raw");
         assert_eq!(std::fs::read(done.join("d/line\nbreak")).unwrap(), b"nl");
+    }
+
+    #[test]
+    fn a_name_the_engine_gave_lossily_is_fetched_through_its_folder() {
+        assert_eq!(
+            lossy(b"x\xe2\x82y\xff"),
+            "x\u{FFFD}\u{FFFD}y\u{FFFD}",
+            "as Go writes it"
+        );
+        let alone = Root::new("/etc/y\u{FFFD}", false);
+        assert_eq!(alone.path, "/etc");
+        assert_eq!(alone.lossy.as_deref(), Some("/etc/y\u{FFFD}"));
+        assert!(alone.wants(b"/etc/y\xff") && !alone.wants(b"/etc/passwd"));
+        assert!(!alone.wants(b"/etc/y\xff/below"), "not whole");
+        let dir = Root::new("/opt/\u{FFFD}d", true);
+        assert_eq!(dir.path, "/opt");
+        assert!(dir.wants(b"/opt/\xfed/f") && !dir.wants(b"/opt/\xfedx"));
+
+        let (_ws, folder) = workspace();
+        let mut x = Extractor::new(folder, None);
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, data) in [
+            (&b"etc"[..], tar::EntryType::Directory, &b""[..]),
+            (&b"etc/passwd"[..], tar::EntryType::Regular, &b"image"[..]),
+            (&b"etc/y\xff"[..], tar::EntryType::Regular, &b"mine"[..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(0o644);
+            header.set_size(data.len() as u64);
+            builder
+                .append_data(&mut header, Path::new(OsStr::from_bytes(name)), data)
+                .unwrap();
+        }
+        let data = builder.into_inner().unwrap();
+        x.extract(&alone, &data[..]).unwrap();
+        assert_eq!(x.files, 1);
+        assert!(x.missing(&[change("/etc/y\u{FFFD}", Added)]).is_empty());
+        let done = x.complete().unwrap();
+        assert_eq!(
+            std::fs::read(done.join("etc").join(OsStr::from_bytes(b"y\xff"))).unwrap(),
+            b"mine"
+        );
+        assert!(!done.join("etc/passwd").exists());
     }
 
     #[test]

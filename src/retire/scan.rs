@@ -194,12 +194,9 @@ pub(super) async fn probe_volumes(
     id: &str,
     inspected: &Inspected,
     disposable: &Disposable,
-) -> Result<Vec<VolumeReport>> {
-    let mut holding = Vec::new();
+) -> Result<Probed> {
+    let mut probed = Probed::default();
     for Volume { name, target } in &inspected.anonymous_volumes {
-        if disposable.matches(target) {
-            continue;
-        }
         let reader = SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, target))));
         let tally = tokio::task::spawn_blocking(move || rescue::count(reader, VOLUME_PROBE_BYTES))
             .await
@@ -211,14 +208,27 @@ pub(super) async fn probe_volumes(
                 ))
             })?;
         if tally.files > 0 {
-            holding.push(VolumeReport {
+            let report = VolumeReport {
                 name: name.clone(),
                 target: target.clone(),
                 files: tally.files,
                 bytes: tally.bytes,
                 complete: tally.complete,
-            });
+            };
+            match disposable.matches(target) {
+                true => probed.disposable.push(report),
+                false => probed.holding.push(report),
+            }
         }
     }
-    Ok(holding)
+    Ok(probed)
+}
+
+/// Anonymous volumes with data in them.
+#[derive(Debug, Default)]
+pub(super) struct Probed {
+    /// Unsaved work.
+    pub holding: Vec<VolumeReport>,
+    /// At disposable paths: listed, kept, never asked about.
+    pub disposable: Vec<VolumeReport>,
 }

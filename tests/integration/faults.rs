@@ -253,3 +253,27 @@ fn a_create_the_engine_refuses_leaves_no_new_workspace_or_home_behind() {
     let home = sb.container_home();
     assert!(!home.exists(), "{}", home.display());
 }
+
+/// The changes call walks the whole image on overlay drivers: while the container
+/// waits paused for it, retire says so. An engine that stops answering then cannot be
+/// told to unpause, and the next command resumes the container.
+#[test]
+fn a_slow_changes_call_says_the_container_stays_paused_and_the_next_command_resumes_it() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    let freezer = Freezer::start(sb.path(), "/changes");
+    let (out, took) = berth_through(&sb, &freezer, &["retire", &sb.project, "--yes"]);
+    assert!(freezer.frozen());
+    assert_found_out(&out, took, 1);
+    assert_stderr_has(&out, "it stays paused until the engine answers");
+    drop(freezer);
+    assert_eq!(sb.state(), "paused");
+
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "resumed");
+    assert_eq!(sb.state(), "running");
+}

@@ -242,6 +242,7 @@ fn json_parses_and_has_the_documented_shape() {
         "volumes",
         "disposable",
         "disposable_by_project",
+        "disposable_volumes",
         "deleted",
         "touched_dirs",
         "layer",

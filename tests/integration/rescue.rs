@@ -122,7 +122,8 @@ fn names_that_are_not_utf8_or_hold_control_characters_are_rescued_under_their_ow
         &sb.exec_as_root(
             "mkdir -p /opt/names && cd /opt/names && echo raw > \"$(printf 'x\\377\\376')\" \
              && echo nl > \"$(printf 'a\\nretired everything')\" \
-             && echo esc > \"$(printf '\\033[2Kb')\"",
+             && echo esc > \"$(printf '\\033[2Kb')\" \
+             && echo img > \"/etc/$(printf 'y\\377')\"",
         ),
         0,
     );
@@ -147,6 +148,15 @@ fn names_that_are_not_utf8_or_hold_control_characters_are_rescued_under_their_ow
         b"nl\n"
     );
     assert_eq!(fs::read(names.join("\u{1b}[2Kb")).unwrap(), b"esc\n");
+    // A lone new file in an image folder, whose name the engine reports lossily.
+    let in_etc = folder
+        .join("etc")
+        .join(std::ffi::OsStr::from_bytes(b"y\xff"));
+    assert_eq!(fs::read(in_etc).unwrap(), b"img\n");
+    assert!(
+        !folder.join("etc/passwd").exists(),
+        "only that file of /etc"
+    );
 }
 
 /// A second container of the project mounts the same workspace and, while the rescue

@@ -449,6 +449,27 @@ fn a_pause_left_by_a_killed_retire_is_resumed_by_the_next_command() {
     unsafe { libc::kill(pty.pid() as i32, libc::SIGKILL) };
     pty.wait(PROMPT);
     assert_eq!(sb.state(), "paused", "nobody was left to unpause it");
+    // `list` marks it; it changes nothing.
+    let listed = |sb: &Sandbox| -> Value {
+        let out = sb.berth(&["list", "--json"]);
+        assert_code(&out, 0);
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        all["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["project"] == sb.project.as_str())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(listed(&sb)["abandoned_pause"], true);
+    let out = sb.berth(&["list"]);
+    assert!(
+        stdout(&out).contains("left by a killed retire"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sb.state(), "paused");
 
     let out = sb.berth(&["shell", &sb.project, "--", "cat", "/opt/results/run1/a.csv"]);
     assert_code(&out, 0);
@@ -458,6 +479,7 @@ fn a_pause_left_by_a_killed_retire_is_resumed_by_the_next_command() {
 
     // A pause that is not berth's stays.
     assert_code(&docker(&["pause", &sb.container()]), 0);
+    assert_eq!(listed(&sb)["abandoned_pause"], false);
     let out = sb.berth(&["shell", &sb.project, "--", "true"]);
     assert_code(&out, 1);
     assert!(!stderr(&out).contains("resumed"), "{}", stderr(&out));
@@ -519,6 +541,38 @@ fn an_anonymous_volume_with_data_blocks_and_survives_yes() {
     assert_code(&docker(&["volume", "inspect", &volume]), 0);
 }
 
+/// At a disposable path, a volume with data asks for nothing, but it is named, and
+/// kept like every volume.
+#[test]
+fn an_anonymous_volume_at_a_disposable_path_is_listed_not_asked_about() {
+    let sb = Sandbox::new();
+    deploy(&sb, &["-v", "/var/cache/scratch"]);
+    let volume = sb.inspect().unwrap()["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/var/cache/scratch")
+        .map(|m| m["Name"].as_str().unwrap().to_string())
+        .expect("an anonymous volume at /var/cache/scratch");
+    let _cleanup = VolumeGuard(volume.clone());
+    assert_code(&sb.exec_as_root("echo tmp > /var/cache/scratch/x"), 0);
+
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["action"], "would_remove");
+    assert_eq!(
+        report["disposable_volumes"][0]["target"],
+        "/var/cache/scratch"
+    );
+    assert_stderr_has(&out, "at disposable /var/cache/scratch (1 file");
+
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, format!("kept anonymous volume {volume}"));
+    assert_code(&docker(&["volume", "inspect", &volume]), 0);
+}
+
 #[test]
 fn files_written_while_stopping_are_shown_before_anything_is_removed() {
     let sb = Sandbox::new();
@@ -551,4 +605,55 @@ fn files_written_while_stopping_are_shown_before_anything_is_removed() {
     assert_code(&out, 0);
     assert_stderr_has(&out, "/opt");
     assert!(!sb.exists());
+}
+
+/// `retire --rescue` killed outright at several moments (while it checks with the
+/// container paused, while it stops it, while it rescues): the next command never
+/// finds a frozen job, and the work is still somewhere.
+#[test]
+fn a_rescue_killed_at_any_moment_never_leaves_a_frozen_job() {
+    for delay_ms in [50, 200, 400, 700] {
+        let sb = Sandbox::new();
+        deploy(&sb, &["--new"]);
+        assert_code(
+            &sb.exec_as_root(
+                "mkdir -p /opt/k && for i in $(seq 1 400); do echo $i > /opt/k/$i; done",
+            ),
+            0,
+        );
+        let mut child = sb
+            .command(
+                env!("CARGO_BIN_EXE_berth"),
+                &["retire", &sb.project, "--rescue"],
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().ok();
+        child.wait().unwrap();
+        if !sb.exists() {
+            // It finished first: the work is in the rescue.
+            assert!(
+                sb.workspace().join(".rescued").is_dir(),
+                "after {delay_ms} ms"
+            );
+            continue;
+        }
+        let out = sb.berth(&["deploy", &sb.project]);
+        assert_code(&out, 0);
+        assert_eq!(
+            sb.state(),
+            "running",
+            "after {delay_ms} ms: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            stdout(&sb.exec("cat /opt/k/400")),
+            "400\n",
+            "after {delay_ms} ms"
+        );
+    }
 }

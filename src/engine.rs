@@ -32,7 +32,9 @@ use crate::error::{Error, Result};
 use crate::plan::label;
 use crate::spec::ContainerSpec;
 
+mod reader;
 mod watchdog;
+pub use reader::BlockingReader;
 pub use watchdog::silenced;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
@@ -555,6 +557,12 @@ impl Engine {
             }) => Ok(None),
             Err(err) => Err(self.failed(&format!("read {path} in the container"), &err)),
         }
+    }
+
+    /// [`Engine::download`], to be read on a blocking thread (where tar unpacks it).
+    /// Made inside the runtime.
+    pub fn download_reader(&self, id: &str, path: &str) -> BlockingReader {
+        BlockingReader::new(self.download(id, path))
     }
 
     /// A tar archive of `path` in the container (the archive endpoint, as `docker cp`

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::cli::RetireArgs;
 use crate::clock::utc_stamp;
@@ -708,8 +707,7 @@ async fn rescue(
     let mut extractor = rescue::Extractor::new(folder, (!all).then(|| disposable.clone()));
     let mut queue: VecDeque<rescue::Root> = roots.into();
     while let Some(root) = queue.pop_front() {
-        let reader =
-            SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, &root.path))));
+        let reader = engine.download_reader(id, &root.path);
         let root_owned = root.clone();
         let (back, result) = tokio::task::spawn_blocking(move || {
             let result = extractor.extract(&root_owned, reader);

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 
 use futures_util::{stream, StreamExt};
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::assess::{self, Assessment, Disposable};
 use super::classify::{self, Class, Size, VolumeReport};
@@ -197,7 +196,7 @@ pub(super) async fn probe_volumes(
 ) -> Result<Probed> {
     let mut probed = Probed::default();
     for Volume { name, target } in &inspected.anonymous_volumes {
-        let reader = SyncIoBridge::new(StreamReader::new(Box::pin(engine.download(id, target))));
+        let reader = engine.download_reader(id, target);
         let tally = tokio::task::spawn_blocking(move || rescue::count(reader, VOLUME_PROBE_BYTES))
             .await
             .map_err(|err| Error::failed(format!("cannot read volume {name}: {err}")))?

@@ -461,6 +461,198 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Resources")]
     pub privileged: bool,
 
+    /// Suppress the pull output (and berth's notes), as berth's global `-q` does.
+    #[arg(short = 'q', long, help_heading = "Container")]
+    pub quiet: bool,
+    /// Attach to STDIN, STDOUT or STDERR.
+    #[arg(short = 'a', long, value_name = "STREAM", help_heading = "Container")]
+    pub attach: Vec<String>,
+    /// Write the container id to this file (which must not exist).
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Container")]
+    pub cidfile: Option<String>,
+    /// Keys that detach from an attached container.
+    #[arg(long, value_name = "KEYS", help_heading = "Container")]
+    pub detach_keys: Option<String>,
+    /// Skip image verification (accepted; berth does no content trust).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Container")]
+    pub disable_content_trust: Option<String>,
+    /// Container NIS domain name.
+    #[arg(long, value_name = "NAME", help_heading = "Container")]
+    pub domainname: Option<String>,
+    /// Read labels from a file of `K=V` lines.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Container")]
+    pub label_file: Vec<String>,
+    /// Platform of the image, like `linux/amd64`.
+    #[arg(long, value_name = "PLATFORM", help_heading = "Container")]
+    pub platform: Option<String>,
+    /// Pull the image: `missing` (the default), `always` or `never`.
+    #[arg(long, value_name = "WHEN", help_heading = "Container")]
+    pub pull: Option<String>,
+    /// Forward the signals berth receives to the container (default true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Container")]
+    pub sig_proxy: Option<String>,
+    /// Mount the engine's socket at /var/run/docker.sock.
+    #[arg(long, help_heading = "Container")]
+    pub use_api_socket: bool,
+    /// Health check: a command run in a shell.
+    #[arg(long, value_name = "CMD", help_heading = "Health")]
+    pub health_cmd: Option<String>,
+    /// Time between checks (`30s`, `1m30s`).
+    #[arg(long, value_name = "DURATION", help_heading = "Health")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures that make the container unhealthy.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Health"
+    )]
+    pub health_retries: Option<String>,
+    /// Time before failures count.
+    #[arg(long, value_name = "DURATION", help_heading = "Health")]
+    pub health_start_period: Option<String>,
+    /// Longest time one check may take.
+    #[arg(long, value_name = "DURATION", help_heading = "Health")]
+    pub health_timeout: Option<String>,
+    /// Disable the image's HEALTHCHECK.
+    #[arg(long, help_heading = "Health")]
+    pub no_healthcheck: bool,
+    /// Mount the volumes of another container (`NAME[:ro|rw]`).
+    #[arg(long, value_name = "CONTAINER", help_heading = "Storage and devices")]
+    pub volumes_from: Vec<String>,
+    /// Volume driver for `-v` volumes.
+    #[arg(long, value_name = "DRIVER", help_heading = "Storage and devices")]
+    pub volume_driver: Option<String>,
+    /// Storage driver option (`size=10G`).
+    #[arg(long, value_name = "K=V", help_heading = "Storage and devices")]
+    pub storage_opt: Vec<String>,
+    /// A rule for the cgroup's allowed devices (`c 1:3 mr`).
+    #[arg(long, value_name = "RULE", help_heading = "Storage and devices")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Logging driver.
+    #[arg(long, value_name = "DRIVER", help_heading = "Logging")]
+    pub log_driver: Option<String>,
+    /// Logging driver option (`K=V`).
+    #[arg(long, value_name = "K=V", help_heading = "Logging")]
+    pub log_opt: Vec<String>,
+    /// DNS option.
+    #[arg(long, alias = "dns-opt", value_name = "OPT", help_heading = "Network")]
+    pub dns_option: Vec<String>,
+    /// DNS search domain.
+    #[arg(long, value_name = "DOMAIN", help_heading = "Network")]
+    pub dns_search: Vec<String>,
+    /// IPv4 address on the network.
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub ip: Option<String>,
+    /// IPv6 address on the network.
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub ip6: Option<String>,
+    /// Link to another container (`NAME[:ALIAS]`).
+    #[arg(long, value_name = "CONTAINER", help_heading = "Network")]
+    pub link: Vec<String>,
+    /// Link-local address on the network.
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub link_local_ip: Vec<String>,
+    /// MAC address.
+    #[arg(long, value_name = "MAC", help_heading = "Network")]
+    pub mac_address: Option<String>,
+    /// Alias on the network.
+    #[arg(
+        long,
+        alias = "net-alias",
+        value_name = "ALIAS",
+        help_heading = "Network"
+    )]
+    pub network_alias: Vec<String>,
+    /// Publish every exposed port to a random host port.
+    #[arg(short = 'P', long, help_heading = "Network")]
+    pub publish_all: bool,
+    /// Block IO weight (10 to 1000, 0 to disable).
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub blkio_weight: Option<String>,
+    /// Block IO weight of a device (`DEVICE:WEIGHT`).
+    #[arg(long, value_name = "DEVICE:N", help_heading = "Resources")]
+    pub blkio_weight_device: Vec<String>,
+    /// Parent cgroup.
+    #[arg(long, value_name = "CGROUP", help_heading = "Resources")]
+    pub cgroup_parent: Option<String>,
+    /// Cgroup namespace: host or private.
+    #[arg(long, value_name = "MODE", help_heading = "Resources")]
+    pub cgroupns: Option<String>,
+    /// CPU count (Windows only; passed on).
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub cpu_count: Option<String>,
+    /// CPU percent (Windows only; passed on).
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub cpu_percent: Option<String>,
+    /// CFS period.
+    #[arg(long, value_name = "MICROSECONDS", help_heading = "Resources")]
+    pub cpu_period: Option<String>,
+    /// CFS quota.
+    #[arg(
+        long,
+        value_name = "MICROSECONDS",
+        allow_hyphen_values = true,
+        help_heading = "Resources"
+    )]
+    pub cpu_quota: Option<String>,
+    /// Real-time period.
+    #[arg(long, value_name = "MICROSECONDS", help_heading = "Resources")]
+    pub cpu_rt_period: Option<String>,
+    /// Real-time runtime.
+    #[arg(long, value_name = "MICROSECONDS", help_heading = "Resources")]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long, value_name = "N", help_heading = "Resources")]
+    pub cpu_shares: Option<String>,
+    /// Memory nodes the container may use: `0-3`, `0,1`.
+    #[arg(long, value_name = "LIST", help_heading = "Resources")]
+    pub cpuset_mems: Option<String>,
+    /// Read rate limit of a device (`DEVICE:RATE`, like `/dev/sda:1mb`).
+    #[arg(long, value_name = "DEVICE:RATE", help_heading = "Resources")]
+    pub device_read_bps: Vec<String>,
+    /// Read IO limit of a device (`DEVICE:N`).
+    #[arg(long, value_name = "DEVICE:N", help_heading = "Resources")]
+    pub device_read_iops: Vec<String>,
+    /// Write rate limit of a device.
+    #[arg(long, value_name = "DEVICE:RATE", help_heading = "Resources")]
+    pub device_write_bps: Vec<String>,
+    /// Write IO limit of a device.
+    #[arg(long, value_name = "DEVICE:N", help_heading = "Resources")]
+    pub device_write_iops: Vec<String>,
+    /// Bandwidth limit of the system drive (Windows only; passed on).
+    #[arg(long, value_name = "SIZE", help_heading = "Resources")]
+    pub io_maxbandwidth: Option<String>,
+    /// IOps limit of the system drive (Windows only; passed on).
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub io_maxiops: Option<String>,
+    /// Isolation technology (Windows only; passed on).
+    #[arg(long, value_name = "KIND", help_heading = "Resources")]
+    pub isolation: Option<String>,
+    /// Kernel memory limit (deprecated; docker's engine ignores it, and so does berth).
+    #[arg(long, value_name = "SIZE", help_heading = "Resources")]
+    pub kernel_memory: Option<String>,
+    /// Memory swappiness, 0 to 100.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Resources"
+    )]
+    pub memory_swappiness: Option<String>,
+    /// Disable the OOM killer.
+    #[arg(long, help_heading = "Resources")]
+    pub oom_kill_disable: bool,
+    /// Runtime, like `runc`.
+    #[arg(long, value_name = "RUNTIME", help_heading = "Resources")]
+    pub runtime: Option<String>,
+    /// User namespace: `host`.
+    #[arg(long, value_name = "MODE", help_heading = "Resources")]
+    pub userns: Option<String>,
+    /// UTS namespace: `host`.
+    #[arg(long, value_name = "MODE", help_heading = "Resources")]
+    pub uts: Option<String>,
+
     /// The image, then the command and its arguments.
     #[arg(value_name = "IMAGE [COMMAND] [ARG...]", num_args = 1.., required = true, trailing_var_arg = true)]
     pub image_and_command: Vec<String>,

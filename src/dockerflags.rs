@@ -22,6 +22,10 @@ pub struct FlagTable {
     shorts: HashMap<char, String>,
 }
 
+/// Booleans whose default is true, so that clap must see their value: pflag reads them
+/// as booleans (`--sig-proxy`, `--sig-proxy=false`), never taking the next argument.
+const TRUE_BY_DEFAULT: &[&str] = &["sig-proxy", "disable-content-trust"];
+
 impl FlagTable {
     pub fn for_run() -> Self {
         let command = RunArgs::augment_args(clap::Command::new("run"));
@@ -69,6 +73,18 @@ pub fn normalize(args: &[String], table: &FlagTable) -> Result<Vec<String>, Flag
                 .longs
                 .get(name)
                 .ok_or_else(|| FlagError(format!("unknown flag: --{name}")))?;
+            if TRUE_BY_DEFAULT.contains(&name) {
+                let on = match &inline {
+                    None => true,
+                    Some(value) => parse_bool(value).ok_or_else(|| {
+                        FlagError(format!(
+                            "invalid argument \"{value}\" for \"--{name}\" flag: not a boolean"
+                        ))
+                    })?,
+                };
+                out.push(format!("--{name}={on}"));
+                continue;
+            }
             push_flag(
                 &mut out,
                 name,

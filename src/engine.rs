@@ -658,7 +658,7 @@ impl Engine {
             .map_err(|err| Error::failed(format!("cannot build the create request: {err}")))?;
         let options = CreateContainerOptions {
             name: spec.name.clone(),
-            ..Default::default()
+            platform: spec.extra.platform.clone().unwrap_or_default(),
         };
         match self.docker.create_container(Some(options), body).await {
             Ok(created) => Ok(Some(created.id)),
@@ -697,16 +697,22 @@ impl Engine {
             .map_err(|err| self.failed("remove the helper container", &err))
     }
 
-    /// Attaches to a created container's output (and input, with `stdin`) as a stream;
+    /// Attaches to a created container's streams `[stdin, stdout, stderr]` (docker's `-a`);
     /// done before the start, so nothing is missed.
-    pub async fn attach(&self, id: &str, stdin: bool) -> Result<Attached> {
+    pub async fn attach(
+        &self,
+        id: &str,
+        streams: [bool; 3],
+        detach_keys: Option<&str>,
+    ) -> Result<Attached> {
+        let [stdin, stdout, stderr] = streams;
         let options = AttachContainerOptions {
             stdin,
-            stdout: true,
-            stderr: true,
+            stdout,
+            stderr,
             stream: true,
             logs: false,
-            detach_keys: None,
+            detach_keys: detach_keys.map(str::to_string),
         };
         let attached = self
             .docker

@@ -160,9 +160,13 @@ fn run_docker_command(args: &[String], early: &cli::Early) -> Option<i32> {
     };
     let color = early.color?;
     let at = early.subcommand?;
-    let printer = Printer::new(color, early.quiet);
+    let mut printer = Printer::new(color, early.quiet);
     match dockerflags::parse_run_args(subcommand, &args[at + 1..]) {
         Ok(run_args) => {
+            // docker's `run -q` quiets the pull, as berth's own `-q` does.
+            if run_args.quiet {
+                printer = Printer::new(color, true);
+            }
             let command = match subcommand {
                 "run" => Command::Run(Box::new(run_args)),
                 _ => Command::Create(Box::new(run_args)),

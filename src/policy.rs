@@ -69,7 +69,8 @@ pub enum Forbidden {
     CapAdd,
     Devices,
     /// Joining another container's namespaces or volumes: `--network`, `--pid`,
-    /// `--ipc container:X`. Without it, only the caller's own containers may be joined.
+    /// `--ipc container:X`, `--volumes-from X`, `--link X`. Without it, only the
+    /// caller's own containers may be joined.
     Join,
 }
 

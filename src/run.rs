@@ -5,7 +5,7 @@
 //! and `run -d` print the id; an attached run streams, forwards stdin with `-i`, puts
 //! the terminal in raw mode with `-t`, and exits with the container's status.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
 use crate::config::file::{FileConfig, Size};
@@ -64,6 +64,7 @@ async fn run_inner(
 ) -> Result<i32> {
     let mut spec = dockerargs::spec_from_args(args, &|key| std::env::var(key).ok())
         .map_err(|err| Error::status(125, err.0))?;
+    let client = Client::from_args(args, printer)?;
     let project = project_for(args)?;
     let command_line = FileConfig {
         image: Some(spec.image.clone()),
@@ -92,10 +93,34 @@ async fn run_inner(
     if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {
         spec.labels.insert(label::DATA_ID.to_string(), id.clone());
     }
+    if args.use_api_socket {
+        add_api_socket(&engine, &mut spec)?;
+        prepared.check_policy(&spec)?;
+    }
     let known = engine.image_id(&spec.image).await?;
+    let known = match client.pull {
+        Pull::Missing => known,
+        Pull::Always => None,
+        Pull::Never if known.is_none() => {
+            return Err(Error::status(125, format!("No such image: {}", spec.image))
+                .hint("--pull=never uses only local images; `docker images` lists them"))
+        }
+        Pull::Never => known,
+    };
     let image_id = deploy::pulled_if_missing(&engine, &spec.image, known, printer)
         .await
         .map_err(|err| Error::status(125, err.message).details(err.details))?;
+    if let Some(path) = &client.cidfile {
+        if path.exists() {
+            return Err(Error::status(
+                125,
+                format!(
+                    "Container ID file found, make sure the other container isn't running or delete {}",
+                    path.display()
+                ),
+            ));
+        }
+    }
     if prepared.workspace == Workspace::New {
         let path = &prepared.ctx.workspace;
         std::fs::create_dir_all(path)
@@ -144,6 +169,23 @@ async fn run_inner(
     }
     identity::settle(&engine, &id, identity).await?;
     *created = true;
+    if let Some(path) = &client.cidfile {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(id.as_bytes()))
+            .map_err(|err| {
+                Error::status(
+                    125,
+                    format!(
+                        "failed to write the container ID to {}: {err}",
+                        path.display()
+                    ),
+                )
+            })?;
+    }
     match mode {
         Mode::Create => {
             printer.line(&id);
@@ -154,7 +196,83 @@ async fn run_inner(
             printer.line(&id);
             Ok(0)
         }
-        Mode::Run => attached(&engine, &id, &spec, printer).await,
+        Mode::Run => attached(&engine, &id, &spec, &client, printer).await,
+    }
+}
+
+/// The flags that change what berth does around the create, not the container.
+struct Client {
+    pull: Pull,
+    /// docker's `--sig-proxy` (default true): pass the signals berth gets on.
+    sig_proxy: bool,
+    cidfile: Option<PathBuf>,
+    detach_keys: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pull {
+    Missing,
+    Always,
+    Never,
+}
+
+impl Client {
+    fn from_args(args: &RunArgs, printer: &Printer) -> Result<Self> {
+        let usage = |message: String| Error::status(125, message);
+        let pull = match args.pull.as_deref() {
+            None | Some("missing") => Pull::Missing,
+            Some("always") => Pull::Always,
+            Some("never") => Pull::Never,
+            Some(other) => {
+                return Err(usage(format!(
+                    "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
+                )))
+            }
+        };
+        let sig_proxy = match &args.sig_proxy {
+            Some(raw) => dockerargs::bool_flag("--sig-proxy", raw).map_err(usage)?,
+            None => true,
+        };
+        if let Some(raw) = &args.disable_content_trust {
+            // berth verifies no signatures; docker's default is to skip them too.
+            dockerargs::bool_flag("--disable-content-trust", raw).map_err(usage)?;
+        }
+        if args.kernel_memory.is_some() {
+            printer.warn(
+                "--kernel-memory is ignored: kernel memory limits are deprecated, and engines \
+                 since API 1.42 ignore them",
+            );
+        }
+        Ok(Self {
+            pull,
+            sig_proxy,
+            cidfile: args
+                .cidfile
+                .as_ref()
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            detach_keys: args.detach_keys.clone().filter(|k| !k.is_empty()),
+        })
+    }
+}
+
+/// `--use-api-socket`: the engine's own socket, mounted where docker clients look for
+/// it. A bind like any other, so the policy's mount roots apply.
+fn add_api_socket(engine: &Engine, spec: &mut ContainerSpec) -> Result<()> {
+    match &engine.endpoint.transport {
+        crate::endpoint::Transport::Unix(path) => {
+            spec.host
+                .binds
+                .push(format!("{}:/var/run/docker.sock", path.display()));
+            Ok(())
+        }
+        _ => Err(Error::status(
+            125,
+            format!(
+                "--use-api-socket needs an engine on a local socket; {} is not one",
+                engine.endpoint
+            ),
+        )),
     }
 }
 
@@ -337,10 +455,15 @@ async fn attached(
     engine: &Engine,
     id: &str,
     spec: &ContainerSpec,
+    client: &Client,
     printer: &Printer,
 ) -> Result<i32> {
     let stdin = spec.attach_stdin;
-    let session = engine.attach(id, stdin).await?;
+    // `-a` picks the streams; without it, stdout and stderr.
+    let streams = [stdin, spec.attach_stdout, spec.attach_stderr];
+    let session = engine
+        .attach(id, streams, client.detach_keys.as_deref())
+        .await?;
     // The wait goes out before the start, as docker's does: a wait that reaches the
     // engine after a `--rm` container has exited and is being removed is never answered.
     let wait = tokio::spawn(engine.wait(id, spec.host.auto_remove));
@@ -388,7 +511,7 @@ async fn attached(
                 }
             }
             signal = signals.next() => {
-                if spec.tty {
+                if spec.tty || !client.sig_proxy {
                     // With a terminal, Ctrl-C reaches the container as a keystroke; a
                     // signal sent to berth itself ends berth (the container runs on, as
                     // with docker), with the terminal restored.

@@ -36,6 +36,204 @@ pub struct ContainerSpec {
     /// Targets of anonymous volumes (`-v /path`).
     pub volumes: BTreeSet<String>,
     pub host: HostSpec,
+    /// docker's less common flags, passed on as docker passes them.
+    pub extra: Extra,
+}
+
+/// The docker flags berth passes on without reading them itself (cgroups, block IO,
+/// logging, health checks, namespaces, network endpoint settings), each kept as the
+/// Engine API field it sets. [`EXTRA_INTS`] and its siblings name the flag of each
+/// field, for the parser and for the `--dry-run` line alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Extra {
+    pub domainname: Option<String>,
+    pub healthcheck: Option<Healthcheck>,
+    /// HostConfig integer fields: `CpuShares`, `BlkioWeight`, ...
+    pub ints: BTreeMap<&'static str, i64>,
+    /// HostConfig string fields: `CgroupParent`, `UTSMode`, ...
+    pub strings: BTreeMap<&'static str, String>,
+    /// HostConfig list fields: `DnsSearch`, `VolumesFrom`, ...
+    pub lists: BTreeMap<&'static str, Vec<String>>,
+    /// Block IO limits per device: field → `(device, weight or rate)`.
+    pub throttles: BTreeMap<&'static str, Vec<(String, i64)>>,
+    /// HostConfig booleans that are on: `OomKillDisable`, `PublishAllPorts`.
+    pub switches: BTreeSet<&'static str>,
+    pub log_driver: Option<String>,
+    pub log_opts: BTreeMap<String, String>,
+    pub storage_opts: BTreeMap<String, String>,
+    /// Settings of the container's endpoint on its (user-defined) network.
+    pub endpoint: Endpoint,
+    /// `--platform`: asked of the create (and the pull).
+    pub platform: Option<String>,
+}
+
+/// `--health-*`; `test` is `["NONE"]` for `--no-healthcheck`, empty when only times
+/// were given (the image's test stays). Times in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: i64,
+    pub timeout: i64,
+    pub start_period: i64,
+    pub retries: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub aliases: Vec<String>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+    pub link_local_ips: Vec<String>,
+    pub mac_address: Option<String>,
+}
+
+impl Endpoint {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// `(flag, HostConfig field)` of the integer flags.
+pub const EXTRA_INTS: &[(&str, &str)] = &[
+    ("--blkio-weight", "BlkioWeight"),
+    ("--cpu-shares", "CpuShares"),
+    ("--cpu-period", "CpuPeriod"),
+    ("--cpu-quota", "CpuQuota"),
+    ("--cpu-rt-period", "CpuRealtimePeriod"),
+    ("--cpu-rt-runtime", "CpuRealtimeRuntime"),
+    ("--cpu-count", "CpuCount"),
+    ("--cpu-percent", "CpuPercent"),
+    ("--io-maxiops", "IOMaximumIOps"),
+    ("--io-maxbandwidth", "IOMaximumBandwidth"),
+    ("--memory-swappiness", "MemorySwappiness"),
+];
+
+/// `(flag, HostConfig field)` of the string flags.
+pub const EXTRA_STRINGS: &[(&str, &str)] = &[
+    ("--cgroup-parent", "CgroupParent"),
+    ("--cgroupns", "CgroupnsMode"),
+    ("--cpuset-mems", "CpusetMems"),
+    ("--isolation", "Isolation"),
+    ("--runtime", "Runtime"),
+    ("--userns", "UsernsMode"),
+    ("--uts", "UTSMode"),
+    ("--volume-driver", "VolumeDriver"),
+];
+
+/// `(flag, HostConfig field)` of the list flags.
+pub const EXTRA_LISTS: &[(&str, &str)] = &[
+    ("--dns-option", "DnsOptions"),
+    ("--dns-search", "DnsSearch"),
+    ("--device-cgroup-rule", "DeviceCgroupRules"),
+    ("--link", "Links"),
+    ("--volumes-from", "VolumesFrom"),
+];
+
+/// `(flag, HostConfig field, what the number is)` of the per-device block IO flags.
+pub const EXTRA_THROTTLES: &[(&str, &str, &str)] = &[
+    ("--blkio-weight-device", "BlkioWeightDevice", "Weight"),
+    ("--device-read-bps", "BlkioDeviceReadBps", "Rate"),
+    ("--device-write-bps", "BlkioDeviceWriteBps", "Rate"),
+    ("--device-read-iops", "BlkioDeviceReadIOps", "Rate"),
+    ("--device-write-iops", "BlkioDeviceWriteIOps", "Rate"),
+];
+
+/// `(flag, HostConfig field)` of the switches.
+pub const EXTRA_SWITCHES: &[(&str, &str)] = &[
+    ("--oom-kill-disable", "OomKillDisable"),
+    ("--publish-all", "PublishAllPorts"),
+];
+
+impl Extra {
+    /// Adds the Config fields to `config` and the HostConfig fields to `host`; the
+    /// endpoint settings go in `NetworkingConfig` under `network`.
+    fn apply(
+        &self,
+        config: &mut serde_json::Map<String, serde_json::Value>,
+        host: &mut serde_json::Map<String, serde_json::Value>,
+        network: Option<&str>,
+    ) {
+        use serde_json::{json, Value};
+        if let Some(domain) = &self.domainname {
+            config.insert("Domainname".into(), json!(domain));
+        }
+        if let Some(health) = &self.healthcheck {
+            let mut check = serde_json::Map::new();
+            if !health.test.is_empty() {
+                check.insert("Test".into(), json!(health.test));
+            }
+            for (key, value) in [
+                ("Interval", health.interval),
+                ("Timeout", health.timeout),
+                ("StartPeriod", health.start_period),
+                ("Retries", health.retries),
+            ] {
+                if value != 0 {
+                    check.insert(key.into(), json!(value));
+                }
+            }
+            config.insert("Healthcheck".into(), Value::Object(check));
+        }
+        for (key, value) in &self.ints {
+            host.insert((*key).into(), json!(value));
+        }
+        for (key, value) in &self.strings {
+            host.insert((*key).into(), json!(value));
+        }
+        // The docker CLI sends these lists even when empty, and the engine keeps them.
+        for key in ["DnsOptions", "DnsSearch"] {
+            host.insert(key.into(), json!([]));
+        }
+        for (key, list) in &self.lists {
+            host.insert((*key).into(), json!(list));
+        }
+        for (_, field, number) in EXTRA_THROTTLES {
+            let list: Vec<Value> = self
+                .throttles
+                .get(field)
+                .into_iter()
+                .flatten()
+                .map(|(path, n)| json!({"Path": path, *number: n}))
+                .collect();
+            host.insert((*field).into(), Value::Array(list));
+        }
+        for key in &self.switches {
+            host.insert((*key).into(), json!(true));
+        }
+        if self.log_driver.is_some() || !self.log_opts.is_empty() {
+            host.insert(
+                "LogConfig".into(),
+                json!({"Type": self.log_driver.as_deref().unwrap_or(""), "Config": self.log_opts}),
+            );
+        }
+        if !self.storage_opts.is_empty() {
+            host.insert("StorageOpt".into(), json!(self.storage_opts));
+        }
+        if let (false, Some(network)) = (self.endpoint.is_empty(), network) {
+            let e = &self.endpoint;
+            let mut settings = serde_json::Map::new();
+            if !e.aliases.is_empty() {
+                settings.insert("Aliases".into(), json!(e.aliases));
+            }
+            if e.ipv4.is_some() || e.ipv6.is_some() || !e.link_local_ips.is_empty() {
+                settings.insert(
+                    "IPAMConfig".into(),
+                    json!({
+                        "IPv4Address": e.ipv4.as_deref().unwrap_or(""),
+                        "IPv6Address": e.ipv6.as_deref().unwrap_or(""),
+                        "LinkLocalIPs": e.link_local_ips,
+                    }),
+                );
+            }
+            if let Some(mac) = &e.mac_address {
+                settings.insert("MacAddress".into(), json!(mac));
+            }
+            config.insert(
+                "NetworkingConfig".into(),
+                json!({"EndpointsConfig": {network: Value::Object(settings)}}),
+            );
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -227,7 +425,12 @@ impl ContainerSpec {
                 .collect();
             put(&mut config, "Volumes", Value::Object(volumes));
         }
-        config.insert("HostConfig".into(), self.host.to_api_json());
+        let mut host = self.host.to_api_json();
+        if let Value::Object(host) = &mut host {
+            self.extra
+                .apply(&mut config, host, self.host.network_mode.as_deref());
+        }
+        config.insert("HostConfig".into(), host);
         Value::Object(config)
     }
 }

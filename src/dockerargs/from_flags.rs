@@ -51,6 +51,7 @@ pub fn spec_from_args(
     storage(args, &mut spec)?;
     network(args, &mut spec)?;
     resources(args, &mut spec.host)?;
+    extra(args, &mut spec)?;
     Ok(spec)
 }
 
@@ -81,7 +82,13 @@ fn container_fields(
     }
     spec.entrypoint = args.entrypoint.as_ref().map(|e| vec![e.clone()]);
     spec.env = environment(args, lookup_env)?;
-    spec.labels = labels(&args.label)?;
+    // docker reads the label files first; `-l` wins.
+    let mut all_labels = Vec::new();
+    for path in &args.label_file {
+        all_labels.extend(read_label_file(path)?);
+    }
+    all_labels.extend(args.label.iter().cloned());
+    spec.labels = labels(&all_labels)?;
     spec.user = non_empty(&args.user);
     spec.workdir = non_empty(&args.workdir);
     if let Some(dir) = spec.workdir.as_deref().filter(|d| !d.starts_with('/')) {
@@ -94,10 +101,14 @@ fn container_fields(
     spec.open_stdin = args.interactive;
     // `docker run -d` clears all three attach flags; `docker create` has no -d.
     if !args.detach {
-        spec.attach_stdin = args.interactive;
-        spec.attach_stdout = true;
-        spec.attach_stderr = true;
-        spec.stdin_once = args.interactive;
+        let attach = attach_streams(&args.attach)?;
+        let all = attach.is_empty();
+        spec.attach_stdin = args.interactive || attach.contains("stdin");
+        spec.attach_stdout = all || attach.contains("stdout");
+        spec.attach_stderr = all || attach.contains("stderr");
+        spec.stdin_once = args.interactive && spec.attach_stdin;
+    } else if !args.attach.is_empty() {
+        return Err(fail("Conflicting options: -a and -d"));
     }
     spec.stop_signal = non_empty(&args.stop_signal);
     if let Some(signal) = &spec.stop_signal {
@@ -274,6 +285,36 @@ fn parse_env_file(
         }
     }
     Ok(env)
+}
+
+/// `-a STDIN|STDOUT|STDERR`, as docker spells them in any case.
+fn attach_streams(raw: &[String]) -> Result<BTreeSet<String>, FlagError> {
+    raw.iter()
+        .map(|stream| {
+            let lower = stream.to_lowercase();
+            match lower.as_str() {
+                "stdin" | "stdout" | "stderr" => Ok(lower),
+                _ => Err(bad_value(
+                    "-a, --attach",
+                    stream,
+                    "valid streams are STDIN, STDOUT and STDERR",
+                )),
+            }
+        })
+        .collect()
+}
+
+/// A `--label-file`: `K=V` lines; blank lines and `#` comments are skipped.
+fn read_label_file(path: &str) -> Result<Vec<String>, FlagError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|err| fail(go::io_error("open", path, &err)))?;
+    Ok(text
+        .lines()
+        .map(|line| line.trim_start())
+        // A name without `=` is dropped: docker looks it up in an empty environment.
+        .filter(|line| !line.starts_with('#') && line.contains('='))
+        .map(str::to_string)
+        .collect())
 }
 
 fn labels(raw: &[String]) -> Result<BTreeMap<String, String>, FlagError> {
@@ -1386,6 +1427,252 @@ fn gpu_request(raw: &str) -> Result<GpuRequest, String> {
     Ok(request)
 }
 
+/// docker's less common flags, passed on as docker passes them ([`crate::spec::Extra`]).
+fn extra(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), FlagError> {
+    let extra = &mut spec.extra;
+    extra.domainname = non_empty(&args.domainname);
+    extra.platform = non_empty(&args.platform);
+    let ints: [(&'static str, &Option<String>); 11] = [
+        ("BlkioWeight", &args.blkio_weight),
+        ("CpuShares", &args.cpu_shares),
+        ("CpuPeriod", &args.cpu_period),
+        ("CpuQuota", &args.cpu_quota),
+        ("CpuRealtimePeriod", &args.cpu_rt_period),
+        ("CpuRealtimeRuntime", &args.cpu_rt_runtime),
+        ("CpuCount", &args.cpu_count),
+        ("CpuPercent", &args.cpu_percent),
+        ("IOMaximumIOps", &args.io_maxiops),
+        ("IOMaximumBandwidth", &args.io_maxbandwidth),
+        ("MemorySwappiness", &args.memory_swappiness),
+    ];
+    for (field, raw) in ints {
+        let Some(raw) = raw else { continue };
+        let flag = extra_flag(crate::spec::EXTRA_INTS, field);
+        let value = match field {
+            "BlkioWeight" => go::parse_uint(raw, 0, 16)
+                .map(|n| n as i64)
+                .map_err(|why| bad_value(flag, raw, why))?,
+            "IOMaximumBandwidth" => {
+                go::ram_in_bytes(raw).map_err(|why| bad_value(flag, raw, why))?
+            }
+            _ => int_flag(flag, raw)?,
+        };
+        if field == "MemorySwappiness" {
+            if value == -1 {
+                continue;
+            }
+            if !(0..=100).contains(&value) {
+                return Err(fail(format!(
+                    "invalid value: {value}. Valid memory swappiness range is 0-100"
+                )));
+            }
+        }
+        if value != 0 {
+            extra.ints.insert(field, value);
+        }
+    }
+    let strings: [(&'static str, &Option<String>); 8] = [
+        ("CgroupParent", &args.cgroup_parent),
+        ("CgroupnsMode", &args.cgroupns),
+        ("CpusetMems", &args.cpuset_mems),
+        ("Isolation", &args.isolation),
+        ("Runtime", &args.runtime),
+        ("UsernsMode", &args.userns),
+        ("UTSMode", &args.uts),
+        ("VolumeDriver", &args.volume_driver),
+    ];
+    for (field, raw) in strings {
+        let Some(value) = non_empty(raw) else {
+            continue;
+        };
+        let valid = match field {
+            "CgroupnsMode" => matches!(value.as_str(), "host" | "private"),
+            "UTSMode" | "UsernsMode" => value == "host",
+            _ => true,
+        };
+        if !valid {
+            let flag = extra_flag(crate::spec::EXTRA_STRINGS, field);
+            let what = match field {
+                "CgroupnsMode" => "CGROUP",
+                "UTSMode" => "UTS",
+                _ => "USER",
+            };
+            return Err(fail(format!("{flag}: invalid {what} mode")));
+        }
+        extra.strings.insert(field, value);
+    }
+    let lists: [(&'static str, &Vec<String>); 5] = [
+        ("DnsOptions", &args.dns_option),
+        ("DnsSearch", &args.dns_search),
+        ("DeviceCgroupRules", &args.device_cgroup_rule),
+        ("Links", &args.link),
+        ("VolumesFrom", &args.volumes_from),
+    ];
+    for (field, list) in lists {
+        if list.is_empty() {
+            continue;
+        }
+        if field == "Links" {
+            // docker stores `NAME` as `NAME:NAME`.
+            let links = list
+                .iter()
+                .map(|link| match link.split_once(':') {
+                    Some((name, alias)) if !name.is_empty() && !alias.is_empty() => {
+                        Ok(link.clone())
+                    }
+                    None if !link.is_empty() => Ok(format!("{link}:{link}")),
+                    _ => Err(bad_value("--link", link, "bad format for links")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            extra.lists.insert(field, links);
+        } else {
+            extra.lists.insert(field, list.clone());
+        }
+    }
+    let throttles: [(&'static str, &Vec<String>); 5] = [
+        ("BlkioWeightDevice", &args.blkio_weight_device),
+        ("BlkioDeviceReadBps", &args.device_read_bps),
+        ("BlkioDeviceWriteBps", &args.device_write_bps),
+        ("BlkioDeviceReadIOps", &args.device_read_iops),
+        ("BlkioDeviceWriteIOps", &args.device_write_iops),
+    ];
+    for (field, list) in throttles {
+        let flag = crate::spec::EXTRA_THROTTLES
+            .iter()
+            .find(|(_, f, _)| *f == field)
+            .map_or("", |(flag, _, _)| flag);
+        for raw in list {
+            let parsed = raw.rsplit_once(':').and_then(|(path, n)| {
+                let n = match field {
+                    "BlkioWeightDevice" => go::parse_uint(n, 10, 16).ok().map(|n| n as i64),
+                    "BlkioDeviceReadBps" | "BlkioDeviceWriteBps" => go::ram_in_bytes(n).ok(),
+                    _ => go::parse_uint(n, 10, 64)
+                        .ok()
+                        .and_then(|n| i64::try_from(n).ok()),
+                }?;
+                path.starts_with("/dev/").then(|| (path.to_string(), n))
+            });
+            let Some(entry) = parsed else {
+                return Err(bad_value(
+                    flag,
+                    raw,
+                    format!("bad format for {flag}: {raw}"),
+                ));
+            };
+            extra.throttles.entry(field).or_default().push(entry);
+        }
+    }
+    for (field, on) in [
+        ("OomKillDisable", args.oom_kill_disable),
+        ("PublishAllPorts", args.publish_all),
+    ] {
+        if on {
+            extra.switches.insert(field);
+        }
+    }
+    extra.log_driver = non_empty(&args.log_driver);
+    for raw in &args.log_opt {
+        let (key, value) = raw.split_once('=').unwrap_or((raw, ""));
+        extra.log_opts.insert(key.to_string(), value.to_string());
+    }
+    if extra.log_driver.as_deref() == Some("none") && !extra.log_opts.is_empty() {
+        return Err(fail("invalid logging opts for driver none"));
+    }
+    for raw in &args.storage_opt {
+        let Some((key, value)) = raw.split_once('=') else {
+            return Err(fail("invalid storage option"));
+        };
+        extra
+            .storage_opts
+            .insert(key.to_string(), value.to_string());
+    }
+    health(args, extra)?;
+    endpoint(args, spec)
+}
+
+fn extra_flag(table: &[(&'static str, &str)], field: &str) -> &'static str {
+    table
+        .iter()
+        .find(|(_, f)| *f == field)
+        .map_or("", |(flag, _)| flag)
+}
+
+fn health(args: &RunArgs, extra: &mut crate::spec::Extra) -> Result<(), FlagError> {
+    let duration = |flag: &str, raw: &Option<String>| -> Result<i64, FlagError> {
+        let Some(raw) = raw else { return Ok(0) };
+        let nanos = go::parse_duration(raw).map_err(|why| bad_value(flag, raw, why))?;
+        if nanos < 0 {
+            return Err(fail(format!("{flag} cannot be negative")));
+        }
+        Ok(nanos)
+    };
+    let check = crate::spec::Healthcheck {
+        test: match non_empty(&args.health_cmd) {
+            Some(cmd) => vec!["CMD-SHELL".into(), cmd],
+            None => Vec::new(),
+        },
+        interval: duration("--health-interval", &args.health_interval)?,
+        timeout: duration("--health-timeout", &args.health_timeout)?,
+        start_period: duration("--health-start-period", &args.health_start_period)?,
+        retries: match &args.health_retries {
+            Some(raw) => int_flag("--health-retries", raw)?,
+            None => 0,
+        },
+    };
+    if check.retries < 0 {
+        return Err(fail("--health-retries cannot be negative"));
+    }
+    let any = check != crate::spec::Healthcheck::default();
+    if args.no_healthcheck {
+        if any {
+            return Err(fail("--no-healthcheck conflicts with --health-* options"));
+        }
+        extra.healthcheck = Some(crate::spec::Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
+    } else if any {
+        extra.healthcheck = Some(check);
+    }
+    Ok(())
+}
+
+/// `--ip`, `--ip6`, `--link-local-ip`, `--network-alias`, `--mac-address`: settings of
+/// the endpoint on the container's network.
+fn endpoint(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), FlagError> {
+    let endpoint = &mut spec.extra.endpoint;
+    endpoint.aliases = args.network_alias.clone();
+    endpoint.ipv4 = non_empty(&args.ip);
+    endpoint.ipv6 = non_empty(&args.ip6);
+    endpoint.link_local_ips = args.link_local_ip.clone();
+    endpoint.mac_address = non_empty(&args.mac_address);
+    if let Some(mac) = &endpoint.mac_address {
+        let valid = mac.split(':').count() == 6
+            && mac
+                .split(':')
+                .all(|part| part.len() == 2 && part.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !valid {
+            return Err(fail(format!("{mac} is not a valid mac address")));
+        }
+    }
+    for (flag, ip) in [("--ip", &endpoint.ipv4), ("--ip6", &endpoint.ipv6)] {
+        if let Some(ip) = ip {
+            if go::parse_ip(ip).is_none() {
+                return Err(bad_value(flag, ip, format!("{ip} is not an ip address")));
+            }
+        }
+    }
+    let network = spec.host.network_mode.as_deref().unwrap_or("default");
+    let user_defined = !matches!(network, "default" | "bridge" | "host" | "none")
+        && !network.starts_with("container:");
+    if !endpoint.aliases.is_empty() && !user_defined {
+        return Err(fail(
+            "network-scoped aliases are only supported for user-defined networks",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2440,5 +2727,72 @@ mod tests {
             error("-w rel img"),
             "the working directory 'rel' is invalid, it needs to be an absolute path"
         );
+    }
+
+    #[test]
+    fn the_less_common_flags_land_where_docker_puts_them() {
+        let s = spec(
+            "--cpu-shares 512 --memory-swappiness=10 --uts host --dns-search a.org \
+             --link db --volumes-from data:ro --device-read-bps /dev/sda:1mb \
+             --blkio-weight-device /dev/sda:300 -P --oom-kill-disable \
+             --log-driver json-file --log-opt max-size=10m --storage-opt size=1G \
+             --health-cmd 'curl -f x' --health-interval 1m30s --health-retries 3 \
+             --domainname d.org --platform linux/amd64 img",
+        );
+        let e = &s.extra;
+        assert_eq!(e.ints["CpuShares"], 512);
+        assert_eq!(e.ints["MemorySwappiness"], 10);
+        assert_eq!(e.strings["UTSMode"], "host");
+        assert_eq!(e.lists["Links"], ["db:db"]);
+        assert_eq!(e.lists["VolumesFrom"], ["data:ro"]);
+        assert_eq!(
+            e.throttles["BlkioDeviceReadBps"],
+            [("/dev/sda".to_string(), 1 << 20)]
+        );
+        assert_eq!(
+            e.throttles["BlkioWeightDevice"],
+            [("/dev/sda".to_string(), 300)]
+        );
+        assert!(e.switches.contains("PublishAllPorts") && e.switches.contains("OomKillDisable"));
+        assert_eq!(e.log_opts["max-size"], "10m");
+        assert_eq!(e.storage_opts["size"], "1G");
+        let health = e.healthcheck.as_ref().unwrap();
+        assert_eq!(health.test, ["CMD-SHELL", "curl -f x"]);
+        assert_eq!(health.interval, 90_000_000_000);
+        assert_eq!(health.retries, 3);
+        assert_eq!(e.domainname.as_deref(), Some("d.org"));
+        assert_eq!(e.platform.as_deref(), Some("linux/amd64"));
+        let body = s.to_api_json();
+        assert_eq!(body["HostConfig"]["BlkioDeviceReadBps"][0]["Rate"], 1 << 20);
+        assert_eq!(body["HostConfig"]["BlkioWeightDevice"][0]["Weight"], 300);
+        assert_eq!(body["HostConfig"]["LogConfig"]["Type"], "json-file");
+        assert_eq!(body["Healthcheck"]["Interval"], 90_000_000_000_i64);
+        // A spec with none of them sends what the docker CLI sends for none.
+        let plain = spec("img").to_api_json();
+        assert_eq!(plain["HostConfig"]["DnsSearch"], serde_json::json!([]));
+        assert!(plain["HostConfig"].get("LogConfig").is_none());
+    }
+
+    #[test]
+    fn the_less_common_flags_refuse_what_docker_refuses() {
+        assert!(error("--memory-swappiness 101 img").contains("swappiness range is 0-100"));
+        assert!(error("--cgroupns maybe img").contains("--cgroupns: invalid CGROUP mode"));
+        assert!(error("--uts private img").contains("--uts: invalid UTS mode"));
+        assert!(error("--no-healthcheck --health-retries 2 img").contains("conflicts"));
+        assert!(error("--health-interval 10 img").contains("missing unit"));
+        assert!(error("--health-timeout -1s img").contains("cannot be negative"));
+        assert!(error("-d -a stdout img").contains("Conflicting options: -a and -d"));
+        assert!(error("-a stdmeh img").contains("valid streams"));
+        assert!(error("--network-alias x img").contains("user-defined networks"));
+        assert!(error("--device-read-bps sda:1mb img").contains("bad format"));
+        assert!(error("--blkio-weight 70000 img").contains("--blkio-weight"));
+        assert!(error("--log-driver none --log-opt a=b img").contains("driver none"));
+        assert!(error("--storage-opt size img").contains("invalid storage option"));
+        assert!(error("--mac-address 12:34 img").contains("not a valid mac address"));
+        assert!(error("--ip 300.1.1.1 --network n img").contains("not an ip address"));
+        let aliased = spec("--network n --network-alias x --ip 10.0.0.5 img").to_api_json();
+        let endpoint = &aliased["NetworkingConfig"]["EndpointsConfig"]["n"];
+        assert_eq!(endpoint["Aliases"], serde_json::json!(["x"]));
+        assert_eq!(endpoint["IPAMConfig"]["IPv4Address"], "10.0.0.5");
     }
 }

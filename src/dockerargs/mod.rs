@@ -25,6 +25,13 @@ use crate::plan::{LaunchPlan, Mount};
 pub use from_flags::{check_port, check_volume, spec_from_args};
 pub use to_flags::spec_to_args;
 
+/// A boolean flag's value as pflag reads it (`true`, `1`, `T`, `false`, `0`, ...).
+pub fn bool_flag(flag: &str, raw: &str) -> Result<bool, String> {
+    go::parse_bool(raw).ok_or_else(|| {
+        format!("invalid argument {raw:?} for \"{flag}\" flag: strconv.ParseBool: parsing {raw:?}: invalid syntax")
+    })
+}
+
 /// A size as docker writes it: `512m`, `2g`, `1.5GiB`, `1024` (bytes). Units are powers
 /// of 1024, as in docker's `RAMInBytes`.
 pub fn parse_size(raw: &str) -> Result<u64, String> {

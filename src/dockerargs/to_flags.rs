@@ -3,7 +3,10 @@
 
 use super::from_flags::is_long_network_syntax;
 use super::{format_size, go};
-use crate::spec::{ContainerSpec, DeviceSpec, GpuRequest, MountKind, MountSpec, PortBinding};
+use crate::spec::{
+    ContainerSpec, DeviceSpec, Extra, GpuRequest, MountKind, MountSpec, PortBinding, EXTRA_INTS,
+    EXTRA_LISTS, EXTRA_STRINGS, EXTRA_SWITCHES, EXTRA_THROTTLES,
+};
 
 /// The `docker run` arguments (without `docker run`) that create `spec`: flags in a fixed
 /// order, then the image and its command. Every spec [`spec_from_args`] makes reads back
@@ -112,9 +115,67 @@ pub fn spec_to_args(spec: &ContainerSpec) -> Vec<String> {
     }
     line.value("--pids-limit", host.pids_limit);
     line.value("--oom-score-adj", host.oom_score_adj);
+    extra_args(&spec.extra, &mut line);
     line.args.push(spec.image.clone());
     line.args.extend(spec.cmd.iter().cloned());
     line.args
+}
+
+/// The less common flags, from the same tables the parser reads them through.
+fn extra_args(extra: &Extra, line: &mut Line) {
+    line.value("--domainname", extra.domainname.as_deref());
+    line.value("--platform", extra.platform.as_deref());
+    for (flag, field) in EXTRA_INTS {
+        line.value(flag, extra.ints.get(field));
+    }
+    for (flag, field) in EXTRA_STRINGS {
+        line.value(flag, extra.strings.get(field));
+    }
+    for (flag, field) in EXTRA_LISTS {
+        for value in extra.lists.get(field).into_iter().flatten() {
+            line.flag(flag, value.as_str());
+        }
+    }
+    for (flag, field, _) in EXTRA_THROTTLES {
+        for (path, n) in extra.throttles.get(field).into_iter().flatten() {
+            line.flag(flag, format!("{path}:{n}"));
+        }
+    }
+    for (flag, field) in EXTRA_SWITCHES {
+        line.switch(flag, extra.switches.contains(field));
+    }
+    line.value("--log-driver", extra.log_driver.as_deref());
+    for (key, value) in &extra.log_opts {
+        line.flag("--log-opt", format!("{key}={value}"));
+    }
+    for (key, value) in &extra.storage_opts {
+        line.flag("--storage-opt", format!("{key}={value}"));
+    }
+    if let Some(health) = &extra.healthcheck {
+        match health.test.as_slice() {
+            [none] if none == "NONE" => line.switch("--no-healthcheck", true),
+            [_, cmd] => line.flag("--health-cmd", cmd.as_str()),
+            _ => {}
+        }
+        for (flag, nanos) in [
+            ("--health-interval", health.interval),
+            ("--health-timeout", health.timeout),
+            ("--health-start-period", health.start_period),
+        ] {
+            if nanos != 0 {
+                line.flag(flag, format!("{nanos}ns"));
+            }
+        }
+        if health.retries != 0 {
+            line.flag("--health-retries", health.retries.to_string());
+        }
+    }
+    let endpoint = &extra.endpoint;
+    line.each("--network-alias", &endpoint.aliases);
+    line.value("--ip", endpoint.ipv4.as_deref());
+    line.value("--ip6", endpoint.ipv6.as_deref());
+    line.each("--link-local-ip", &endpoint.link_local_ips);
+    line.value("--mac-address", endpoint.mac_address.as_deref());
 }
 
 #[derive(Default)]

@@ -30,6 +30,13 @@ impl Roots {
         }
     }
 
+    /// The roots as a refusal lists them.
+    fn listed(&self) -> impl Iterator<Item = String> + '_ {
+        self.dirs
+            .iter()
+            .map(|d| format!("allowed: {}", d.display()))
+    }
+
     fn allows(&self, source: &Path) -> bool {
         let source = resolve(source);
         self.dirs.iter().any(|dir| source.starts_with(dir))
@@ -186,12 +193,7 @@ fn check_sources(path: &Path, sources: Vec<(String, String)>, roots: &Roots) -> 
                 path.display(),
                 resolve(Path::new(&source)).display()
             ))
-            .details(
-                roots
-                    .dirs
-                    .iter()
-                    .map(|d| format!("allowed: {}", d.display())),
-            )
+            .details(roots.listed())
             .hint(format!(
                 "move the files into your workspace, or use a named volume; {ASK}"
             )));
@@ -259,6 +261,17 @@ pub fn joins(spec: &ContainerSpec) -> Vec<(String, String)> {
         let other = mode.as_deref()?.strip_prefix("container:")?;
         Some((format!("{flag} container:{other}"), other.to_string()))
     })
+    .chain(
+        [("--volumes-from", "VolumesFrom"), ("--link", "Links")]
+            .into_iter()
+            .flat_map(|(flag, field)| {
+                let values = spec.extra.lists.get(field).into_iter().flatten();
+                values.map(move |value| {
+                    let name = value.split(':').next().unwrap_or_default();
+                    (format!("{flag} {value}"), name.to_string())
+                })
+            }),
+    )
     .collect()
 }
 
@@ -336,12 +349,7 @@ pub fn check_own(
                 path.display(),
                 mount.what
             ))
-            .details(
-                roots
-                    .dirs
-                    .iter()
-                    .map(|d| format!("allowed: {}", d.display())),
-            )
+            .details(roots.listed())
             .hint(format!(
                 "keep your workspaces in your home directory; {ASK}"
             )));
@@ -670,6 +678,19 @@ mod tests {
                     "theirs".to_string()
                 ),
                 ("--pid container:mine".to_string(), "mine".to_string())
+            ]
+        );
+        let mut shared = spec("img");
+        shared
+            .extra
+            .lists
+            .insert("VolumesFrom", vec!["data:ro".into()]);
+        shared.extra.lists.insert("Links", vec!["db:db".into()]);
+        assert_eq!(
+            joins(&shared),
+            [
+                ("--volumes-from data:ro".to_string(), "data".to_string()),
+                ("--link db:db".to_string(), "db".to_string())
             ]
         );
         let joined = |name: &str, owner: Option<&str>| Joined {

@@ -727,6 +727,21 @@ mod tests {
         builder.into_inner().unwrap()
     }
 
+    /// [`archive`] with names that are any bytes, not only UTF-8.
+    fn raw_archive(entries: &[(&[u8], tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            header.set_size(data.len() as u64);
+            builder
+                .append_data(&mut header, Path::new(OsStr::from_bytes(name)), *data)
+                .unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
     #[test]
     fn rescued_modes_are_never_group_or_world_writable_and_follow_the_umask() {
         assert_eq!(rescued_mode(0o1777, 0o022), 0o755, "a /tmp-like directory");
@@ -889,21 +904,11 @@ mod tests {
     fn names_are_bytes_from_the_archive_to_the_disk() {
         let (_ws, folder) = workspace();
         let mut x = Extractor::new(folder, None);
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, kind, data) in [
-            (&b"d"[..], tar::EntryType::Directory, &b""[..]),
-            (&b"d/\xff\xfe.bin"[..], tar::EntryType::Regular, &b"raw"[..]),
-            (&b"d/line\nbreak"[..], tar::EntryType::Regular, &b"nl"[..]),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(kind);
-            header.set_mode(0o644);
-            header.set_size(data.len() as u64);
-            builder
-                .append_data(&mut header, Path::new(OsStr::from_bytes(name)), data)
-                .unwrap();
-        }
-        let data = builder.into_inner().unwrap();
+        let data = raw_archive(&[
+            (b"d", tar::EntryType::Directory, b""),
+            (b"d/\xff\xfe.bin", tar::EntryType::Regular, b"raw"),
+            (b"d/line\nbreak", tar::EntryType::Regular, b"nl"),
+        ]);
         x.extract(&root("/d", true), &data[..]).unwrap();
         let done = x.complete().unwrap();
         let raw = done.join("d").join(OsStr::from_bytes(b"\xff\xfe.bin"));
@@ -929,21 +934,11 @@ mod tests {
 
         let (_ws, folder) = workspace();
         let mut x = Extractor::new(folder, None);
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, kind, data) in [
-            (&b"etc"[..], tar::EntryType::Directory, &b""[..]),
-            (&b"etc/passwd"[..], tar::EntryType::Regular, &b"image"[..]),
-            (&b"etc/y\xff"[..], tar::EntryType::Regular, &b"mine"[..]),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(kind);
-            header.set_mode(0o644);
-            header.set_size(data.len() as u64);
-            builder
-                .append_data(&mut header, Path::new(OsStr::from_bytes(name)), data)
-                .unwrap();
-        }
-        let data = builder.into_inner().unwrap();
+        let data = raw_archive(&[
+            (b"etc", tar::EntryType::Directory, b""),
+            (b"etc/passwd", tar::EntryType::Regular, b"image"),
+            (b"etc/y\xff", tar::EntryType::Regular, b"mine"),
+        ]);
         x.extract(&alone, &data[..]).unwrap();
         assert_eq!(x.files, 1);
         assert!(x.missing(&[change("/etc/y\u{FFFD}", Added)]).is_empty());

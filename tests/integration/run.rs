@@ -124,6 +124,67 @@ const PARITY: &[&[&str]] = &[
         "-eY=2",
     ],
     &["--", "sh", "-c", "echo $HOME"],
+    // The less common flags, passed on as docker passes them.
+    &["-a", "stdout"],
+    &["-a", "STDIN", "-a", "stderr", "-i"],
+    &["--label-file", "{dir}/labels", "-l", "b=from-flag"],
+    &["--domainname", "example.org"],
+    &[
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "30s",
+        "--health-retries",
+        "3",
+        "--health-timeout=1m30s",
+        "--health-start-period",
+        "500ms",
+    ],
+    &["--health-interval", "10s"],
+    &["--no-healthcheck"],
+    &[
+        "--cpu-shares",
+        "512",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+    ],
+    &["-c", "256", "--cpuset-mems", "0"],
+    &[
+        "--blkio-weight",
+        "300",
+        "--blkio-weight-device",
+        "/dev/null:200",
+    ],
+    &[
+        "--device-read-bps",
+        "/dev/null:1mb",
+        "--device-write-iops",
+        "/dev/null:100",
+    ],
+    &["--cgroupns", "private", "--uts", "host", "--userns", "host"],
+    &["--cgroup-parent", "berth-parity"],
+    &[
+        "--dns-option",
+        "ndots:2",
+        "--dns-opt",
+        "timeout:1",
+        "--dns-search",
+        "example.org",
+    ],
+    &["--device-cgroup-rule", "c 1:3 mr"],
+    &["--log-driver", "json-file", "--log-opt", "max-size=10m"],
+    &[
+        "--oom-kill-disable",
+        "-m",
+        "256m",
+        "--memory-swappiness",
+        "10",
+    ],
+    &["-P", "--expose", "80"],
+    &["--runtime", "runc", "--isolation", "default"],
+    &["--disable-content-trust", "--pull", "missing"],
 ];
 
 /// The Config and HostConfig fields the flags control.
@@ -143,6 +204,8 @@ const CONFIG_FIELDS: &[&str] = &[
     "StopSignal",
     "StopTimeout",
     "Volumes",
+    "Domainname",
+    "Healthcheck",
 ];
 const HOST_FIELDS: &[&str] = &[
     "Binds",
@@ -175,6 +238,27 @@ const HOST_FIELDS: &[&str] = &[
     "RestartPolicy",
     "AutoRemove",
     "Init",
+    "CpuShares",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetMems",
+    "BlkioWeight",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteIOps",
+    "CgroupParent",
+    "CgroupnsMode",
+    "UTSMode",
+    "UsernsMode",
+    "DnsOptions",
+    "DnsSearch",
+    "DeviceCgroupRules",
+    "LogConfig",
+    "OomKillDisable",
+    "MemorySwappiness",
+    "PublishAllPorts",
+    "Runtime",
+    "Isolation",
 ];
 
 /// Containers and volumes the docker side of the suite made.
@@ -200,7 +284,13 @@ fn inspect(id: &str) -> Value {
 /// The fields the flags control, with berth's own additions taken out.
 fn controlled(container: &Value, line: &[&str]) -> Value {
     let mut fields = serde_json::Map::new();
-    let sets = |flags: &[&str]| line.iter().any(|a| flags.iter().any(|f| a.starts_with(f)));
+    let sets = |flags: &[&str]| {
+        line.iter().any(|a| {
+            flags
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    };
     for key in CONFIG_FIELDS {
         let mut value = container["Config"][key].clone();
         match *key {
@@ -290,6 +380,11 @@ fn berth_create_sends_what_docker_create_sends_for_every_supported_flag() {
     std::fs::write(
         sb.path().join("vars.env"),
         "# a comment\nFILE_A=1\nFILE_B=\"quoted stays\"\nFROM_ENV\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sb.path().join("labels"),
+        "# labels\na=from-file\nb=overridden\n\nflag\n",
     )
     .unwrap();
     let mut made = Made {
@@ -457,8 +552,8 @@ fn an_unsupported_flag_exits_125_and_names_it() {
     let sb = Sandbox::new();
     sb.project_toml("");
     for (flag, message) in [
-        ("--blkio-weight", "unknown flag: --blkio-weight"),
-        ("-q", "unknown shorthand flag: 'q' in -q"),
+        ("--blkio-wieght", "unknown flag: --blkio-wieght"),
+        ("-Q", "unknown shorthand flag: 'Q' in -Q"),
     ] {
         let out = sb.berth(&["run", "--project", &sb.project, flag, "10", &sb.image.tag]);
         assert_code(&out, 125);
@@ -559,6 +654,28 @@ fn the_dry_run_line_parses_back_to_the_same_plan() {
             "nofile=10:20",
             "-v",
             &dir,
+        ],
+        // The less common flags print back in a form that reads as the same.
+        vec![
+            "--health-cmd",
+            "curl -f localhost",
+            "--health-interval=1m30s",
+            "-c",
+            "512",
+            "--device-read-bps",
+            "/dev/sda:1mb",
+            "--dns-search",
+            "example.org",
+            "--log-opt",
+            "max-size=10m",
+            "--uts",
+            "host",
+            "-P",
+            "--oom-kill-disable",
+            "--link",
+            "db",
+            "--domainname",
+            "example.org",
         ],
     ] {
         let mut args = vec!["run", "--dry-run", "--project", &sb.project];
@@ -706,4 +823,59 @@ fn run_and_create_exit_125_when_the_engine_cannot_be_reached() {
         assert_code(&out, 125);
         assert_stderr_has(&out, "/nonexistent/docker.sock");
     }
+}
+
+/// The flags that act around the create: `--cidfile` (never over an existing file),
+/// `--pull never|always`, `--use-api-socket`, and `-q` (no pull output).
+#[test]
+fn cidfile_pull_and_the_api_socket_work_as_dockers() {
+    let sb = Sandbox::new();
+    sb.project_toml("");
+    let cidfile = sb.path().join("cid");
+    let cid = cidfile.to_str().unwrap();
+    let base = ["run", "--rm", "--project", &sb.project];
+    let run = |extra: &[&str], command: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        args.push(&sb.image.tag);
+        args.extend_from_slice(command);
+        sb.berth(&args)
+    };
+
+    let out = run(&["--cidfile", cid], &["true"]);
+    assert_code(&out, 0);
+    let id = std::fs::read_to_string(&cidfile).unwrap();
+    assert_eq!(id.len(), 64, "{id}");
+    let out = run(&["--cidfile", cid], &["true"]);
+    assert_code(&out, 125);
+    assert_stderr_has(&out, "Container ID file found");
+
+    let out = sb.berth(&[
+        "run",
+        "--rm",
+        "--project",
+        &sb.project,
+        "--pull",
+        "never",
+        "berth-test/not-here:1",
+        "true",
+    ]);
+    assert_code(&out, 125);
+    assert_stderr_has(&out, "No such image: berth-test/not-here:1");
+    // Always pull: there is no registry here, so that fails clearly.
+    let out = run(&["--pull", "always"], &["true"]);
+    assert_code(&out, 125);
+    let out = run(&["--pull", "sometimes"], &["true"]);
+    assert_code(&out, 125);
+    assert_stderr_has(&out, "invalid pull option");
+
+    let out = run(
+        &["--use-api-socket"],
+        &["test", "-S", "/var/run/docker.sock"],
+    );
+    assert_code(&out, 0);
+    let out = run(&["-a", "stdout"], &["sh", "-c", "echo out; echo err >&2"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "out\n");
+    assert!(!stderr(&out).contains("err"), "{}", stderr(&out));
 }

@@ -5,7 +5,9 @@
 //!
 //! The record is `<state dir>/paused/<container id>`, holding the pausing process's
 //! pid and its start time (from `/proc/<pid>/stat`), so that a reused pid is not taken
-//! for the same process.
+//! for the same process. Root (`berth reap` from a timer) records in [`ROOT_RECORDS`]
+//! instead, which only root can write and everyone reads: so the owner's next command
+//! finds a pause that a killed reaper left, and no user can forge one.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,18 @@ use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::Result;
 use crate::files::write_atomically;
 use crate::ui::Printer;
+
+/// Where root's pauses are recorded.
+pub const ROOT_RECORDS: &str = "/run/berth";
+
+/// Where this process records its pauses: root's go where every user looks.
+fn own_dir(state_dir: &Path) -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from(ROOT_RECORDS)
+    } else {
+        state_dir.to_path_buf()
+    }
+}
 
 fn record_path(state_dir: &Path, id: &str) -> Option<PathBuf> {
     let valid = !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
@@ -41,9 +55,10 @@ impl Record {
     /// Records that this process is about to pause container `id`. A record that
     /// cannot be written costs only the recovery, never the retire.
     pub fn make(state_dir: &Path, id: &str) -> Self {
-        record(state_dir, id).ok();
+        let state_dir = own_dir(state_dir);
+        record(&state_dir, id).ok();
         Self {
-            state_dir: state_dir.to_path_buf(),
+            state_dir,
             id: id.to_string(),
         }
     }
@@ -75,8 +90,22 @@ fn remove(state_dir: &Path, id: &str) {
     }
 }
 
-/// Whether a record says a berth that has since died paused container `id`.
+/// Whether a record, the caller's or root's, says a berth that has since died paused
+/// container `id`.
 pub fn left_by_a_dead_berth(state_dir: &Path, id: &str) -> bool {
+    abandoned_in(state_dir, id).is_some()
+}
+
+/// Which of the caller's and root's record folders holds a record of a dead berth's
+/// pause of `id`.
+fn abandoned_in(state_dir: &Path, id: &str) -> Option<PathBuf> {
+    [state_dir.to_path_buf(), PathBuf::from(ROOT_RECORDS)]
+        .into_iter()
+        .find(|dir| left_in(dir, id))
+}
+
+/// Whether the record in `state_dir` says a berth that has since died paused `id`.
+fn left_in(state_dir: &Path, id: &str) -> bool {
     let Some(text) = record_path(state_dir, id).and_then(|p| std::fs::read_to_string(p).ok())
     else {
         return false;
@@ -106,18 +135,17 @@ pub async fn resume_if_abandoned(
     container: &mut ContainerInfo,
     printer: &Printer,
 ) -> Result<()> {
-    if container.state != State::Paused {
-        // A record of a pause that is over (the retire unpaused it, then failed).
-        if left_by_a_dead_berth(state_dir, &container.id) {
-            remove(state_dir, &container.id);
-        }
+    let Some(dir) = abandoned_in(state_dir, &container.id) else {
         return Ok(());
-    }
-    if !left_by_a_dead_berth(state_dir, &container.id) {
+    };
+    if container.state != State::Paused {
+        // A record of a pause that is over (the retire unpaused it, then failed). A
+        // user cannot remove root's; root's next reap does.
+        remove(&dir, &container.id);
         return Ok(());
     }
     engine.unpause(&container.id).await?;
-    remove(state_dir, &container.id);
+    remove(&dir, &container.id);
     container.state = State::Running;
     printer.note(&format!(
         "resumed {}: a berth retire that was stopped while it checked the container had \
@@ -144,7 +172,9 @@ mod tests {
     #[test]
     fn records_are_written_read_and_cleared_by_container_id() {
         let state = tempfile::tempdir().unwrap();
-        let id = "0123abcd";
+        // Unique: root's records are shared by every test that runs as root.
+        let id = &format!("0123abcd{:x}", std::process::id());
+        let id = id.as_str();
         assert!(!left_by_a_dead_berth(state.path(), id));
         record(state.path(), id).unwrap();
         assert!(
@@ -157,11 +187,13 @@ mod tests {
         assert!(!left_by_a_dead_berth(state.path(), id));
         // A record made through `Record` stays when dropped (a command given up
         // half-way), and goes when cleared.
+        // Root's go to ROOT_RECORDS.
         let made = Record::make(state.path(), id);
         drop(made);
-        assert!(state.path().join("paused").join(id).exists());
+        let at = own_dir(state.path()).join("paused").join(id);
+        assert!(at.exists());
         clear(Some(Record::make(state.path(), id)));
-        assert!(!state.path().join("paused").join(id).exists());
+        assert!(!at.exists());
         // An id that is not one is never a path.
         record(state.path(), "../../etc").unwrap();
         assert!(!state.path().join("etc").exists());

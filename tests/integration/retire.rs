@@ -657,3 +657,77 @@ fn a_rescue_killed_at_any_moment_never_leaves_a_frozen_job() {
         );
     }
 }
+
+/// A pause a root reaper made and could not undo (killed) is recorded where every user
+/// looks, and only root can write: the owner's next command resumes it.
+#[test]
+fn a_pause_left_by_a_killed_root_reaper_is_resumed_by_the_owners_next_command() {
+    let (uid, gid) = test_user().expect("the tests run as root, to make a test user");
+    let sb = Sandbox::with_user(RunAs::Other { uid, gid });
+    deploy(&sb, &["--new"]);
+    let id = stdout(&docker(&["inspect", "-f", "{{.Id}}", &sb.container()]))
+        .trim()
+        .to_string();
+    assert_code(&docker(&["pause", &sb.container()]), 0);
+    // What a reaper killed while it held the pause leaves: its record, of a dead pid.
+    let record = std::path::Path::new("/run/berth/paused").join(&id);
+    fs::create_dir_all(record.parent().unwrap()).unwrap();
+    fs::write(&record, "4000000 1\n").unwrap();
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            fs::remove_file(&self.0).ok();
+        }
+    }
+    let _record = Remove(record.clone());
+
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "resumed");
+    assert_eq!(sb.state(), "running");
+    // A user cannot remove root's record (root's next look at the container does).
+    assert!(record.exists());
+}
+
+/// deploy and retire of one project at once: they take turns (the project's lock), so
+/// each says what it did, neither prints an engine error, and what is left is what the
+/// later one made.
+#[test]
+fn deploy_and_retire_racing_take_turns_and_say_what_happened() {
+    let sb = Sandbox::new();
+    deploy(&sb, &["--new"]);
+    for _ in 0..3 {
+        let spawn = |args: &[&str]| {
+            sb.command(env!("CARGO_BIN_EXE_berth"), args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let retiring = spawn(&["retire", &sb.project, "--yes"]);
+        let deploying = spawn(&["deploy", &sb.project, "--image", &sb.image.tag]);
+        let (retired, deployed) = (
+            retiring.wait_with_output().unwrap(),
+            deploying.wait_with_output().unwrap(),
+        );
+        for out in [&retired, &deployed] {
+            let text = stderr(out);
+            for engine_error in ["not paused", "No such container", "is not running", "409"] {
+                assert!(!text.contains(engine_error), "{text}");
+            }
+        }
+        assert_code(&deployed, 0);
+        // The retire either went first (and the deploy made a new container) or found
+        // the one the deploy left, and removed it; or it found none and said so.
+        match retired.status.code() {
+            Some(0) => {}
+            Some(1) => assert_stderr_has(&retired, "removed nothing"),
+            code => panic!("retire exited {code:?}: {}", stderr(&retired)),
+        }
+        if !sb.exists() {
+            deploy(&sb, &[]);
+        }
+        assert_eq!(sb.state(), "running");
+    }
+}

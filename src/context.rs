@@ -28,7 +28,7 @@ impl Context {
         let mut workspace = paths.workspace(&project);
         let mut files = Files::read(&paths, &workspace)?;
         let user = HostUser::current();
-        if let Some(pinned) = pinned_workspace_root(&files, &user)? {
+        if let Some(pinned) = pinned_workspace_root(&files, &paths, &user)? {
             if paths.workspace_root != pinned {
                 paths.workspace_root = pinned;
                 workspace = paths.workspace(&project);
@@ -115,7 +115,7 @@ fn list_dirs(root: &Path) -> Vec<String> {
 
 /// The workspace root the policy pins, if it does. A `BERTH_WORKSPACE_ROOT` that names
 /// another is refused (exit 3): the workspace would be somewhere the user did not say.
-fn pinned_workspace_root(files: &Files, user: &HostUser) -> Result<Option<PathBuf>> {
+fn pinned_workspace_root(files: &Files, paths: &Paths, user: &HostUser) -> Result<Option<PathBuf>> {
     let Some((path, policy)) = &files.policy else {
         return Ok(None);
     };
@@ -124,18 +124,15 @@ fn pinned_workspace_root(files: &Files, user: &HostUser) -> Result<Option<PathBu
     let Some(pinned) = policy.pinned_workspace_root(&user.name, home) else {
         return Ok(None);
     };
-    let named = std::env::var_os("BERTH_WORKSPACE_ROOT").filter(|v| !v.is_empty());
-    if let Some(named) = named {
-        let resolve = crate::guard::policy::resolve;
-        if resolve(Path::new(&named)) != resolve(&pinned) {
-            return Err(Error::refused(format!(
-                "policy {} pins the workspace root to {}; BERTH_WORKSPACE_ROOT={} cannot move it",
-                path.display(),
-                pinned.display(),
-                Path::new(&named).display()
-            ))
-            .hint("unset BERTH_WORKSPACE_ROOT"));
-        }
+    let resolve = crate::guard::policy::resolve;
+    if paths.workspace_root_explicit && resolve(&paths.workspace_root) != resolve(&pinned) {
+        return Err(Error::refused(format!(
+            "policy {} pins the workspace root to {}; BERTH_WORKSPACE_ROOT={} cannot move it",
+            path.display(),
+            pinned.display(),
+            paths.workspace_root.display()
+        ))
+        .hint("unset BERTH_WORKSPACE_ROOT"));
     }
     Ok(Some(pinned))
 }

@@ -91,6 +91,8 @@ fn passwd_entry(uid: u32) -> Option<(String, PathBuf)> {
 pub struct Paths {
     /// `BERTH_WORKSPACE_ROOT`, else `~/workspace`.
     pub workspace_root: PathBuf,
+    /// Whether `BERTH_WORKSPACE_ROOT` named it (a pinned root then must agree).
+    pub workspace_root_explicit: bool,
     /// `BERTH_CONFIG`, else `$XDG_CONFIG_HOME/berth/config.toml`; and whether it was named
     /// explicitly (then it must exist).
     pub user_config: PathBuf,
@@ -127,6 +129,7 @@ impl Paths {
         let (policy, policy_warning) = crate::policy::path_for(uid, var("BERTH_POLICY").as_deref());
         let policy_explicit = uid == 0 && var("BERTH_POLICY").is_some();
         Ok(Self {
+            workspace_root_explicit: var("BERTH_WORKSPACE_ROOT").is_some(),
             workspace_root: var("BERTH_WORKSPACE_ROOT").unwrap_or_else(|| home.join("workspace")),
             user_config_explicit: user_config.is_some(),
             user_config: user_config

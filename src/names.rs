@@ -1,6 +1,7 @@
 //! File names as the container wrote them: any bytes but `/` and NUL. [`shown`] turns
 //! one into text a terminal prints as one harmless line, whatever the bytes: a newline
-//! or an ESC in a name cannot forge a line of a summary or move the cursor.
+//! or an ESC in a name cannot forge a line of a summary or move the cursor. [`lossy`]
+//! is the name as the engine's JSON reports it.
 
 use std::fmt::Write;
 
@@ -26,6 +27,17 @@ pub fn shown(name: &[u8]) -> String {
         for byte in chunk.invalid() {
             write!(out, "\\x{byte:02x}").expect("a String takes every write");
         }
+    }
+    out
+}
+
+/// `name` as the engine's JSON gives it: each byte that is not part of valid UTF-8
+/// becomes one U+FFFD, as Go's encoder does.
+pub fn lossy(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|_| '\u{FFFD}'));
     }
     out
 }

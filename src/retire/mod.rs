@@ -507,7 +507,9 @@ async fn changes_telling(
     };
     tokio::pin!(call);
     let started = tokio::time::Instant::now();
-    let mut after = Duration::from_secs(2);
+    const FIRST: Duration = Duration::from_secs(2);
+    const EVERY: Duration = Duration::from_secs(10);
+    let mut after = FIRST;
     loop {
         tokio::select! {
             changes = &mut call => return changes,
@@ -517,7 +519,8 @@ async fn changes_telling(
                      it stays paused until the engine answers",
                     after.as_secs()
                 ));
-                after = Duration::from_secs(after.as_secs() / 10 * 10 + 10);
+                // 2 s, then 10, 20, 30, ...
+                after = if after < EVERY { EVERY } else { after + EVERY };
             }
         }
     }
@@ -561,6 +564,7 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
     } = *job;
     let id = &container.id;
     let was_up = matches!(inspected.state, State::Running | State::Paused);
+    let keeps = choices.rescue.is_some() || choices.commit.is_some();
     let mut layer = seen.assessment;
     let mut appeared = Vec::new();
     if was_up {
@@ -572,6 +576,10 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
             &seen.own,
             &Disposable::new(&target.disposable),
         );
+        if !keeps {
+            // Only what nobody saw matters now; a rescue needs the whole layer.
+            layer.unsaved.retain(|c| !seen.changed.contains(&c.path));
+        }
         // Stopped now: what was statted while it ran may have changed.
         let dirs = find_dirs(engine, id, layer.modified_leaves(), &mut Stats::new()).await;
         layer.settle_dirs(&dirs);
@@ -582,7 +590,6 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
             .map(|c| c.path.to_string())
             .collect();
     }
-    let keeps = choices.rescue.is_some() || choices.commit.is_some();
     if !appeared.is_empty() && !keeps {
         outcome.action = Action::StoppedNotRemoved;
         outcome.appeared = appeared;
@@ -610,36 +617,10 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
             })
             .map(|v| v.target.clone())
             .collect();
-        let disposable = Disposable::new(&target.disposable);
-        let rescued = rescue(
-            engine,
-            id,
-            &layer,
-            &volume_targets,
-            target,
-            scope,
-            &stamp,
-            &disposable,
-        )
-        .await
-        .map_err(stopped)?;
-        match &rescued {
-            Some(r) => {
-                printer.note(&format!(
-                    "rescued {} file(s), {}, into {}",
-                    r.files,
-                    human_size(r.bytes),
-                    r.path.display()
-                ));
-                for special in &r.special {
-                    printer.note(&format!(
-                        "  not copied: {} (a {}: it holds no data of its own)",
-                        special.path, special.kind
-                    ));
-                }
-            }
-            None => printer.note("nothing to rescue"),
-        }
+        let rescued = rescue(job, scope, &layer, &volume_targets, &stamp)
+            .await
+            .map_err(stopped)?;
+        note_rescued(printer, rescued.as_ref());
         outcome.rescued = rescued;
     }
     if let Some(commit_to) = &choices.commit {
@@ -677,21 +658,39 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
     Ok(outcome)
 }
 
+/// What a rescue copied, and what it listed without copying.
+fn note_rescued(printer: &Printer, rescued: Option<&Rescued>) {
+    let Some(r) = rescued else {
+        printer.note("nothing to rescue");
+        return;
+    };
+    printer.note(&format!(
+        "rescued {} file(s), {}, into {}",
+        r.files,
+        human_size(r.bytes),
+        r.path.display()
+    ));
+    for special in &r.special {
+        printer.note(&format!(
+            "  not copied: {} (a {}: it holds no data of its own)",
+            special.path, special.kind
+        ));
+    }
+}
+
 /// Copies what `scope` covers into a new `<workspace>/.rescued/<stamp>/`, written as
 /// `<stamp>.partial` until every unsaved file is in it. On failure the error says what
 /// was copied, what was not, and where the partial copy stays.
-#[allow(clippy::too_many_arguments)]
 async fn rescue(
-    engine: &Engine,
-    id: &str,
+    job: &Job<'_>,
+    scope: RescueScope,
     assessment: &Assessment,
     volume_targets: &[String],
-    target: &Target,
-    scope: RescueScope,
     stamp: &str,
-    disposable: &Disposable,
 ) -> Result<Option<Rescued>> {
+    let (engine, id, target) = (job.engine, &job.container.id, job.target);
     let all = scope == RescueScope::All;
+    let disposable = Disposable::new(&target.disposable);
     let roots = rescue::roots(assessment, volume_targets, all);
     if roots.is_empty() {
         return Ok(None);
@@ -704,7 +703,7 @@ async fn rescue(
         ))
         .details(["nothing was copied".to_string()])
     })?;
-    let mut extractor = rescue::Extractor::new(folder, (!all).then(|| disposable.clone()));
+    let mut extractor = rescue::Extractor::new(folder, (!all).then_some(disposable));
     let mut queue: VecDeque<rescue::Root> = roots.into();
     while let Some(root) = queue.pop_front() {
         let reader = engine.download_reader(id, &root.path);

@@ -27,7 +27,7 @@ use rustix::io::Errno;
 
 use super::assess::{parents, Assessment, Change, Disposable};
 use crate::engine::ChangeKind;
-use crate::names::shown;
+use crate::names::{lossy, shown};
 
 /// One archive call: a path in the container, and whether to take everything below it
 /// (a directory the container added) or only the entry itself (a modified file or
@@ -75,17 +75,6 @@ impl Root {
             None => self.whole || path == self.path.as_bytes(),
         }
     }
-}
-
-/// `name` as the engine's JSON gives it: each byte that is not part of valid UTF-8
-/// becomes one U+FFFD, as Go's encoder does.
-pub fn lossy(name: &[u8]) -> String {
-    let mut out = String::with_capacity(name.len());
-    for chunk in name.utf8_chunks() {
-        out.push_str(chunk.valid());
-        out.extend(chunk.invalid().iter().map(|_| '\u{FFFD}'));
-    }
-    out
 }
 
 /// The fewest archive calls that fetch every unsaved path (and the disposable ones with
@@ -396,9 +385,8 @@ impl Extractor {
     /// last component (`/opt/work` → `work`, `work/a.csv`).
     pub fn extract(&mut self, root: &Root, archive: impl Read) -> Result<(), Failure> {
         let base = root.path.rsplit_once('/').map_or("", |(parent, _)| parent);
-        // Read in large pieces: each read of the engine's stream crosses to the runtime,
-        // and tar reads a header at a time.
-        let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, archive));
+        // The engine's stream comes buffered ([`crate::engine::BlockingReader`]).
+        let mut archive = tar::Archive::new(archive);
         let entries = archive
             .entries()
             .map_err(|err| Failure::at(root.path.as_bytes(), err))?;

@@ -514,17 +514,22 @@ fn commit_never_repoints_someone_elses_tag() {
     assert!(!sb.exists());
 }
 
-#[test]
-fn an_anonymous_volume_with_data_blocks_and_survives_yes() {
-    let sb = Sandbox::new();
-    deploy(&sb, &["-v", "/scratch"]);
-    let volume = sb.inspect().unwrap()["Mounts"]
+/// Deploys with an anonymous volume at `target` and returns the volume's name.
+fn deploy_with_volume(sb: &Sandbox, target: &str) -> String {
+    deploy(sb, &["-v", target]);
+    sb.inspect().unwrap()["Mounts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["Destination"] == "/scratch")
+        .find(|m| m["Destination"] == target)
         .map(|m| m["Name"].as_str().unwrap().to_string())
-        .expect("an anonymous volume at /scratch");
+        .unwrap_or_else(|| panic!("an anonymous volume at {target}"))
+}
+
+#[test]
+fn an_anonymous_volume_with_data_blocks_and_survives_yes() {
+    let sb = Sandbox::new();
+    let volume = deploy_with_volume(&sb, "/scratch");
     let _cleanup = VolumeGuard(volume.clone());
     assert_code(&sb.exec_as_root("echo results > /scratch/out.txt"), 0);
 
@@ -546,14 +551,7 @@ fn an_anonymous_volume_with_data_blocks_and_survives_yes() {
 #[test]
 fn an_anonymous_volume_at_a_disposable_path_is_listed_not_asked_about() {
     let sb = Sandbox::new();
-    deploy(&sb, &["-v", "/var/cache/scratch"]);
-    let volume = sb.inspect().unwrap()["Mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Destination"] == "/var/cache/scratch")
-        .map(|m| m["Name"].as_str().unwrap().to_string())
-        .expect("an anonymous volume at /var/cache/scratch");
+    let volume = deploy_with_volume(&sb, "/var/cache/scratch");
     let _cleanup = VolumeGuard(volume.clone());
     assert_code(&sb.exec_as_root("echo tmp > /var/cache/scratch/x"), 0);
 

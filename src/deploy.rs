@@ -700,6 +700,7 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
                     state: container.state,
                     unsaved_files: report.unsaved_files(),
                     unsaved_volumes: report.volumes.len(),
+                    read_by: report.read_by,
                 })
             }
             None => None,
@@ -756,6 +757,8 @@ struct Existing {
     unsaved_files: usize,
     /// Anonymous volumes that hold data.
     unsaved_volumes: usize,
+    /// Who listed its changes: berth's walk of the layer, or the engine.
+    read_by: crate::layer::ReadBy,
 }
 
 impl Existing {

@@ -99,6 +99,19 @@ pub struct Inspected {
     pub exit_code: i64,
     /// Anonymous volumes: removing the container keeps them, but nothing points to them.
     pub anonymous_volumes: Vec<Volume>,
+    /// Where its writable layer lives on the engine's host.
+    pub storage: Storage,
+}
+
+/// A container's storage driver and, for the overlay drivers, its directories as
+/// inspect names them (`GraphDriver`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    pub driver: String,
+    /// `UpperDir`: what the container wrote.
+    pub upper: Option<String>,
+    /// `LowerDir`: `:`-separated, top first (the `-init` layer, then the image's).
+    pub lower: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +318,14 @@ impl Engine {
             .as_ref()
             .and_then(|h| h.init)
             .unwrap_or(false);
+        let storage = details
+            .graph_driver
+            .map(|driver| Storage {
+                upper: driver.data.get("UpperDir").cloned(),
+                lower: driver.data.get("LowerDir").cloned(),
+                driver: driver.name,
+            })
+            .unwrap_or_default();
         let mounts = details.mounts.unwrap_or_default();
         let anonymous_volumes = mounts
             .iter()
@@ -341,6 +362,7 @@ impl Engine {
             identity,
             exit_code: state.exit_code.unwrap_or(0),
             anonymous_volumes,
+            storage,
         })
     }
 

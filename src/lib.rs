@@ -22,6 +22,7 @@ pub mod gpu;
 pub mod guard;
 pub mod host;
 pub mod identity;
+pub mod layer;
 pub mod list;
 pub mod lock;
 pub mod manpages;

@@ -13,6 +13,8 @@ mod faults;
 mod gpu;
 #[path = "integration/hostile.rs"]
 mod hostile;
+#[path = "integration/layer.rs"]
+mod layer;
 #[path = "integration/layouts.rs"]
 mod layouts;
 #[path = "integration/output.rs"]

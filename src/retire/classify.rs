@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::assess::{Assessment, Change};
+use crate::layer::ReadBy;
 use crate::names::shown;
 use crate::ui::human_size;
 
@@ -412,6 +413,8 @@ pub struct Report {
     pub touched_dirs: Tally,
     /// The writable layer: unsaved and disposable changes together.
     pub layer: Size,
+    /// Who listed the changes: berth's own walk of the layer, or the engine.
+    pub read_by: ReadBy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -435,6 +438,7 @@ impl Report {
     pub fn new(
         assessment: &Assessment,
         sizes: &HashMap<Option<Class>, Size>,
+        read_by: ReadBy,
         volumes: Vec<VolumeReport>,
     ) -> Self {
         let classified = classify(assessment);
@@ -469,6 +473,7 @@ impl Report {
             deleted: Tally::new(&assessment.deleted),
             touched_dirs: Tally::new(&assessment.touched_dirs),
             layer,
+            read_by,
         }
     }
 
@@ -692,6 +697,13 @@ mod tests {
     use super::*;
     use crate::engine::ChangeKind;
 
+    fn engine_read() -> ReadBy {
+        ReadBy {
+            source: crate::layer::Source::Engine,
+            fallback: None,
+        }
+    }
+
     fn change(path: &str) -> Change {
         Change {
             path: path.into(),
@@ -807,7 +819,7 @@ mod tests {
             .to_vec(),
             ..Default::default()
         };
-        let report = Report::new(&assessment, &HashMap::new(), Vec::new());
+        let report = Report::new(&assessment, &HashMap::new(), engine_read(), Vec::new());
         let text = report.summary("c", "/w", "berth/u/p").join("\n");
         assert!(
             text.contains("pip: six 1.16.0; pip in /opt/venv: six 1.16.0"),
@@ -877,7 +889,7 @@ mod tests {
             (Some(Class::Home), Size::from_sample(1, &[2048])),
             (Some(Class::Packages), Size::from_sample(40, &[100, 300])),
         ]);
-        Report::new(&assessment, &sizes, volumes)
+        Report::new(&assessment, &sizes, engine_read(), volumes)
     }
 
     #[test]

@@ -462,7 +462,10 @@ async fn read_layer(
     paused: Option<&Printer>,
 ) -> Result<Layer> {
     let disposable = &Disposable::new(&target.disposable);
-    let changes = changes_telling(engine, id, paused).await?;
+    let crate::layer::Changes {
+        list: changes,
+        read_by,
+    } = crate::layer::read(engine, id, &inspected.storage, paused).await?;
     let mut stats = Stats::new();
     let (mut own, identity) = tokio::join!(
         resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats),
@@ -474,7 +477,7 @@ async fn read_layer(
     assessment.settle_dirs(&dirs);
     let volumes = probe_volumes(engine, id, inspected, disposable).await?;
     let sizes = measure(engine, id, &assessment, &mut stats).await;
-    let mut report = Report::new(&assessment, &sizes, volumes.holding);
+    let mut report = Report::new(&assessment, &sizes, read_by, volumes.holding);
     report.disposable_volumes = volumes.disposable;
     if let Some((file, vouched)) = &target.disposable_from_project {
         report.disposable_by_project =
@@ -491,39 +494,6 @@ async fn read_layer(
         report,
         own,
     })
-}
-
-/// The engine's changes call, which walks the whole image on overlay drivers (issue
-/// 26): while the container waits paused for it, a note after two seconds and every ten
-/// after that says so.
-async fn changes_telling(
-    engine: &Engine,
-    id: &str,
-    paused: Option<&Printer>,
-) -> Result<Vec<(String, crate::engine::ChangeKind)>> {
-    let call = engine.changes(id);
-    let Some(printer) = paused else {
-        return call.await;
-    };
-    tokio::pin!(call);
-    let started = tokio::time::Instant::now();
-    const FIRST: Duration = Duration::from_secs(2);
-    const EVERY: Duration = Duration::from_secs(10);
-    let mut after = FIRST;
-    loop {
-        tokio::select! {
-            changes = &mut call => return changes,
-            () = tokio::time::sleep_until(started + after) => {
-                printer.note(&format!(
-                    "still waiting for the engine to list the container's changes ({}s); \
-                     it stays paused until the engine answers",
-                    after.as_secs()
-                ));
-                // 2 s, then 10, 20, 30, ...
-                after = if after < EVERY { EVERY } else { after + EVERY };
-            }
-        }
-    }
 }
 
 /// What `container` holds that retire would ask about, read without pausing it: for
@@ -571,11 +541,8 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
         engine.unpause(id).await?;
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        layer = assess(
-            engine.changes(id).await?,
-            &seen.own,
-            &Disposable::new(&target.disposable),
-        );
+        let after = crate::layer::read(engine, id, &inspected.storage, None).await?;
+        layer = assess(after.list, &seen.own, &Disposable::new(&target.disposable));
         if !keeps {
             // Only what nobody saw matters now; a rescue needs the whole layer.
             layer.unsaved.retain(|c| !seen.changed.contains(&c.path));

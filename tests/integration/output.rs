@@ -249,12 +249,15 @@ fn json_parses_and_has_the_documented_shape() {
         "rescued",
         "image",
         "appeared",
+        "read_by",
     ]);
     let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
     assert_code(&out, 0);
     let dry = json(&out);
     assert_eq!(keys(&dry), retire_keys);
     assert_eq!(dry["action"], "would_remove");
+    // The tests run as root, on an overlay driver: berth reads the layer itself.
+    assert_eq!(dry["read_by"]["source"], "direct", "{dry:#}");
     let out = sb.berth(&["retire", &sb.project, "--json"]);
     assert_code(&out, 0);
     assert_eq!(json(&out)["action"], "removed");

@@ -1,0 +1,190 @@
+//! The layer reader against the engine's changes call (issue 26): random layers made
+//! in real containers, of the busybox image and of a real Debian 12 rootfs, read by
+//! both; any difference in the added, changed and deleted paths is a bug in the reader.
+
+use std::collections::BTreeSet;
+
+use berth::engine::{ChangeKind, Engine};
+use berth::layer;
+use proptest::prelude::*;
+
+use crate::support::*;
+
+/// One thing a program in the container does to its layer. `n` picks an image file or
+/// folder by its place in a sorted `find` of the image, so that the same case does the
+/// same on every run.
+#[derive(Debug, Clone)]
+enum Op {
+    Append(u16),
+    /// `chmod` to the mode it has: a copy-up and no change.
+    SameMode(u16),
+    Touch(u16),
+    Remove(u16),
+    RemoveDir(u16),
+    /// Deleted and made again, with a new file in it.
+    RemakeDir(u16),
+    NewFile {
+        depth: u8,
+        name: u8,
+    },
+    HardLink(u16),
+    Symlink(u8),
+    Fifo(u8),
+    /// A name that is not UTF-8, in a new folder and in an image folder.
+    NotUtf8(u8),
+    Deep(u8),
+}
+
+impl Op {
+    fn script(&self) -> String {
+        let file = |n: u16| {
+            format!(
+                "f=$(find /etc /usr/share /bin -xdev -type f 2>/dev/null | sort | \
+                 awk -v n={n} '{{a[NR]=$0}} END {{print a[n % NR + 1]}}'); "
+            )
+        };
+        let dir = |n: u16| {
+            format!(
+                "d=$(find /usr/share /etc -xdev -mindepth 1 -type d 2>/dev/null | sort | \
+                 awk -v n={n} '{{a[NR]=$0}} END {{print a[n % NR + 1]}}'); "
+            )
+        };
+        match *self {
+            Op::Append(n) => file(n) + r#"echo more >> "$f""#,
+            Op::SameMode(n) => file(n) + r#"chmod "$(stat -c %a "$f")" "$f""#,
+            Op::Touch(n) => file(n) + r#"touch "$f""#,
+            Op::Remove(n) => file(n) + r#"rm -f "$f""#,
+            Op::RemoveDir(n) => dir(n) + r#"rm -rf "$d""#,
+            Op::RemakeDir(n) => dir(n) + r#"rm -rf "$d"; mkdir -p "$d"; echo again > "$d/again""#,
+            Op::NewFile { depth, name } => {
+                let folders: String = (0..depth % 6).map(|i| format!("/s{i}")).collect();
+                format!("mkdir -p /srv{folders} && echo new > /srv{folders}/f{name}")
+            }
+            Op::HardLink(n) => file(n) + &format!(r#"ln "$f" /tmp/hard{n}"#),
+            Op::Symlink(n) => format!("ln -s /etc /tmp/link{n}"),
+            Op::Fifo(n) => format!("mkfifo /tmp/fifo{n}"),
+            Op::NotUtf8(n) => format!(
+                r#"name=$(printf 'x\377\376{n}'); mkdir -p "/opt/$name" && echo x > "/opt/$name/$name" && echo x > "/etc/$name""#
+            ),
+            Op::Deep(n) => {
+                let path: String = (0..40 + n % 40).map(|_| "/d").collect();
+                format!("mkdir -p /deep{path} && echo x > /deep{path}/end")
+            }
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        any::<u16>().prop_map(Op::Append),
+        any::<u16>().prop_map(Op::SameMode),
+        any::<u16>().prop_map(Op::Touch),
+        any::<u16>().prop_map(Op::Remove),
+        any::<u16>().prop_map(Op::RemoveDir),
+        any::<u16>().prop_map(Op::RemakeDir),
+        (any::<u8>(), any::<u8>()).prop_map(|(depth, name)| Op::NewFile { depth, name }),
+        any::<u16>().prop_map(Op::HardLink),
+        any::<u8>().prop_map(Op::Symlink),
+        any::<u8>().prop_map(Op::Fifo),
+        any::<u8>().prop_map(Op::NotUtf8),
+        any::<u8>().prop_map(Op::Deep),
+    ]
+}
+
+type Set = BTreeSet<(String, ChangeKind)>;
+
+/// A container of `image`, removed on drop.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// What the direct reader and the engine say container `id` changed.
+fn both(id: &str) -> (Set, Set) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let engine = Engine::connect().await.unwrap();
+        let inspected = engine.inspect(id).await.unwrap();
+        let planned = layer::plan(&inspected.storage, true)
+            .expect("the tests run as root on an overlay driver");
+        let mut direct = Set::new();
+        planned
+            .walk(&mut |path, kind| {
+                assert!(
+                    direct.insert((berth::names::lossy(path), kind)),
+                    "{} reported twice",
+                    berth::names::shown(path)
+                );
+            })
+            .unwrap();
+        let engine: Set = engine.changes(id).await.unwrap().into_iter().collect();
+        (direct, engine)
+    })
+}
+
+fn same_as_the_engine(image: &str, ops: &[Op]) -> Result<(), TestCaseError> {
+    let name = unique("berth-layer-");
+    let out = docker(&[
+        "run", "-d", "--init", "--name", &name, image, "sleep", "3600",
+    ]);
+    prop_assert!(out.status.success(), "{}", stderr(&out));
+    let container = Container(name);
+    let script: Vec<String> = ops
+        .iter()
+        .map(|op| format!("({}) 2>/dev/null", op.script()))
+        .collect();
+    docker(&["exec", &container.0, "sh", "-c", &script.join("; ")]);
+    let (direct, engine) = both(&container.0);
+    let missed: Vec<_> = engine.difference(&direct).collect();
+    let extra: Vec<_> = direct.difference(&engine).collect();
+    prop_assert!(
+        missed.is_empty() && extra.is_empty(),
+        "the reader missed {missed:?} and made up {extra:?}"
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_reader_agrees_with_the_engine_on_busybox(ops in prop::collection::vec(op(), 1..12)) {
+        let image = TestImage::of(Layout::MergedUsr);
+        same_as_the_engine(&image.tag, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_reader_agrees_with_the_engine_on_debian(ops in prop::collection::vec(op(), 1..12)) {
+        let image = TestImage::debian();
+        same_as_the_engine(&image.tag, &ops)?;
+    }
+}
+
+/// An untouched container: nothing, from either.
+#[test]
+fn an_untouched_debian_container_changed_nothing_but_its_mount_points() {
+    let image = TestImage::debian();
+    let name = unique("berth-layer-");
+    let out = docker(&[
+        "run", "-d", "--init", "--name", &name, &image.tag, "sleep", "3600",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let container = Container(name);
+    let (direct, engine) = both(&container.0);
+    assert_eq!(direct, engine);
+    // docker's init is bind-mounted; its mount point is the only trace.
+    assert!(
+        direct.iter().all(|(path, _)| path.starts_with("/usr")),
+        "{direct:?}"
+    );
+}

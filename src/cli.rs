@@ -162,6 +162,31 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print a man page (roff), or write them all to a directory.
     Man(ManArgs),
+    /// Walk an overlay layer and print its changes as records: what berth runs inside
+    /// its layer-reader helper container. Internal.
+    #[command(hide = true, name = "layer-walk")]
+    LayerWalk(LayerWalkArgs),
+    /// Print what a container changed, as berth reads it (JSON: `read_by` and
+    /// `changes`), to compare the sources. Internal.
+    #[command(hide = true, name = "layer-changes")]
+    LayerChanges(LayerChangesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LayerChangesArgs {
+    /// The container's name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LayerWalkArgs {
+    /// The layer was written by fuse-overlayfs (`.wh.` files mark whiteouts).
+    #[arg(long)]
+    pub fuse: bool,
+    /// The upper directory.
+    pub upper: std::path::PathBuf,
+    /// The lower directories, top first.
+    pub lowers: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

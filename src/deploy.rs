@@ -694,7 +694,7 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
             Some(container) => {
                 check_own(&container, &prepared)?;
                 let target = retire::Target::new(&prepared.ctx, &container);
-                let report = retire::unsaved(&engine, &container, &target).await?;
+                let report = retire::unsaved(&engine, &container, &target, printer).await?;
                 Some(Existing {
                     name: container.name,
                     state: container.state,

@@ -654,6 +654,34 @@ impl Engine {
             .map_err(|err| self.failed(&format!("write into {dir} in the container"), &err))
     }
 
+    /// Imports a root file system (`tar`, uncompressed) as image `repo:tag`, as
+    /// `docker import` does.
+    pub async fn import(&self, repo: &str, tag: &str, tar: Vec<u8>) -> Result<()> {
+        let options = CreateImageOptions {
+            from_src: Some("-".to_string()),
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_full(tar.into())), None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|err| self.failed(&format!("import {repo}:{tag}"), &err))?;
+        }
+        Ok(())
+    }
+
+    /// The engine host's architecture, as Go names it (`amd64`, `arm64`).
+    pub async fn architecture(&self) -> Result<String> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|err| self.failed("read the engine's version", &err))?;
+        Ok(version.arch.unwrap_or_default())
+    }
+
     /// Commits the container's filesystem as image `repo:tag`, without pausing it again
     /// (retire has frozen it already). Returns the image id.
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {

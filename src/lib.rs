@@ -208,6 +208,8 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                     Ok(0)
                 }
                 Command::Man(args) => done(manpages::print(args, printer)),
+                Command::LayerWalk(args) => done(layer::helper::serve(args)),
+                Command::LayerChanges(args) => done(layer::print_changes(args, printer).await),
             }
         };
         tokio::select! {

@@ -4,6 +4,9 @@
 //! - **direct:** berth walks the overlay upper directory itself ([`overlay`]), which
 //!   costs what the container changed, not what the image holds. Root may; so does
 //!   `berth reap` from a timer.
+//! - **helper:** the same walk, run by the engine in a short-lived container that
+//!   mounts the layer's directories read-only ([`helper`]): for every other user of a
+//!   local or remote engine.
 //! - **engine:** the changes call, which on overlay drivers walks the whole image and
 //!   the `-init` layer, for as long as that takes. Used where the direct walk cannot
 //!   answer exactly: another storage driver, a user who cannot read the engine's
@@ -11,6 +14,7 @@
 //!
 //! [`read`] says which source answered, and why the engine had to.
 
+pub mod helper;
 pub mod overlay;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ use overlay::{Dialect, Layers, Unreadable};
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Direct,
+    Helper,
     Engine,
 }
 
@@ -36,6 +41,7 @@ impl Source {
     pub fn name(self) -> &'static str {
         match self {
             Source::Direct => "direct",
+            Source::Helper => "helper",
             Source::Engine => "engine",
         }
     }
@@ -58,8 +64,8 @@ pub struct ReadBy {
 }
 
 /// The overlay directories of a container, when berth can walk them: the storage
-/// driver is an overlay one, the engine named them, and the caller may read them.
-pub fn plan(storage: &Storage, root: bool) -> std::result::Result<Planned, Unreadable> {
+/// driver is an overlay one, and the engine named them.
+pub fn plan(storage: &Storage) -> std::result::Result<Planned, Unreadable> {
     let dialect = match storage.driver.as_str() {
         "overlay2" => Dialect::Kernel,
         "fuse-overlayfs" => Dialect::Fuse,
@@ -77,11 +83,6 @@ pub fn plan(storage: &Storage, root: bool) -> std::result::Result<Planned, Unrea
     };
     if lower.contains("::") {
         return Err(Unreadable("the image has data-only lower layers".into()));
-    }
-    if !root {
-        return Err(Unreadable(
-            "only root may read the engine's layer directories".into(),
-        ));
     }
     Ok(Planned {
         upper: PathBuf::from(upper),
@@ -121,55 +122,89 @@ impl Planned {
     }
 }
 
-/// `engine` makes every read ask the engine: to compare, or to work around a bug in
-/// berth's walk.
+/// `engine`, `helper` or `direct` picks the source (where it can answer at all): to
+/// compare them, or to work around a bug in one.
 pub const READER_VAR: &str = "BERTH_LAYER_READER";
 
-/// Container `id`'s changes from the cheapest exact source. With `paused`, the
-/// container waits paused for the answer, and a slow engine is told about.
+/// Container `id`'s changes from the cheapest exact source: berth's own walk as root,
+/// else the helper container, else the engine. Notes (a helper image imported, a slow
+/// engine) go to `printer`; with `paused`, the container waits paused for the answer.
 pub async fn read(
     engine: &Engine,
     id: &str,
     storage: &Storage,
-    paused: Option<&Printer>,
+    printer: Option<&Printer>,
+    paused: bool,
 ) -> Result<Changes> {
-    let root = rustix::process::geteuid().is_root();
-    let chosen = match std::env::var(READER_VAR).as_deref() {
-        Ok("engine") => Err(Unreadable(format!("{READER_VAR}=engine"))),
-        _ => plan(storage, root),
-    };
-    let why = match chosen {
+    let chosen = std::env::var(READER_VAR).unwrap_or_default();
+    let walked = match plan(storage) {
+        Err(why) => Err(why),
+        Ok(_) if chosen == "engine" => Err(Unreadable(format!("{READER_VAR}=engine"))),
         Ok(planned) => {
-            let walked = tokio::task::spawn_blocking(move || {
-                let mut list = Vec::new();
-                planned
-                    .walk(&mut |path, kind| list.push((lossy(path), kind)))
-                    .map(|()| list)
-            })
-            .await
-            .map_err(|err| Error::failed(format!("the layer walk stopped: {err}")))?;
-            match walked {
-                Ok(list) => {
-                    return Ok(Changes {
-                        list,
-                        read_by: ReadBy {
-                            source: Source::Direct,
-                            fallback: None,
-                        },
-                    })
-                }
-                Err(unreadable) => unreadable,
+            let root = rustix::process::geteuid().is_root();
+            if (root && chosen != "helper") || chosen == "direct" {
+                direct(planned).await?.map(|list| (list, Source::Direct))
+            } else {
+                helper::walk(engine, &planned, printer)
+                    .await
+                    .map(|list| (list, Source::Helper))
             }
         }
-        Err(unreadable) => unreadable,
     };
-    Ok(Changes {
-        list: engine_telling(engine, id, paused, &why.0).await?,
-        read_by: ReadBy {
-            source: Source::Engine,
-            fallback: Some(why.0),
-        },
+    match walked {
+        Ok((list, source)) => Ok(Changes {
+            list: list
+                .into_iter()
+                .map(|(path, kind)| (lossy(&path), kind))
+                .collect(),
+            read_by: ReadBy {
+                source,
+                fallback: None,
+            },
+        }),
+        Err(Unreadable(why)) => Ok(Changes {
+            list: engine_telling(engine, id, printer.filter(|_| paused), &why).await?,
+            read_by: ReadBy {
+                source: Source::Engine,
+                fallback: Some(why),
+            },
+        }),
+    }
+}
+
+/// `berth layer-changes CONTAINER`: what it changed, from the source [`read`] picks.
+pub async fn print_changes(args: &crate::cli::LayerChangesArgs, printer: &Printer) -> Result<()> {
+    let engine = Engine::connect().await?;
+    let inspected = engine.inspect(&args.container).await?;
+    let changes = read(
+        &engine,
+        &args.container,
+        &inspected.storage,
+        Some(printer),
+        false,
+    )
+    .await?;
+    let list: Vec<serde_json::Value> = changes
+        .list
+        .iter()
+        .map(|(path, kind)| serde_json::json!({ "path": path, "kind": kind }))
+        .collect();
+    printer.json(&serde_json::json!({ "read_by": changes.read_by, "changes": list }));
+    Ok(())
+}
+
+type Walked = std::result::Result<Vec<(Vec<u8>, ChangeKind)>, Unreadable>;
+
+/// berth's own walk, off the async threads.
+async fn direct(planned: Planned) -> Result<Walked> {
+    tokio::task::spawn_blocking(move || {
+        let mut list = Vec::new();
+        planned
+            .walk(&mut |path, kind| list.push((path.to_vec(), kind)))
+            .map(|()| list)
     })
+    .await
+    .map_err(|err| Error::failed(format!("the layer walk stopped: {err}")))
 }
 
 /// The engine's changes call, which walks the whole image on overlay drivers: while the

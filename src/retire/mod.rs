@@ -363,14 +363,7 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         assessment,
         report,
         own,
-    } = read_layer(
-        engine,
-        &container.id,
-        inspected,
-        target,
-        frozen.then_some(printer),
-    )
-    .await?;
+    } = read_layer(engine, &container.id, inspected, target, printer, frozen).await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -452,20 +445,21 @@ struct Layer {
 }
 
 /// Reads container `id`'s changes and anonymous volumes, and weighs them: what retire
-/// shows before it decides. Changes nothing. With `paused`, it holds the container
-/// paused, and says so while the engine is slow to list the changes.
+/// shows before it decides. Changes nothing. With `paused`, the container is held
+/// paused meanwhile, and a slow engine is told about.
 async fn read_layer(
     engine: &Engine,
     id: &str,
     inspected: &Inspected,
     target: &Target,
-    paused: Option<&Printer>,
+    printer: &Printer,
+    paused: bool,
 ) -> Result<Layer> {
     let disposable = &Disposable::new(&target.disposable);
     let crate::layer::Changes {
         list: changes,
         read_by,
-    } = crate::layer::read(engine, id, &inspected.storage, paused).await?;
+    } = crate::layer::read(engine, id, &inspected.storage, Some(printer), paused).await?;
     let mut stats = Stats::new();
     let (mut own, identity) = tokio::join!(
         resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats),
@@ -502,9 +496,10 @@ pub async fn unsaved(
     engine: &Engine,
     container: &ContainerInfo,
     target: &Target,
+    printer: &Printer,
 ) -> Result<Report> {
     let inspected = engine.inspect(&container.id).await?;
-    let layer = read_layer(engine, &container.id, &inspected, target, None).await?;
+    let layer = read_layer(engine, &container.id, &inspected, target, printer, false).await?;
     Ok(layer.report)
 }
 
@@ -541,7 +536,8 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
         engine.unpause(id).await?;
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        let after = crate::layer::read(engine, id, &inspected.storage, None).await?;
+        let after =
+            crate::layer::read(engine, id, &inspected.storage, Some(printer), false).await?;
         layer = assess(after.list, &seen.own, &Disposable::new(&target.disposable));
         if !keeps {
             // Only what nobody saw matters now; a rescue needs the whole layer.

@@ -37,6 +37,12 @@ fn unsaved(sb: &Sandbox) -> Vec<String> {
     let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Root walks the layer itself; a user through berth's helper container.
+    let source = match sb.run_as {
+        RunAs::Me => "direct",
+        RunAs::Other { .. } => "helper",
+    };
+    assert_eq!(report["read_by"]["source"], source, "{report:#}");
     let mut paths: Vec<String> = report["classes"]
         .as_array()
         .unwrap()

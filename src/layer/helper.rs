@@ -1,0 +1,435 @@
+//! The layer reader for users who may not read the engine's directories: berth's own
+//! walk ([`super::overlay`]), run by the engine in a short-lived helper container that
+//! has the layer's directories bind-mounted read-only. A member of the docker group
+//! may start such a container anyway, so this grants nothing new; it works over a
+//! remote engine too, since the directories are on the engine's host.
+//!
+//! The helper runs with no network, a read-only root, 64 MiB of memory, and only the
+//! capabilities reading needs: `DAC_READ_SEARCH` to read every file, `SYS_ADMIN` to
+//! see the `trusted.overlay.*` marks (without it they are silently left out, and the
+//! walk would miss opaque directories). The engine removes it when it exits, also when
+//! berth was killed meanwhile.
+//!
+//! Its image needs no registry: berth imports it on first use from its own binary and
+//! the shared libraries it has loaded (`/proc/self/maps`), tagged with berth's version
+//! and a hash of which file the binary is (device, inode, size, modification time:
+//! every build and install is a new one), and says so once.
+//!
+//! The walk comes back on stdout as records: a kind byte (`A`, `C`, `D`), the path's
+//! bytes, NUL; a complete walk ends with the record `.`. A walk that cannot answer
+//! exactly exits 3 with the reason on stderr.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::overlay::{self, Dialect, Layers, Unreadable};
+use super::Planned;
+use crate::cli::LayerWalkArgs;
+use crate::engine::{ChangeKind, Chunk, Engine};
+use crate::error::{Error, Result};
+use crate::plan::label;
+use crate::spec::{ContainerSpec, MountKind, MountSpec};
+use crate::ui::Printer;
+
+/// The helper image's repository; its tag is `<version>-<hash of the binary>`.
+pub const IMAGE_REPO: &str = "berth/layer-reader";
+/// The [`label::HELPER`] value of a layer reader.
+pub const PURPOSE: &str = "layer";
+/// Where the helper finds the layer.
+const UPPER: &str = "/layer/upper";
+const LOWER: &str = "/layer/lower";
+/// The record that ends a complete walk.
+const END: u8 = b'.';
+/// What the helper may use.
+const MEMORY: i64 = 64 << 20;
+const PIDS: i64 = 16;
+
+/// In the helper: walks the layer named by `args` and prints its records.
+pub fn serve(args: &LayerWalkArgs) -> Result<()> {
+    let lowers: Vec<&Path> = args.lowers.iter().map(PathBuf::as_path).collect();
+    let layers = Layers {
+        upper: &args.upper,
+        lowers: &lowers,
+        dialect: if args.fuse {
+            Dialect::Fuse
+        } else {
+            Dialect::Kernel
+        },
+    };
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut failed = None;
+    overlay::walk(&layers, &mut |path, kind| {
+        if failed.is_none() {
+            failed = write_record(&mut out, kind_byte(kind), path).err();
+        }
+    })
+    .map_err(|Unreadable(why)| Error::refused(why))?;
+    if failed.is_none() {
+        failed = write_record(&mut out, END, b"")
+            .and_then(|()| out.flush())
+            .err();
+    }
+    match failed {
+        None => Ok(()),
+        Some(err) => Err(Error::failed(format!("cannot write the walk: {err}"))),
+    }
+}
+
+fn kind_byte(kind: ChangeKind) -> u8 {
+    match kind {
+        ChangeKind::Added => b'A',
+        ChangeKind::Modified => b'C',
+        ChangeKind::Deleted => b'D',
+    }
+}
+
+fn write_record(out: &mut impl Write, kind: u8, path: &[u8]) -> io::Result<()> {
+    out.write_all(&[kind])?;
+    out.write_all(path)?;
+    out.write_all(&[0])
+}
+
+/// Reads the helper's records; an error when the walk did not end, or a record is not
+/// one of the helper's.
+pub fn parse(records: &[u8]) -> std::result::Result<Vec<(Vec<u8>, ChangeKind)>, String> {
+    let mut changes = Vec::new();
+    let mut rest = records;
+    loop {
+        let Some(end) = rest.iter().position(|b| *b == 0) else {
+            return Err("the helper's walk stopped before its end".into());
+        };
+        let (record, after) = (&rest[..end], &rest[end + 1..]);
+        let kind = match record.first() {
+            Some(b'A') => ChangeKind::Added,
+            Some(b'C') => ChangeKind::Modified,
+            Some(b'D') => ChangeKind::Deleted,
+            Some(&END) if record.len() == 1 && after.is_empty() => return Ok(changes),
+            _ => return Err("the helper wrote a record berth does not know".into()),
+        };
+        let path = &record[1..];
+        if !path.starts_with(b"/") {
+            return Err("the helper wrote a path that is not absolute".into());
+        }
+        changes.push((path.to_vec(), kind));
+        rest = after;
+    }
+}
+
+/// Walks `planned` in a helper container: its changes, or why the engine must answer.
+pub async fn walk(
+    engine: &Engine,
+    planned: &Planned,
+    printer: Option<&Printer>,
+) -> std::result::Result<Vec<(Vec<u8>, ChangeKind)>, Unreadable> {
+    let image = image(engine, printer).await?;
+    let spec = spec(&image, planned)?;
+    let failed = |what: &str, err: Error| Unreadable(format!("the helper container {what}: {err}"));
+    let id = engine
+        .create(&spec)
+        .await
+        .map_err(|err| failed("could not be created", err))?
+        .ok_or_else(|| Unreadable("the helper container could not be created".into()))?;
+    let ran = run(engine, &id).await;
+    if ran.is_err() {
+        // Gone already when it ran (auto-remove); this is for one that never started.
+        let _ = engine.remove_helper(&id).await;
+    }
+    let (stdout, stderr) = ran.map_err(|err| failed("failed", err))?;
+    // A complete walk ends with its end record, whatever the exit code says; without
+    // one, stderr says why (the walk's own refusal, or what stopped it).
+    parse(&stdout).map_err(|cut| {
+        let stderr = String::from_utf8_lossy(&stderr);
+        match stderr.trim().trim_start_matches("error: ") {
+            "" => Unreadable(cut),
+            why => Unreadable(why.to_string()),
+        }
+    })
+}
+
+/// Starts created helper `id` and reads all it writes, stdout and stderr, until it
+/// exits. (No wait call: the engine removes the container as it exits, and a wait
+/// asked for after that would find nothing, or wait for an exit that never comes.)
+async fn run(engine: &Engine, id: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut attached = engine.attach(id, [false, true, true], None).await?;
+    engine.start(id).await?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(chunk) = attached.output.next().await {
+        match chunk.map_err(|err| Error::failed(format!("reading its output: {err}")))? {
+            Chunk::Stdout(bytes) => stdout.extend_from_slice(&bytes),
+            Chunk::Stderr(bytes) => stderr.extend_from_slice(&bytes),
+        }
+    }
+    Ok((stdout, stderr))
+}
+
+/// The helper container for `planned`.
+fn spec(image: &Image, planned: &Planned) -> std::result::Result<ContainerSpec, Unreadable> {
+    let bind = |source: &Path, target: String| -> std::result::Result<MountSpec, Unreadable> {
+        let source = source
+            .to_str()
+            .ok_or_else(|| Unreadable("a layer directory's path is not UTF-8".into()))?;
+        Ok(MountSpec {
+            kind: MountKind::Bind,
+            source: Some(source.to_string()),
+            target,
+            read_only: true,
+            consistency: None,
+            bind_propagation: None,
+            bind_nonrecursive: true,
+            volume_nocopy: false,
+            volume_labels: Default::default(),
+            volume_driver: None,
+            volume_options: Default::default(),
+            tmpfs_size: None,
+            tmpfs_mode: None,
+        })
+    };
+    let mut mounts = vec![bind(&planned.upper, UPPER.to_string())?];
+    let mut cmd = vec!["layer-walk".to_string()];
+    if planned.dialect == Dialect::Fuse {
+        cmd.push("--fuse".into());
+    }
+    cmd.push(UPPER.into());
+    for (i, lower) in planned.lowers.iter().enumerate() {
+        let target = format!("{LOWER}/{i}");
+        mounts.push(bind(lower, target.clone())?);
+        cmd.push(target);
+    }
+    let mut spec = ContainerSpec {
+        image: image.reference(),
+        entrypoint: Some(image.entrypoint.clone()),
+        cmd,
+        user: Some("0:0".into()),
+        attach_stdout: true,
+        attach_stderr: true,
+        ..Default::default()
+    };
+    spec.labels
+        .insert(label::HELPER.to_string(), PURPOSE.to_string());
+    let host = &mut spec.host;
+    host.mounts = mounts;
+    host.network_mode = Some("none".into());
+    host.readonly_rootfs = true;
+    host.cap_drop = vec!["ALL".into()];
+    host.cap_add = vec!["DAC_READ_SEARCH".into(), "SYS_ADMIN".into()];
+    host.memory = Some(MEMORY);
+    host.pids_limit = Some(PIDS);
+    host.auto_remove = true;
+    host.security_opt = vec!["no-new-privileges".into()];
+    spec.extra.log_driver = Some("none".into());
+    Ok(spec)
+}
+
+/// The helper image: berth's binary and the libraries it loaded.
+struct Image {
+    tag: String,
+    /// How to start berth in it: through the dynamic loader, with the libraries'
+    /// folders, so that no link needs to exist in the image.
+    entrypoint: Vec<String>,
+    exe: PathBuf,
+    libraries: BTreeSet<PathBuf>,
+}
+
+impl Image {
+    fn reference(&self) -> String {
+        format!("{IMAGE_REPO}:{}", self.tag)
+    }
+
+    /// What this berth would put in its image.
+    fn of_this_berth() -> io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        // Which build this is, without reading it: a new build or install of berth
+        // is a new file, with a new inode or modification time.
+        let meta = std::fs::metadata(&exe)?;
+        let build = format!(
+            "{}:{}:{}:{}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+        );
+        let hash = Sha256::digest(build.as_bytes());
+        let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let maps = std::fs::read_to_string("/proc/self/maps")?;
+        let libraries = libraries(&maps, &exe);
+        let loader = libraries.iter().find(|lib| {
+            lib.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ld-"))
+        });
+        let entrypoint = match loader {
+            Some(loader) => {
+                let dirs: BTreeSet<String> = libraries
+                    .iter()
+                    .filter_map(|lib| lib.parent()?.to_str().map(str::to_string))
+                    .collect();
+                vec![
+                    loader.to_string_lossy().into_owned(),
+                    "--library-path".into(),
+                    dirs.into_iter().collect::<Vec<_>>().join(":"),
+                    "/berth".into(),
+                ]
+            }
+            None => vec!["/berth".into()],
+        };
+        Ok(Image {
+            tag: format!("{}-{hex}", env!("CARGO_PKG_VERSION")),
+            entrypoint,
+            exe,
+            libraries,
+        })
+    }
+
+    /// The image's root file system, as a tar.
+    fn tar(&self) -> io::Result<Vec<u8>> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut dirs = BTreeSet::new();
+        let mut add = |tar: &mut tar::Builder<Vec<u8>>, from: &Path, to: &Path| {
+            for dir in to.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+                if dir != Path::new("/") && dirs.insert(dir.to_path_buf()) {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    tar.append_data(&mut header, relative(dir), io::empty())?;
+                }
+            }
+            let data = std::fs::read(from)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o755);
+            header.set_size(data.len() as u64);
+            tar.append_data(&mut header, relative(to), data.as_slice())
+        };
+        let mut entries: Vec<(PathBuf, PathBuf)> = self
+            .libraries
+            .iter()
+            .map(|lib| (lib.clone(), lib.clone()))
+            .collect();
+        entries.sort();
+        entries.push((self.exe.clone(), PathBuf::from("/berth")));
+        for (from, to) in &entries {
+            add(&mut tar, from, to)?;
+        }
+        tar.into_inner()
+    }
+}
+
+fn relative(path: &Path) -> &Path {
+    path.strip_prefix("/").unwrap_or(path)
+}
+
+/// The shared objects in a process's memory map, but the program itself.
+pub fn libraries(maps: &str, exe: &Path) -> BTreeSet<PathBuf> {
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.starts_with('/'))
+        .map(PathBuf::from)
+        .filter(|path| path != exe)
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".so") || n.contains(".so."))
+        })
+        .collect()
+}
+
+/// Go's name for the architecture berth was built for.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The helper image, imported when the engine does not have it yet.
+async fn image(
+    engine: &Engine,
+    printer: Option<&Printer>,
+) -> std::result::Result<Image, Unreadable> {
+    let arch = engine
+        .architecture()
+        .await
+        .map_err(|err| Unreadable(err.message))?;
+    if arch != go_arch() {
+        return Err(Unreadable(format!(
+            "the engine's host is {arch}, and berth is built for {}",
+            go_arch()
+        )));
+    }
+    let image = Image::of_this_berth()
+        .map_err(|err| Unreadable(format!("cannot read berth's own binary: {err}")))?;
+    let reference = image.reference();
+    if engine
+        .image_id(&reference)
+        .await
+        .map_err(|err| Unreadable(err.message))?
+        .is_none()
+    {
+        let tar = image
+            .tar()
+            .map_err(|err| Unreadable(format!("cannot pack berth's layer reader: {err}")))?;
+        engine
+            .import(IMAGE_REPO, &image.tag, tar)
+            .await
+            .map_err(|err| Unreadable(err.message))?;
+        if let Some(printer) = printer {
+            printer.note(&format!(
+                "imported {reference}: berth's layer reader, which reads a container's \
+                 changes in a helper container (once per berth build)"
+            ));
+        }
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_and_a_cut_walk_is_refused() {
+        let mut out = Vec::new();
+        write_record(&mut out, b'A', b"/srv/caf\xe9").unwrap();
+        write_record(&mut out, b'D', b"/etc/issue").unwrap();
+        assert!(parse(&out).unwrap_err().contains("before its end"));
+        write_record(&mut out, END, b"").unwrap();
+        assert_eq!(
+            parse(&out).unwrap(),
+            vec![
+                (b"/srv/caf\xe9".to_vec(), ChangeKind::Added),
+                (b"/etc/issue".to_vec(), ChangeKind::Deleted),
+            ]
+        );
+        assert!(parse(b"Xfoo\0.\0").is_err());
+        assert!(parse(b"Arelative\0.\0").is_err());
+        assert!(parse(b".\0A/late\0").is_err());
+    }
+
+    #[test]
+    fn the_libraries_are_the_shared_objects_mapped() {
+        let maps = "\
+55d0 r--p 00000000 fd:01 1 /usr/local/bin/berth
+7f00 r--p 00000000 fd:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f01 r-xp 00001000 fd:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f02 r--p 00000000 fd:01 3 /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+7f03 rw-p 00000000 00:00 0 [heap]
+7f04 r--p 00000000 fd:01 4 /usr/lib/locale/C.utf8/LC_CTYPE
+";
+        let found = libraries(maps, Path::new("/usr/local/bin/berth"));
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            vec![
+                PathBuf::from("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+                PathBuf::from("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ]
+        );
+    }
+}

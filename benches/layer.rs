@@ -1,0 +1,369 @@
+//! The layer reader on untouched containers (issue 26): what reading a container's
+//! changes costs from each source, on a small image and on an image of 100,000 files,
+//! and what a whole retire costs against `docker stop` + `docker rm`, as root and as a
+//! non-root user.
+//!
+//! `cargo bench --bench layer` (needs a Docker engine, busybox-static and root, like the
+//! tests). `BERTH_BENCH_IMAGE_FILES` sets the large image's size (default 100000; the
+//! image is kept under its tag, `berth-bench/files:N`, for the next run),
+//! `BERTH_BENCH_ROUNDS` the repetitions. Each berth figure is a whole process, as a user
+//! runs it: start-up, connecting, inspecting and reading (`berth layer-changes`, which
+//! prints what a source reads). The changes call is made in-process with bollard: the
+//! least the engine's answer can cost.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+const TEST_USER: &str = "berth-test-user";
+
+fn main() {
+    let files: usize = env_or("BERTH_BENCH_IMAGE_FILES", 100_000);
+    let rounds: usize = env_or("BERTH_BENCH_ROUNDS", 5);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let docker = runtime.block_on(async {
+        Docker::connect_with_local_defaults()
+            .unwrap()
+            .negotiate_version()
+            .await
+            .expect("a Docker engine")
+    });
+    let bench = Bench::new();
+    let small = bench.small_image();
+    let large = large_image(files);
+
+    println!("reading an untouched container's changes ({rounds} rounds, medians)");
+    println!(
+        "{:<26}  {:>12}  {:>10}  {:>10}  {:>10}  {:>10}",
+        "image", "changes call", "direct", "helper", "as a user", "ratio"
+    );
+    for (label, image) in [
+        ("busybox", small.as_str()),
+        (&*format!("{files} files"), &large),
+    ] {
+        let container = bench.container(image);
+        let changes = || {
+            runtime.block_on(async {
+                let start = Instant::now();
+                docker.container_changes(&container).await.unwrap();
+                start.elapsed()
+            })
+        };
+        let read = |source: &str, user: bool| {
+            bench.timed(
+                user,
+                &["layer-changes", &container],
+                &[("BERTH_LAYER_READER", source)],
+            )
+        };
+        // Once each to warm caches, and to import the helper image.
+        changes();
+        read("direct", false);
+        read("helper", false);
+        read("helper", true);
+        let engine = median((0..rounds).map(|_| changes()));
+        let direct = median((0..rounds).map(|_| read("direct", false)));
+        let helper = median((0..rounds).map(|_| read("helper", false)));
+        let as_user = median((0..rounds).map(|_| read("helper", true)));
+        println!(
+            "{:<26}  {:>12}  {:>10}  {:>10}  {:>10}  {:>10}",
+            label,
+            ms(engine),
+            ms(direct),
+            ms(helper),
+            ms(as_user),
+            format!(
+                "{:.3} / {:.3}",
+                secs(direct) / secs(engine),
+                secs(as_user) / secs(engine)
+            ),
+        );
+    }
+    println!("  (ratio: direct / changes call, and the user's helper / changes call)");
+
+    println!();
+    println!("retire of an untouched container of {files} files vs docker stop + docker rm ({rounds} rounds, medians)");
+    println!(
+        "{:<10}  {:>10}  {:>16}  {:>6}",
+        "who", "retire", "stop + rm", "ratio"
+    );
+    for user in [false, true] {
+        let mut retire = Vec::new();
+        let mut stop_rm = Vec::new();
+        for round in 0..rounds {
+            let project = format!("bl-{}-{}-{round}", std::process::id(), user as u8);
+            bench.run(user, &["deploy", &project, "--image", &large, "--new"], &[]);
+            retire.push(bench.timed(user, &["retire", &project], &[]));
+            let container = bench.container(&large);
+            let start = Instant::now();
+            for verb in ["stop", "rm"] {
+                let out = docker_cli(&[verb, &container]);
+                assert!(out.status.success(), "docker {verb} failed");
+            }
+            stop_rm.push(start.elapsed());
+        }
+        let (retire, stop_rm) = (median(retire.into_iter()), median(stop_rm.into_iter()));
+        println!(
+            "{:<10}  {:>10}  {:>16}  {:>6.2}",
+            if user { "a user" } else { "root" },
+            ms(retire),
+            ms(stop_rm),
+            secs(retire) / secs(stop_rm)
+        );
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(times: impl Iterator<Item = Duration>) -> Duration {
+    let mut times: Vec<Duration> = times.collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn docker_cli(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs")
+}
+
+/// An image of busybox and `files` small files in a hundred folders, imported once
+/// and kept under its tag.
+fn large_image(files: usize) -> String {
+    let tag = format!("berth-bench/files:{files}");
+    if docker_cli(&["image", "inspect", &tag]).status.success() {
+        return tag;
+    }
+    let mut import = Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            r#"CMD ["sleep", "infinity"]"#,
+            "-",
+            &tag,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = import.stdin.take().unwrap();
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(stdin));
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    let add = |tar: &mut tar::Builder<_>, path: &str, mode: u32, body: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(1_700_000_000);
+        tar.append_data(&mut header, path, body).unwrap();
+    };
+    add(&mut tar, "bin/busybox", 0o755, &busybox);
+    for applet in ["sh", "sleep", "cat", "ls"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        tar.append_link(&mut header, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    for dir in ["etc", "tmp", "root"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
+        tar.append_data(&mut header, dir, std::io::empty()).unwrap();
+    }
+    add(
+        &mut tar,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\n",
+    );
+    add(&mut tar, "etc/group", 0o644, b"root:x:0:\n");
+    for i in 0..files {
+        let body = format!("image file {i}\n");
+        add(
+            &mut tar,
+            &format!("usr/share/bench/d{:03}/f{i}.txt", i % 100),
+            0o644,
+            body.as_bytes(),
+        );
+    }
+    tar.into_inner().unwrap().flush().unwrap();
+    assert!(import.wait().unwrap().success(), "docker import failed");
+    tag
+}
+
+/// A hermetic berth environment for root and for the tests' non-root user.
+struct Bench {
+    dir: tempfile::TempDir,
+    user: (u32, u32),
+    prefix: String,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bench-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("policy.toml"), "").unwrap();
+        let user = test_user();
+        for who in ["root", "user"] {
+            let home = dir.path().join(who);
+            std::fs::create_dir_all(home.join("workspace")).unwrap();
+            if who == "user" {
+                for path in [home.clone(), home.join("workspace")] {
+                    std::os::unix::fs::chown(&path, Some(user.0), Some(user.1)).unwrap();
+                }
+            }
+        }
+        Bench {
+            dir,
+            user,
+            prefix: format!("bl-{}", std::process::id()),
+        }
+    }
+
+    fn small_image(&self) -> String {
+        let tag = format!("berth-bench/busybox:{}", self.prefix);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
+        let out = Command::new("sh").args([script, &tag]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tag
+    }
+
+    /// A running container of `image` as a project's would be (`--init`, idle).
+    fn container(&self, image: &str) -> String {
+        let out = docker_cli(&[
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            &format!("berth-bench={}", self.prefix),
+            image,
+            "sleep",
+            "infinity",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// berth ARGS as root or as the user, in the hermetic environment.
+    fn command(&self, user: bool, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let home = self.dir.path().join(if user { "user" } else { "root" });
+        let mut command = if user {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={}", self.user.0),
+                &format!("--regid={}", self.user.1),
+                "--init-groups",
+                BERTH,
+            ]);
+            c
+        } else {
+            let mut c = Command::new(BERTH);
+            c.env("BERTH_POLICY", self.dir.path().join("policy.toml"));
+            c
+        };
+        command
+            .args(args)
+            .env("HOME", &home)
+            .env("BERTH_WORKSPACE_ROOT", home.join("workspace"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("NO_COLOR", "1")
+            .env_remove("HOST_DATA_PATH")
+            .stdin(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    fn run(&self, user: bool, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = self.command(user, args, env).output().unwrap();
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn timed(&self, user: bool, args: &[&str], env: &[(&str, &str)]) -> Duration {
+        let start = Instant::now();
+        self.run(user, args, env);
+        start.elapsed()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let label = format!("label=berth-bench={}", self.prefix);
+        let name = format!("name={}", self.prefix);
+        for filter in [label, name] {
+            let out = docker_cli(&["ps", "-aq", "--filter", &filter]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                docker_cli(&["rm", "-f", "-v", id]);
+            }
+        }
+        docker_cli(&["rmi", "-f", &format!("berth-bench/busybox:{}", self.prefix)]);
+    }
+}
+
+/// The tests' non-root user, made as the tests make it: a member of the docker group.
+fn test_user() -> (u32, u32) {
+    let id = |args: &[&str]| -> Option<u32> {
+        let out = Command::new("id").args(args).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id(&["-u", TEST_USER]).is_none() {
+        Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", TEST_USER])
+            .output()
+            .expect("useradd runs (the bench runs as root)");
+    }
+    Command::new("sh")
+        .args(["-c", &format!(
+            "getent group docker >/dev/null || groupadd docker; usermod -aG docker {TEST_USER}; \
+             chgrp docker /var/run/docker.sock 2>/dev/null; chmod g+rw /var/run/docker.sock 2>/dev/null; true"
+        )])
+        .output()
+        .expect("sh runs");
+    (
+        id(&["-u", TEST_USER]).expect("a uid"),
+        id(&["-g", TEST_USER]).expect("a gid"),
+    )
+}

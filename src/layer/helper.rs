@@ -15,22 +15,26 @@
 //! and a hash of which file the binary is (device, inode, size, modification time:
 //! every build and install is a new one), and says so once.
 //!
-//! The walk comes back on stdout as records: a kind byte (`A`, `C`, `D`), the path's
-//! bytes, NUL; a complete walk ends with the record `.`. A walk that cannot answer
-//! exactly exits 3 with the reason on stderr.
+//! A helper serves one retire: it is started once (while berth pauses the container),
+//! walks each time berth writes `w` on its stdin (the check, then the second look after
+//! the stop), and exits when its stdin closes, which dropping the [`Session`] does, as
+//! does berth's own exit. Each walk comes back on stdout as records: a kind byte (`A`,
+//! `C`, `D`), the path's bytes, NUL; a complete walk ends with the record `.`, and a
+//! walk that cannot answer exactly with `!` and the reason.
 
 use std::collections::BTreeSet;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 use super::overlay::{self, Dialect, Layers, Unreadable};
 use super::Planned;
 use crate::cli::LayerWalkArgs;
-use crate::engine::{ChangeKind, Chunk, Engine};
+use crate::engine::{Attached, ChangeKind, Chunk, Engine};
 use crate::error::{Error, Result};
 use crate::plan::label;
 use crate::spec::{ContainerSpec, MountKind, MountSpec};
@@ -43,13 +47,18 @@ pub const PURPOSE: &str = "layer";
 /// Where the helper finds the layer.
 const UPPER: &str = "/layer/upper";
 const LOWER: &str = "/layer/lower";
-/// The record that ends a complete walk.
+/// What berth writes to ask for a walk.
+const WALK: u8 = b'w';
+/// The record that ends a complete walk, and the one that ends a walk that cannot
+/// answer (with the reason).
 const END: u8 = b'.';
+const REFUSED: u8 = b'!';
 /// What the helper may use.
 const MEMORY: i64 = 64 << 20;
 const PIDS: i64 = 16;
 
-/// In the helper: walks the layer named by `args` and prints its records.
+/// In the helper: for each `w` read on stdin, walks the layer named by `args` and
+/// prints its records; returns at the end of stdin.
 pub fn serve(args: &LayerWalkArgs) -> Result<()> {
     let lowers: Vec<&Path> = args.lowers.iter().map(PathBuf::as_path).collect();
     let layers = Layers {
@@ -62,22 +71,32 @@ pub fn serve(args: &LayerWalkArgs) -> Result<()> {
         },
     };
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut failed = None;
-    overlay::walk(&layers, &mut |path, kind| {
-        if failed.is_none() {
-            failed = write_record(&mut out, kind_byte(kind), path).err();
+    let mut stdin = io::stdin().lock();
+    let mut asked = [0u8; 1];
+    let written = (|| -> io::Result<()> {
+        loop {
+            match stdin.read(&mut asked)? {
+                0 => return Ok(()),
+                _ if asked[0] != WALK => continue,
+                _ => {}
+            }
+            let mut failed = None;
+            let walked = overlay::walk(&layers, &mut |path, kind| {
+                if failed.is_none() {
+                    failed = write_record(&mut out, kind_byte(kind), path).err();
+                }
+            });
+            if let Some(err) = failed {
+                return Err(err);
+            }
+            match walked {
+                Ok(()) => write_record(&mut out, END, b"")?,
+                Err(Unreadable(why)) => write_record(&mut out, REFUSED, why.as_bytes())?,
+            }
+            out.flush()?;
         }
-    })
-    .map_err(|Unreadable(why)| Error::refused(why))?;
-    if failed.is_none() {
-        failed = write_record(&mut out, END, b"")
-            .and_then(|()| out.flush())
-            .err();
-    }
-    match failed {
-        None => Ok(()),
-        Some(err) => Err(Error::failed(format!("cannot write the walk: {err}"))),
-    }
+    })();
+    written.map_err(|err| Error::failed(format!("cannot write the walk: {err}")))
 }
 
 fn kind_byte(kind: ChangeKind) -> u8 {
@@ -94,77 +113,136 @@ fn write_record(out: &mut impl Write, kind: u8, path: &[u8]) -> io::Result<()> {
     out.write_all(&[0])
 }
 
-/// Reads the helper's records; an error when the walk did not end, or a record is not
-/// one of the helper's.
-pub fn parse(records: &[u8]) -> std::result::Result<Vec<(Vec<u8>, ChangeKind)>, String> {
-    let mut changes = Vec::new();
-    let mut rest = records;
-    loop {
-        let Some(end) = rest.iter().position(|b| *b == 0) else {
-            return Err("the helper's walk stopped before its end".into());
-        };
-        let (record, after) = (&rest[..end], &rest[end + 1..]);
-        let kind = match record.first() {
-            Some(b'A') => ChangeKind::Added,
-            Some(b'C') => ChangeKind::Modified,
-            Some(b'D') => ChangeKind::Deleted,
-            Some(&END) if record.len() == 1 && after.is_empty() => return Ok(changes),
-            _ => return Err("the helper wrote a record berth does not know".into()),
-        };
-        let path = &record[1..];
-        if !path.starts_with(b"/") {
-            return Err("the helper wrote a path that is not absolute".into());
+/// Reads one walk's records as they come; an error for a record that is not one of the
+/// helper's.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// A record not complete yet.
+    partial: Vec<u8>,
+    changes: Vec<(Vec<u8>, ChangeKind)>,
+}
+
+/// What [`Records::feed`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fed {
+    /// The walk goes on.
+    More,
+    /// The walk is complete.
+    Done(Vec<(Vec<u8>, ChangeKind)>),
+    /// It could not answer exactly, or wrote what berth does not read: why.
+    Failed(String),
+}
+
+impl Records {
+    pub fn feed(&mut self, bytes: &[u8]) -> Fed {
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|b| *b == 0) {
+            let record = if self.partial.is_empty() {
+                &rest[..end]
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                &self.partial[..]
+            };
+            let after = &rest[end + 1..];
+            let kind = match record.first() {
+                Some(b'A') => ChangeKind::Added,
+                Some(b'C') => ChangeKind::Modified,
+                Some(b'D') => ChangeKind::Deleted,
+                Some(&END) if record.len() == 1 && after.is_empty() => {
+                    return Fed::Done(std::mem::take(&mut self.changes))
+                }
+                Some(&REFUSED) if after.is_empty() => {
+                    return Fed::Failed(String::from_utf8_lossy(&record[1..]).into_owned())
+                }
+                _ => return Fed::Failed("the helper wrote a record berth does not know".into()),
+            };
+            let path = &record[1..];
+            if !path.starts_with(b"/") {
+                return Fed::Failed("the helper wrote a path that is not absolute".into());
+            }
+            self.changes.push((path.to_vec(), kind));
+            self.partial.clear();
+            rest = after;
         }
-        changes.push((path.to_vec(), kind));
-        rest = after;
+        self.partial.extend_from_slice(rest);
+        Fed::More
     }
 }
 
-/// Walks `planned` in a helper container: its changes, or why the engine must answer.
-pub async fn walk(
-    engine: &Engine,
-    planned: &Planned,
-    printer: Option<&Printer>,
-) -> std::result::Result<Vec<(Vec<u8>, ChangeKind)>, Unreadable> {
-    let image = image(engine, printer).await?;
-    let spec = spec(&image, planned)?;
-    let failed = |what: &str, err: Error| Unreadable(format!("the helper container {what}: {err}"));
-    let id = engine
-        .create(&spec)
-        .await
-        .map_err(|err| failed("could not be created", err))?
-        .ok_or_else(|| Unreadable("the helper container could not be created".into()))?;
-    let ran = run(engine, &id).await;
-    if ran.is_err() {
-        // Gone already when it ran (auto-remove); this is for one that never started.
-        let _ = engine.remove_helper(&id).await;
-    }
-    let (stdout, stderr) = ran.map_err(|err| failed("failed", err))?;
-    // A complete walk ends with its end record, whatever the exit code says; without
-    // one, stderr says why (the walk's own refusal, or what stopped it).
-    parse(&stdout).map_err(|cut| {
-        let stderr = String::from_utf8_lossy(&stderr);
-        match stderr.trim().trim_start_matches("error: ") {
-            "" => Unreadable(cut),
-            why => Unreadable(why.to_string()),
-        }
-    })
+/// A helper container that walks one container's layer on request.
+pub struct Session {
+    attached: Attached,
+    /// What it wrote on stderr: why it stopped, if it did.
+    stderr: Vec<u8>,
 }
 
-/// Starts created helper `id` and reads all it writes, stdout and stderr, until it
-/// exits. (No wait call: the engine removes the container as it exits, and a wait
-/// asked for after that would find nothing, or wait for an exit that never comes.)
-async fn run(engine: &Engine, id: &str) -> Result<(Vec<u8>, Vec<u8>)> {
-    let mut attached = engine.attach(id, [false, true, true], None).await?;
-    engine.start(id).await?;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    while let Some(chunk) = attached.output.next().await {
-        match chunk.map_err(|err| Error::failed(format!("reading its output: {err}")))? {
-            Chunk::Stdout(bytes) => stdout.extend_from_slice(&bytes),
-            Chunk::Stderr(bytes) => stderr.extend_from_slice(&bytes),
+impl Session {
+    /// Starts a helper for `planned`; it waits for [`Session::walk`].
+    pub async fn start(
+        engine: &Engine,
+        planned: &Planned,
+        printer: Option<&Printer>,
+    ) -> std::result::Result<Self, Unreadable> {
+        let image = image(engine, printer).await?;
+        let spec = spec(&image, planned)?;
+        let failed =
+            |what: &str, err: Error| Unreadable(format!("the helper container {what}: {err}"));
+        let id = engine
+            .create(&spec)
+            .await
+            .map_err(|err| failed("could not be created", err))?
+            .ok_or_else(|| Unreadable("the helper container could not be created".into()))?;
+        let started = async {
+            let attached = engine.attach(&id, [true, true, true], None).await?;
+            engine.start(&id).await?;
+            Ok::<_, Error>(attached)
+        }
+        .await;
+        match started {
+            Ok(attached) => Ok(Session {
+                attached,
+                stderr: Vec::new(),
+            }),
+            Err(err) => {
+                // Never started, so never removed by the engine.
+                let _ = engine.remove_helper(&id).await;
+                Err(failed("could not be started", err))
+            }
         }
     }
-    Ok((stdout, stderr))
+
+    /// One walk of the layer as it is now.
+    pub async fn walk(&mut self) -> std::result::Result<Vec<(Vec<u8>, ChangeKind)>, Unreadable> {
+        let asked = async {
+            self.attached.input.write_all(&[WALK]).await?;
+            self.attached.input.flush().await
+        };
+        if let Err(err) = asked.await {
+            return Err(self.stopped(&format!("cannot ask the helper to walk: {err}")));
+        }
+        let mut records = Records::default();
+        while let Some(chunk) = self.attached.output.next().await {
+            match chunk {
+                Ok(Chunk::Stdout(bytes)) => match records.feed(&bytes) {
+                    Fed::More => {}
+                    Fed::Done(changes) => return Ok(changes),
+                    Fed::Failed(why) => return Err(Unreadable(why)),
+                },
+                Ok(Chunk::Stderr(bytes)) => self.stderr.extend_from_slice(&bytes),
+                Err(err) => return Err(self.stopped(&format!("reading the helper: {err}"))),
+            }
+        }
+        Err(self.stopped("the helper stopped before its walk ended"))
+    }
+
+    /// Why the helper stopped answering: what it said, else `what`.
+    fn stopped(&self, what: &str) -> Unreadable {
+        let said = String::from_utf8_lossy(&self.stderr);
+        match said.trim().trim_start_matches("error: ") {
+            "" => Unreadable(what.to_string()),
+            said => Unreadable(format!("{what}: {said}")),
+        }
+    }
 }
 
 /// The helper container for `planned`.
@@ -205,6 +283,9 @@ fn spec(image: &Image, planned: &Planned) -> std::result::Result<ContainerSpec, 
         entrypoint: Some(image.entrypoint.clone()),
         cmd,
         user: Some("0:0".into()),
+        open_stdin: true,
+        stdin_once: true,
+        attach_stdin: true,
         attach_stdout: true,
         attach_stderr: true,
         ..Default::default()
@@ -395,22 +476,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_read_back_and_a_cut_walk_is_refused() {
+    fn records_read_back_in_any_pieces() {
         let mut out = Vec::new();
         write_record(&mut out, b'A', b"/srv/caf\xe9").unwrap();
         write_record(&mut out, b'D', b"/etc/issue").unwrap();
-        assert!(parse(&out).unwrap_err().contains("before its end"));
         write_record(&mut out, END, b"").unwrap();
+        let want = vec![
+            (b"/srv/caf\xe9".to_vec(), ChangeKind::Added),
+            (b"/etc/issue".to_vec(), ChangeKind::Deleted),
+        ];
+        for piece in [1, 2, 3, 7, out.len()] {
+            let mut records = Records::default();
+            let mut fed = Fed::More;
+            for chunk in out.chunks(piece) {
+                assert_eq!(fed, Fed::More);
+                fed = records.feed(chunk);
+            }
+            assert_eq!(fed, Fed::Done(want.clone()), "in pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_or_a_stranger_record_fails_the_walk() {
+        let fed = |bytes: &[u8]| Records::default().feed(bytes);
         assert_eq!(
-            parse(&out).unwrap(),
-            vec![
-                (b"/srv/caf\xe9".to_vec(), ChangeKind::Added),
-                (b"/etc/issue".to_vec(), ChangeKind::Deleted),
-            ]
+            fed(b"A/x\0!a redirect at /y\0"),
+            Fed::Failed("a redirect at /y".into())
         );
-        assert!(parse(b"Xfoo\0.\0").is_err());
-        assert!(parse(b"Arelative\0.\0").is_err());
-        assert!(parse(b".\0A/late\0").is_err());
+        assert!(matches!(fed(b"Xfoo\0.\0"), Fed::Failed(_)));
+        assert!(matches!(fed(b"Arelative\0.\0"), Fed::Failed(_)));
+        assert!(matches!(fed(b".\0A/late\0"), Fed::Failed(_)));
+        assert_eq!(fed(b"A/x\0A/y"), Fed::More);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   answer exactly: another storage driver, a user who cannot read the engine's
 //!   directories, data-only lower layers, a mark the walker does not follow.
 //!
-//! [`read`] says which source answered, and why the engine had to.
+//! [`Reader::read`] says which source answered, and why the engine had to.
 
 pub mod helper;
 pub mod overlay;
@@ -27,6 +27,10 @@ use crate::error::{Error, Result};
 use crate::names::lossy;
 use crate::ui::Printer;
 use overlay::{Dialect, Layers, Unreadable};
+
+/// `engine`, `helper` or `direct` picks the source (where it can answer at all): to
+/// compare them, or to work around a bug in one.
+pub const READER_VAR: &str = "BERTH_LAYER_READER";
 
 /// Which source answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,68 +126,105 @@ impl Planned {
     }
 }
 
-/// `engine`, `helper` or `direct` picks the source (where it can answer at all): to
-/// compare them, or to work around a bug in one.
-pub const READER_VAR: &str = "BERTH_LAYER_READER";
+/// Reads one container's changes, as often as asked, from the cheapest exact source:
+/// berth's own walk as root, else a helper container (started once, at [`Reader::open`],
+/// so that its start overlaps the caller's pause), else the engine.
+pub struct Reader<'a> {
+    engine: &'a Engine,
+    id: &'a str,
+    printer: Option<&'a Printer>,
+    way: Way,
+}
 
-/// Container `id`'s changes from the cheapest exact source: berth's own walk as root,
-/// else the helper container, else the engine. Notes (a helper image imported, a slow
-/// engine) go to `printer`; with `paused`, the container waits paused for the answer.
-pub async fn read(
-    engine: &Engine,
-    id: &str,
-    storage: &Storage,
-    printer: Option<&Printer>,
-    paused: bool,
-) -> Result<Changes> {
-    let chosen = std::env::var(READER_VAR).unwrap_or_default();
-    let walked = match plan(storage) {
-        Err(why) => Err(why),
-        Ok(_) if chosen == "engine" => Err(Unreadable(format!("{READER_VAR}=engine"))),
-        Ok(planned) => {
-            let root = rustix::process::geteuid().is_root();
-            if (root && chosen != "helper") || chosen == "direct" {
-                direct(planned).await?.map(|list| (list, Source::Direct))
-            } else {
-                helper::walk(engine, &planned, printer)
-                    .await
-                    .map(|list| (list, Source::Helper))
+enum Way {
+    Direct(Planned),
+    Helper(Box<helper::Session>),
+    /// Why berth's walk cannot answer.
+    Engine(String),
+}
+
+impl<'a> Reader<'a> {
+    /// Picks the source for container `id`, and starts its helper if that is the one.
+    /// Notes (a helper image imported, a slow engine) go to `printer`.
+    pub async fn open(
+        engine: &'a Engine,
+        id: &'a str,
+        storage: &Storage,
+        printer: Option<&'a Printer>,
+    ) -> Reader<'a> {
+        let chosen = std::env::var(READER_VAR).unwrap_or_default();
+        let root = rustix::process::geteuid().is_root();
+        let way = match plan(storage) {
+            Err(Unreadable(why)) => Way::Engine(why),
+            Ok(_) if chosen == "engine" => Way::Engine(format!("{READER_VAR}=engine")),
+            Ok(planned) if (root && chosen != "helper") || chosen == "direct" => {
+                Way::Direct(planned)
             }
-        }
-    };
-    match walked {
-        Ok((list, source)) => Ok(Changes {
-            list: list
-                .into_iter()
-                .map(|(path, kind)| (lossy(&path), kind))
-                .collect(),
-            read_by: ReadBy {
-                source,
-                fallback: None,
+            Ok(planned) => match helper::Session::start(engine, &planned, printer).await {
+                Ok(session) => Way::Helper(Box::new(session)),
+                Err(Unreadable(why)) => Way::Engine(why),
             },
-        }),
-        Err(Unreadable(why)) => Ok(Changes {
-            list: engine_telling(engine, id, printer.filter(|_| paused), &why).await?,
+        };
+        Reader {
+            engine,
+            id,
+            printer,
+            way,
+        }
+    }
+
+    /// The container it reads.
+    pub fn container(&self) -> &'a str {
+        self.id
+    }
+
+    /// The container's changes now. With `paused`, the container waits paused for the
+    /// answer, and a slow engine is told about. A walk that cannot answer leaves this
+    /// read, and the later ones, to the engine.
+    pub async fn read(&mut self, paused: bool) -> Result<Changes> {
+        let walked = match &mut self.way {
+            Way::Direct(planned) => Some((direct(planned.clone()).await?, Source::Direct)),
+            Way::Helper(session) => Some((session.walk().await, Source::Helper)),
+            Way::Engine(_) => None,
+        };
+        match walked {
+            Some((Ok(list), source)) => {
+                return Ok(Changes {
+                    list: list
+                        .into_iter()
+                        .map(|(path, kind)| (lossy(&path), kind))
+                        .collect(),
+                    read_by: ReadBy {
+                        source,
+                        fallback: None,
+                    },
+                })
+            }
+            Some((Err(Unreadable(why)), _)) => self.way = Way::Engine(why),
+            None => {}
+        }
+        let Way::Engine(why) = &self.way else {
+            unreachable!("a walk that answered returned above")
+        };
+        let why = why.clone();
+        Ok(Changes {
+            list: engine_telling(self.engine, self.id, self.printer.filter(|_| paused), &why)
+                .await?,
             read_by: ReadBy {
                 source: Source::Engine,
                 fallback: Some(why),
             },
-        }),
+        })
     }
 }
 
-/// `berth layer-changes CONTAINER`: what it changed, from the source [`read`] picks.
+/// `berth layer-changes CONTAINER`: what it changed, from the source [`Reader`] picks.
 pub async fn print_changes(args: &crate::cli::LayerChangesArgs, printer: &Printer) -> Result<()> {
     let engine = Engine::connect().await?;
     let inspected = engine.inspect(&args.container).await?;
-    let changes = read(
-        &engine,
-        &args.container,
-        &inspected.storage,
-        Some(printer),
-        false,
-    )
-    .await?;
+    let mut reader =
+        Reader::open(&engine, &args.container, &inspected.storage, Some(printer)).await;
+    let changes = reader.read(false).await?;
     let list: Vec<serde_json::Value> = changes
         .list
         .iter()

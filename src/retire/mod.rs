@@ -28,6 +28,7 @@ use crate::clock::utc_stamp;
 use crate::context::Context;
 use crate::engine::{ContainerInfo, Engine, Inspected, State};
 use crate::error::{Error, Result};
+use crate::layer::Reader;
 use crate::lock::{self, Lock};
 use crate::names::shown;
 use crate::signals::Signals;
@@ -245,9 +246,16 @@ pub async fn retire_container(
     // Recorded first: a retire killed while it holds the pause leaves the record, and
     // the next berth command resumes the container ([`crate::paused`]).
     let record = frozen.then(|| crate::paused::Record::make(&target.state_dir, &container.id));
-    if frozen {
-        engine.pause(&container.id).await?;
-    }
+    // The reader's helper container, where it needs one, starts while the pause is made.
+    let opening = Reader::open(engine, &container.id, &inspected.storage, Some(printer));
+    let reader = if frozen {
+        let (reader, paused) = tokio::join!(opening, engine.pause(&container.id));
+        paused?;
+        reader
+    } else {
+        opening.await
+    };
+    let reader = tokio::sync::Mutex::new(reader);
     let job = Job {
         engine,
         container,
@@ -256,6 +264,7 @@ pub async fn retire_container(
         choices,
         printer,
         frozen,
+        reader: &reader,
     };
     let checked = tokio::select! {
         checked = check_and_prepare(&job) => checked,
@@ -346,6 +355,8 @@ struct Job<'a> {
     printer: &'a Printer,
     /// berth paused it for the check.
     frozen: bool,
+    /// Its layer's changes, for the check and the second look after the stop.
+    reader: &'a tokio::sync::Mutex<Reader<'a>>,
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask.
@@ -358,12 +369,13 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         choices,
         printer,
         frozen,
+        reader,
     } = *job;
     let Layer {
         assessment,
         report,
         own,
-    } = read_layer(engine, &container.id, inspected, target, printer, frozen).await?;
+    } = read_layer(engine, &mut *reader.lock().await, inspected, target, frozen).await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -449,17 +461,17 @@ struct Layer {
 /// paused meanwhile, and a slow engine is told about.
 async fn read_layer(
     engine: &Engine,
-    id: &str,
+    reader: &mut Reader<'_>,
     inspected: &Inspected,
     target: &Target,
-    printer: &Printer,
     paused: bool,
 ) -> Result<Layer> {
     let disposable = &Disposable::new(&target.disposable);
     let crate::layer::Changes {
         list: changes,
         read_by,
-    } = crate::layer::read(engine, id, &inspected.storage, Some(printer), paused).await?;
+    } = reader.read(paused).await?;
+    let id = reader.container();
     let mut stats = Stats::new();
     let (mut own, identity) = tokio::join!(
         resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats),
@@ -499,7 +511,8 @@ pub async fn unsaved(
     printer: &Printer,
 ) -> Result<Report> {
     let inspected = engine.inspect(&container.id).await?;
-    let layer = read_layer(engine, &container.id, &inspected, target, printer, false).await?;
+    let mut reader = Reader::open(engine, &container.id, &inspected.storage, Some(printer)).await;
+    let layer = read_layer(engine, &mut reader, &inspected, target, false).await?;
     Ok(layer.report)
 }
 
@@ -536,8 +549,7 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
         engine.unpause(id).await?;
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        let after =
-            crate::layer::read(engine, id, &inspected.storage, Some(printer), false).await?;
+        let after = job.reader.lock().await.read(false).await?;
         layer = assess(after.list, &seen.own, &Disposable::new(&target.disposable));
         if !keeps {
             // Only what nobody saw matters now; a rescue needs the whole layer.

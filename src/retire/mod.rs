@@ -37,7 +37,10 @@ use assess::{assess, Assessment, Disposable};
 use choices::own_repos;
 pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
 use classify::{ByProject, Report};
-use scan::{berths_identity_files, find_dirs, measure, probe_volumes, resolve_in_container, Stats};
+use scan::{
+    berths_identity_files, find_dirs, identity_texts, measure, probe_volumes, resolve_in_container,
+    IdentityTexts, Stats,
+};
 
 /// How long a container gets to stop on SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -246,15 +249,18 @@ pub async fn retire_container(
     // Recorded first: a retire killed while it holds the pause leaves the record, and
     // the next berth command resumes the container ([`crate::paused`]).
     let record = frozen.then(|| crate::paused::Record::make(&target.state_dir, &container.id));
-    // The reader's helper container, where it needs one, starts while the pause is made.
+    // The reader's helper container, where it needs one, starts while the pause is
+    // made and berth's identity files are read (once paused, so that they are what the
+    // check judges).
     let opening = Reader::open(engine, &container.id, &inspected.storage, Some(printer));
-    let reader = if frozen {
-        let (reader, paused) = tokio::join!(opening, engine.pause(&container.id));
-        paused?;
-        reader
-    } else {
-        opening.await
+    let frozen_and_read = async {
+        if frozen {
+            engine.pause(&container.id).await?;
+        }
+        Ok::<_, Error>(identity_texts(engine, &container.id, inspected.identity.as_ref()).await)
     };
+    let (reader, identity) = tokio::join!(opening, frozen_and_read);
+    let identity = identity?;
     let reader = tokio::sync::Mutex::new(reader);
     let job = Job {
         engine,
@@ -265,6 +271,7 @@ pub async fn retire_container(
         printer,
         frozen,
         reader: &reader,
+        identity: &identity,
     };
     let checked = tokio::select! {
         checked = check_and_prepare(&job) => checked,
@@ -357,6 +364,8 @@ struct Job<'a> {
     frozen: bool,
     /// Its layer's changes, for the check and the second look after the stop.
     reader: &'a tokio::sync::Mutex<Reader<'a>>,
+    /// berth's identity files as the check found them.
+    identity: &'a IdentityTexts,
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask.
@@ -370,12 +379,21 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         printer,
         frozen,
         reader,
+        identity,
     } = *job;
     let Layer {
         assessment,
         report,
         own,
-    } = read_layer(engine, &mut *reader.lock().await, inspected, target, frozen).await?;
+    } = read_layer(
+        engine,
+        &mut *reader.lock().await,
+        inspected,
+        identity,
+        target,
+        frozen,
+    )
+    .await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -463,6 +481,7 @@ async fn read_layer(
     engine: &Engine,
     reader: &mut Reader<'_>,
     inspected: &Inspected,
+    identity: &IdentityTexts,
     target: &Target,
     paused: bool,
 ) -> Result<Layer> {
@@ -473,11 +492,13 @@ async fn read_layer(
     } = reader.read(paused).await?;
     let id = reader.container();
     let mut stats = Stats::new();
-    let (mut own, identity) = tokio::join!(
-        resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats),
-        berths_identity_files(engine, id, inspected.identity.as_ref(), &changes),
-    );
-    own.extend(identity);
+    let mut own =
+        resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats).await;
+    own.extend(berths_identity_files(
+        identity,
+        inspected.identity.as_ref(),
+        &changes,
+    ));
     let mut assessment = assess(changes, &own, disposable);
     let dirs = find_dirs(engine, id, assessment.modified_leaves(), &mut stats).await;
     assessment.settle_dirs(&dirs);
@@ -511,8 +532,11 @@ pub async fn unsaved(
     printer: &Printer,
 ) -> Result<Report> {
     let inspected = engine.inspect(&container.id).await?;
-    let mut reader = Reader::open(engine, &container.id, &inspected.storage, Some(printer)).await;
-    let layer = read_layer(engine, &mut reader, &inspected, target, false).await?;
+    let (mut reader, identity) = tokio::join!(
+        Reader::open(engine, &container.id, &inspected.storage, Some(printer)),
+        identity_texts(engine, &container.id, inspected.identity.as_ref()),
+    );
+    let layer = read_layer(engine, &mut reader, &inspected, &identity, target, false).await?;
     Ok(layer.report)
 }
 

@@ -36,6 +36,7 @@ use super::Planned;
 use crate::cli::LayerWalkArgs;
 use crate::engine::{Attached, ChangeKind, Chunk, Engine};
 use crate::error::{Error, Result};
+use crate::names::lossy;
 use crate::plan::label;
 use crate::spec::{ContainerSpec, MountKind, MountSpec};
 use crate::ui::Printer;
@@ -113,13 +114,14 @@ fn write_record(out: &mut impl Write, kind: u8, path: &[u8]) -> io::Result<()> {
     out.write_all(&[0])
 }
 
-/// Reads one walk's records as they come; an error for a record that is not one of the
+/// Reads one walk's records as they come, each path as the engine's JSON writes it
+/// (U+FFFD for bytes that are not UTF-8); an error for a record that is not one of the
 /// helper's.
 #[derive(Debug, Default)]
 pub struct Records {
     /// A record not complete yet.
     partial: Vec<u8>,
-    changes: Vec<(Vec<u8>, ChangeKind)>,
+    changes: Vec<(String, ChangeKind)>,
 }
 
 /// What [`Records::feed`] found.
@@ -128,7 +130,7 @@ pub enum Fed {
     /// The walk goes on.
     More,
     /// The walk is complete.
-    Done(Vec<(Vec<u8>, ChangeKind)>),
+    Done(Vec<(String, ChangeKind)>),
     /// It could not answer exactly, or wrote what berth does not read: why.
     Failed(String),
 }
@@ -160,7 +162,7 @@ impl Records {
             if !path.starts_with(b"/") {
                 return Fed::Failed("the helper wrote a path that is not absolute".into());
             }
-            self.changes.push((path.to_vec(), kind));
+            self.changes.push((lossy(path), kind));
             self.partial.clear();
             rest = after;
         }
@@ -212,7 +214,7 @@ impl Session {
     }
 
     /// One walk of the layer as it is now.
-    pub async fn walk(&mut self) -> std::result::Result<Vec<(Vec<u8>, ChangeKind)>, Unreadable> {
+    pub async fn walk(&mut self) -> std::result::Result<Vec<(String, ChangeKind)>, Unreadable> {
         let asked = async {
             self.attached.input.write_all(&[WALK]).await?;
             self.attached.input.flush().await
@@ -482,8 +484,8 @@ mod tests {
         write_record(&mut out, b'D', b"/etc/issue").unwrap();
         write_record(&mut out, END, b"").unwrap();
         let want = vec![
-            (b"/srv/caf\xe9".to_vec(), ChangeKind::Added),
-            (b"/etc/issue".to_vec(), ChangeKind::Deleted),
+            ("/srv/caf\u{fffd}".to_string(), ChangeKind::Added),
+            ("/etc/issue".to_string(), ChangeKind::Deleted),
         ];
         for piece in [1, 2, 3, 7, out.len()] {
             let mut records = Records::default();

@@ -190,10 +190,7 @@ impl<'a> Reader<'a> {
         match walked {
             Some((Ok(list), source)) => {
                 return Ok(Changes {
-                    list: list
-                        .into_iter()
-                        .map(|(path, kind)| (lossy(&path), kind))
-                        .collect(),
+                    list,
                     read_by: ReadBy {
                         source,
                         fallback: None,
@@ -234,14 +231,14 @@ pub async fn print_changes(args: &crate::cli::LayerChangesArgs, printer: &Printe
     Ok(())
 }
 
-type Walked = std::result::Result<Vec<(Vec<u8>, ChangeKind)>, Unreadable>;
+type Walked = std::result::Result<Vec<(String, ChangeKind)>, Unreadable>;
 
 /// berth's own walk, off the async threads.
 async fn direct(planned: Planned) -> Result<Walked> {
     tokio::task::spawn_blocking(move || {
         let mut list = Vec::new();
         planned
-            .walk(&mut |path, kind| list.push((path.to_vec(), kind)))
+            .walk(&mut |path, kind| list.push((lossy(path), kind)))
             .map(|()| list)
     })
     .await

@@ -250,36 +250,55 @@ impl Walker<'_> {
                 continue;
             }
             let path = node.child(bytes);
-            let mut stat = match rustix::fs::statat(&*fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(stat) => stat,
-                Err(Errno::NOENT) => continue,
-                Err(errno) => return Err(Unreadable::io("entry", &path, errno)),
-            };
             if track {
                 seen.insert(bytes.to_vec());
             }
-            if is_whiteout(&stat) {
-                self.whiteout(&node, &lowers, bytes)?;
-                continue;
-            }
-            let marks = Marks::read(&fd, name, &path)?;
-            if let Some(owner) = marks.owner {
-                owner.apply(&mut stat);
-            }
-            let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-            let below = self.lookup(&lowers, name)?;
-            let (reported, below_dirs) = match below {
-                None => {
-                    self.change(&node, &path, ChangeKind::Added);
-                    (true, Vec::new())
+            // The entry's type says enough for most of a new folder's entries: only a
+            // possible whiteout, an entry to compare with the one below, and a
+            // directory (its marks) cost more than the directory listing.
+            let listed = entry.file_type();
+            let mut stat = None;
+            if matches!(listed, FileType::CharacterDevice | FileType::Unknown) {
+                let Some(found) = stat_entry(&fd, name, &path)? else {
+                    continue;
+                };
+                if is_whiteout(&found) {
+                    self.whiteout(&node, &lowers, bytes)?;
+                    continue;
                 }
-                Some(below) => {
+                stat = Some(found);
+            }
+            let below = self.lookup(&lowers, name)?;
+            if below.is_some() && stat.is_none() {
+                let Some(found) = stat_entry(&fd, name, &path)? else {
+                    continue;
+                };
+                stat = Some(found);
+            }
+            let is_dir = match &stat {
+                Some(stat) => FileType::from_raw_mode(stat.st_mode) == FileType::Directory,
+                None => listed == FileType::Directory,
+            };
+            // A new non-directory is added whatever its marks say.
+            let marks = match is_dir || below.is_some() {
+                true => Marks::read(&fd, name, &path)?,
+                false => Marks::default(),
+            };
+            let (reported, below_dirs) = match (below, stat) {
+                (Some(below), Some(mut stat)) => {
+                    if let Some(owner) = marks.owner {
+                        owner.apply(&mut stat);
+                    }
                     let changed =
                         differs(&below.stat, &stat) || below.capability != marks.capability;
                     if changed {
                         self.change(&node, &path, ChangeKind::Modified);
                     }
                     (changed, below.dirs)
+                }
+                _ => {
+                    self.change(&node, &path, ChangeKind::Added);
+                    (true, Vec::new())
                 }
             };
             if is_dir {
@@ -458,6 +477,15 @@ impl Walker<'_> {
             hidden.extend(hides);
         }
         Ok(names)
+    }
+}
+
+/// Upper entry `name` in `dir` (at `path`), not followed; `None` when it is gone.
+fn stat_entry(dir: &OwnedFd, name: &CStr, path: &[u8]) -> Result<Option<Stat>, Unreadable> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(errno) => Err(Unreadable::io("entry", path, errno)),
     }
 }
 

@@ -187,9 +187,11 @@ impl Disposable {
             return false;
         }
         let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        self.patterns
-            .iter()
-            .any(|p| (1..=components.len()).any(|n| glob(&p.parts, &components[..n])))
+        !components.is_empty()
+            && self
+                .patterns
+                .iter()
+                .any(|p| !p.parts.is_empty() && glob(&p.covering, &components))
     }
 }
 
@@ -199,64 +201,97 @@ impl Disposable {
 /// directory covers everything below it.
 #[derive(Debug, Clone)]
 struct Pattern {
-    parts: Vec<String>,
+    parts: Vec<Part>,
+    /// `parts` and then `**`: matches a path when `parts` matches it or a directory
+    /// above it, in one pass.
+    covering: Vec<Part>,
 }
 
 impl Pattern {
     fn new(raw: &str) -> Self {
-        let mut parts: Vec<String> = raw
+        let mut parts: Vec<Part> = raw
             .split('/')
             .filter(|p| !p.is_empty())
-            .map(str::to_string)
+            .map(Part::new)
             .collect();
-        if !raw.starts_with('/') && parts.first().is_none_or(|p| p != "**") {
-            parts.insert(0, "**".into());
+        if !raw.starts_with('/') && parts.first().is_none_or(|p| *p != Part::Any) {
+            parts.insert(0, Part::Any);
         }
-        Self { parts }
+        let mut covering = parts.clone();
+        covering.push(Part::Any);
+        Self { parts, covering }
+    }
+}
+
+/// One component of a pattern, read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// `**`: any number of components.
+    Any,
+    /// No `*`: the component itself.
+    Literal(String),
+    /// The pieces around each `*`.
+    Wild(Vec<String>),
+}
+
+impl Part {
+    fn new(raw: &str) -> Self {
+        match raw {
+            "**" => Part::Any,
+            _ if raw.contains('*') => Part::Wild(raw.split('*').map(str::to_string).collect()),
+            _ => Part::Literal(raw.to_string()),
+        }
+    }
+
+    fn matches(&self, component: &str) -> bool {
+        match self {
+            Part::Any => true,
+            Part::Literal(text) => text == component,
+            Part::Wild(pieces) => wild_matches(pieces, component),
+        }
     }
 }
 
 /// Whether the whole of `text` matches `pattern`, both split on `/`: `*` matches within
 /// one component, `**` any number of components. Anchored at both ends.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<String> = pattern.split('/').map(str::to_string).collect();
+    let pattern: Vec<Part> = pattern.split('/').map(Part::new).collect();
     let text: Vec<&str> = text.split('/').collect();
     glob(&pattern, &text)
 }
 
-fn glob(pattern: &[String], path: &[&str]) -> bool {
+fn glob(pattern: &[Part], path: &[&str]) -> bool {
     match pattern.split_first() {
         None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| glob(rest, &path[skip..]))
-        }
+        // A trailing `**` takes whatever is left.
+        Some((Part::Any, [])) => true,
+        Some((Part::Any, rest)) => (0..=path.len()).any(|skip| glob(rest, &path[skip..])),
         Some((first, rest)) => match path.split_first() {
-            Some((component, path_rest)) => {
-                component_matches(first, component) && glob(rest, path_rest)
-            }
+            Some((component, path_rest)) => first.matches(component) && glob(rest, path_rest),
             None => false,
         },
     }
 }
 
-/// `*` matches any run of characters within one component.
-fn component_matches(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
+/// `*` matches any run of characters within one component: `pieces` are what lies
+/// around each `*`, in order.
+fn wild_matches(pieces: &[String], text: &str) -> bool {
+    let Some((first, pieces)) = pieces.split_first() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first.as_str()) else {
         return false;
     };
-    let pieces: Vec<&str> = pieces.collect();
     let Some((last, middle)) = pieces.split_last() else {
         return rest.is_empty();
     };
     for piece in middle {
-        match rest.find(piece) {
+        match rest.find(piece.as_str()) {
             Some(at) => rest = &rest[at + piece.len()..],
             None => return false,
         }
     }
-    rest.len() >= last.len() && rest.ends_with(last)
+    rest.len() >= last.len() && rest.ends_with(last.as_str())
 }
 
 #[cfg(test)]
@@ -473,10 +508,10 @@ mod tests {
         assert!(d("/data/**/scratch").matches("/data/a/b/scratch/x"));
         assert!(!d("/data/**/scratch").matches("/data/a/b/scratchy"));
         assert!(!Disposable::default().matches("/tmp"));
-        assert!(component_matches("*.pyc", "m.pyc"));
-        assert!(component_matches("a*b*c", "axxbyyc"));
-        assert!(!component_matches("a*b*c", "axxbyy"));
-        assert!(!component_matches("ab*ba", "aba"));
-        assert!(component_matches("*", ""));
+        assert!(Part::new("*.pyc").matches("m.pyc"));
+        assert!(Part::new("a*b*c").matches("axxbyyc"));
+        assert!(!Part::new("a*b*c").matches("axxbyy"));
+        assert!(!Part::new("ab*ba").matches("aba"));
+        assert!(Part::new("*").matches(""));
     }
 }

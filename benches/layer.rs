@@ -15,25 +15,15 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
+#[path = "support/mod.rs"]
+mod support;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-const TEST_USER: &str = "berth-test-user";
 
 fn main() {
     let files: usize = env_or("BERTH_BENCH_IMAGE_FILES", 100_000);
     let rounds: usize = env_or("BERTH_BENCH_ROUNDS", 5);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let docker = runtime.block_on(async {
-        Docker::connect_with_local_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .expect("a Docker engine")
-    });
+    let (runtime, docker) = support::engine();
     let bench = Bench::new();
     let small = bench.small_image();
     let large = large_image(files);
@@ -127,9 +117,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn median(times: impl Iterator<Item = Duration>) -> Duration {
-    let mut times: Vec<Duration> = times.collect();
-    times.sort();
-    times[times.len() / 2]
+    support::median(&mut times.collect::<Vec<_>>())
 }
 
 fn secs(d: Duration) -> f64 {
@@ -232,7 +220,7 @@ impl Bench {
         )
         .unwrap();
         std::fs::write(dir.path().join("policy.toml"), "").unwrap();
-        let user = test_user();
+        let user = support::test_user();
         for who in ["root", "user"] {
             let home = dir.path().join(who);
             std::fs::create_dir_all(home.join("workspace")).unwrap();
@@ -341,29 +329,4 @@ impl Drop for Bench {
         }
         docker_cli(&["rmi", "-f", &format!("berth-bench/busybox:{}", self.prefix)]);
     }
-}
-
-/// The tests' non-root user, made as the tests make it: a member of the docker group.
-fn test_user() -> (u32, u32) {
-    let id = |args: &[&str]| -> Option<u32> {
-        let out = Command::new("id").args(args).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id(&["-u", TEST_USER]).is_none() {
-        Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/sh", TEST_USER])
-            .output()
-            .expect("useradd runs (the bench runs as root)");
-    }
-    Command::new("sh")
-        .args(["-c", &format!(
-            "getent group docker >/dev/null || groupadd docker; usermod -aG docker {TEST_USER}; \
-             chgrp docker /var/run/docker.sock 2>/dev/null; chmod g+rw /var/run/docker.sock 2>/dev/null; true"
-        )])
-        .output()
-        .expect("sh runs");
-    (
-        id(&["-u", TEST_USER]).expect("a uid"),
-        id(&["-g", TEST_USER]).expect("a gid"),
-    )
 }

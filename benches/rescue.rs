@@ -17,6 +17,10 @@ use berth::engine::BlockingReader;
 use berth::retire::rescue::{Extractor, Folder, Root};
 use bollard::query_parameters::DownloadFromContainerOptions;
 use bollard::Docker;
+use support::median;
+
+#[path = "support/mod.rs"]
+mod support;
 use futures_util::TryStreamExt;
 
 fn main() {
@@ -30,17 +34,7 @@ fn main() {
     let files = number("BERTH_BENCH_FILES", 30_000);
     let big_mib = number("BERTH_BENCH_BIG_MIB", 1024);
     let bench = Bench::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let docker = runtime.block_on(async {
-        Docker::connect_with_local_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .expect("a Docker engine")
-    });
+    let (runtime, docker) = support::engine();
 
     bench.small_files("/opt/small", files);
     bench.big_file("/opt/big", big_mib);
@@ -75,11 +69,6 @@ fn main() {
             ours.as_secs_f64() / cp_sync.as_secs_f64()
         );
     }
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// A running container of the tests' busybox image, and a scratch folder.

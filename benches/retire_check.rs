@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
+use support::median;
+
+#[path = "support/mod.rs"]
+mod support;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -27,17 +30,7 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let bench = Bench::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let docker = runtime.block_on(async {
-        Docker::connect_with_local_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .expect("a Docker engine")
-    });
+    let (runtime, docker) = support::engine();
 
     println!("retire check vs the engine's changes call ({rounds} rounds, medians)");
     println!(
@@ -95,11 +88,6 @@ fn main() {
             format!("{:.1} MiB", answer as f64 / (1024.0 * 1024.0)),
         );
     }
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// A hermetic berth environment (as the tests make one) and an image to run.

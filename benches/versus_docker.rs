@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/mod.rs"]
+mod support;
+
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -37,24 +40,14 @@ use serde_json::Value;
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 const CONTAINER_DEPLOY: &str = env!("CARGO_BIN_EXE_container-deploy");
 /// The user the tests run berth as when they are root (tests/support/mod.rs).
-const TEST_USER: &str = "berth-test-user";
+use support::TEST_USER;
 
 fn main() {
     let rounds = env_number("BERTH_BENCH_ROUNDS", 31).max(1);
     let containers = env_number("BERTH_BENCH_CONTAINERS", 200);
     let profile = std::env::var("BERTH_BENCH_PROFILE").map_or(true, |v| v != "0");
     interrupt::install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let docker = runtime.block_on(async {
-        Docker::connect_with_local_defaults()
-            .expect("a Docker client")
-            .negotiate_version()
-            .await
-            .expect("a Docker engine")
-    });
+    let (runtime, docker) = support::engine();
     let bench = Bench::new(&runtime, docker);
     let version = runtime
         .block_on(bench.docker.version())
@@ -573,23 +566,7 @@ impl Who {
             return me();
         }
         // As the tests do: a non-root user who may use the engine.
-        if Command::new("id")
-            .arg(TEST_USER)
-            .output()
-            .map_or(true, |o| !o.status.success())
-        {
-            Command::new("useradd")
-                .args(["--no-create-home", "--shell", "/bin/sh", TEST_USER])
-                .output()
-                .expect("useradd runs");
-        }
-        Command::new("sh")
-            .args(["-c", &format!(
-                "getent group docker >/dev/null || groupadd docker; usermod -aG docker {TEST_USER}; \
-                 chgrp docker /var/run/docker.sock 2>/dev/null; chmod g+rw /var/run/docker.sock 2>/dev/null; true"
-            )])
-            .output()
-            .expect("sh runs");
+        support::test_user();
         let groups = id(&["-G", TEST_USER])
             .split_whitespace()
             .map(|g| g.parse().expect("id -G prints numbers"))

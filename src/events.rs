@@ -33,6 +33,10 @@ pub struct Event {
     pub outcome: String,
     /// Why, for refusals and failures (the error's message); else null.
     pub reason: Option<String>,
+    /// How long berth held the container paused, where it paused it (a retire's or a
+    /// reap's check, and a rescue's wait for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_ms: Option<u64>,
 }
 
 impl Event {
@@ -45,7 +49,13 @@ impl Event {
             action: action.to_string(),
             outcome: outcome.to_string(),
             reason: None,
+            paused_ms: None,
         }
+    }
+
+    pub fn paused(mut self, paused_ms: Option<u64>) -> Self {
+        self.paused_ms = paused_ms;
+        self
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
@@ -83,6 +93,18 @@ pub fn log<T>(
     result: &Result<T>,
     outcome: impl FnOnce(&T) -> (&'static str, Option<String>),
 ) {
+    log_paused(printer, action, project, result, outcome, None);
+}
+
+/// [`log`], for a command that held a container paused for `paused_ms`.
+pub fn log_paused<T>(
+    printer: &Printer,
+    action: &str,
+    project: &str,
+    result: &Result<T>,
+    outcome: impl FnOnce(&T) -> (&'static str, Option<String>),
+    paused_ms: Option<u64>,
+) {
     let (outcome, reason) = match result {
         Ok(done) => outcome(done),
         Err(err) => (
@@ -95,7 +117,7 @@ pub fn log<T>(
         ),
     };
     let user = HostUser::current();
-    let mut event = Event::now(&user.name, user.uid, project, action, outcome);
+    let mut event = Event::now(&user.name, user.uid, project, action, outcome).paused(paused_ms);
     event.reason = reason;
     if let Err(err) = log_path().and_then(|path| record(&path, &event)) {
         printer.warn(&format!("the event was not logged: {}", err.message));

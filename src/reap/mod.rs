@@ -391,7 +391,10 @@ impl Reaper<'_> {
             None => "it held no unsaved work".to_string(),
         };
         let reason = format!("{}; {saved}", report.reason);
-        event("removed", &reason).ok();
+        let removed = self
+            .event_of(container, "reap-retire", "removed", &reason)
+            .paused(outcome.paused_ms);
+        events::record(&self.log, &removed).ok();
         let text = retire_notice(container, &reason, self.policy);
         match write_notice(workspace, &text) {
             Ok(notice) => report.notice = Some(notice),
@@ -409,10 +412,22 @@ impl Reaper<'_> {
         outcome: &str,
         reason: &str,
     ) -> Result<()> {
+        events::record(
+            &self.log,
+            &self.event_of(container, action, outcome, reason),
+        )
+    }
+
+    fn event_of(
+        &self,
+        container: &ContainerInfo,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Event {
         let uid: u32 = container.user.parse().unwrap_or(u32::MAX);
         let user = passwd_name(uid).unwrap_or_else(|| container.user.clone());
-        let event = Event::now(&user, uid, &container.project, action, outcome).reason(reason);
-        events::record(&self.log, &event)
+        Event::now(&user, uid, &container.project, action, outcome).reason(reason)
     }
 }
 

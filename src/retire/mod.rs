@@ -92,6 +92,8 @@ pub struct Outcome {
     pub image: Option<String>,
     /// Files written while the container stopped, which nobody was shown.
     pub appeared: Vec<String>,
+    /// How long berth held it paused (milliseconds), where it paused it.
+    pub paused_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,12 +161,21 @@ impl Outcome {
 pub async fn retire(args: &RetireArgs, printer: &Printer) -> Result<()> {
     let result = retire_inner(args, printer).await;
     if !args.dry_run {
-        crate::events::log(printer, "retire", &args.project, &result, |outcome| {
+        let paused_ms = result.as_ref().ok().and_then(|outcome| outcome.paused_ms);
+        let outcome = |outcome: &Outcome| {
             (
                 outcome.action.name(),
                 outcome.refusal().map(|err| err.message),
             )
-        });
+        };
+        crate::events::log_paused(
+            printer,
+            "retire",
+            &args.project,
+            &result,
+            outcome,
+            paused_ms,
+        );
     }
     match result?.refusal() {
         Some(err) => Err(err),
@@ -261,6 +272,7 @@ pub async fn retire_container(
     };
     let (reader, identity) = tokio::join!(opening, frozen_and_read);
     let identity = identity?;
+    let paused_at = frozen.then(std::time::Instant::now);
     let reader = tokio::sync::Mutex::new(reader);
     let job = Job {
         engine,
@@ -272,6 +284,7 @@ pub async fn retire_container(
         frozen,
         reader: &reader,
         identity: &identity,
+        paused_at,
     };
     let checked = tokio::select! {
         checked = check_and_prepare(&job) => checked,
@@ -288,12 +301,13 @@ pub async fn retire_container(
     // (a failed unpause, or this future dropped: the engine stopped answering).
     let (outcome, seen) = match checked {
         Ok(Step::Remove(outcome, seen)) => (outcome, seen),
-        Ok(Step::Stay(outcome)) => {
+        Ok(Step::Stay(mut outcome)) => {
             if frozen {
                 engine
                     .unpause(&container.id)
                     .await
                     .map_err(|err| still_paused(err, &container.name))?;
+                outcome.paused_ms = paused_for(paused_at);
             }
             crate::paused::clear(record);
             return Ok(outcome);
@@ -326,6 +340,11 @@ pub async fn retire_container(
         crate::paused::clear(record);
     }
     removed
+}
+
+/// Milliseconds since `paused_at`, for the outcome and the event log.
+fn paused_for(paused_at: Option<std::time::Instant>) -> Option<u64> {
+    paused_at.map(|at| at.elapsed().as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 fn still_paused(err: Error, name: &str) -> Error {
@@ -366,6 +385,8 @@ struct Job<'a> {
     reader: &'a tokio::sync::Mutex<Reader<'a>>,
     /// berth's identity files as the check found them.
     identity: &'a IdentityTexts,
+    /// When berth's pause took hold, if it paused it.
+    paused_at: Option<std::time::Instant>,
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask.
@@ -380,6 +401,7 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         frozen,
         reader,
         identity,
+        ..
     } = *job;
     let Layer {
         assessment,
@@ -410,6 +432,7 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         rescued: None,
         image: None,
         appeared: Vec::new(),
+        paused_ms: None,
     };
     let holds_work = outcome.report.holds_work();
 
@@ -571,6 +594,7 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
     let mut appeared = Vec::new();
     if was_up {
         engine.unpause(id).await?;
+        outcome.paused_ms = paused_for(job.paused_at);
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
         let after = job.reader.lock().await.read(false).await?;

@@ -250,6 +250,7 @@ fn json_parses_and_has_the_documented_shape() {
         "image",
         "appeared",
         "read_by",
+        "paused_ms",
     ]);
     let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
     assert_code(&out, 0);

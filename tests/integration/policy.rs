@@ -418,6 +418,15 @@ fn the_event_log_records_deploy_retire_run_and_refusals() {
             ("retire", "failed"),
         ]
     );
+    // The retire of the running container says how long it held it paused; nothing
+    // else paused anything.
+    let paused: Vec<bool> = log.iter().map(|e| e.get("paused_ms").is_some()).collect();
+    assert_eq!(paused, [false, false, true, false, false], "{log:#?}");
+    assert!(
+        log[2]["paused_ms"].as_u64().unwrap() < 60_000,
+        "{:#}",
+        log[2]
+    );
     let me = whoami();
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };

@@ -239,13 +239,7 @@ impl Bench {
 
     fn small_image(&self) -> String {
         let tag = format!("berth-bench/busybox:{}", self.prefix);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
-        let out = Command::new("sh").args([script, &tag]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::busybox_image(&tag);
         tag
     }
 

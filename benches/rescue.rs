@@ -85,8 +85,7 @@ impl Bench {
             .tempdir_in("/var/tmp")
             .unwrap();
         let image = format!("berth-bench/busybox:rescue-{}", std::process::id());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
-        run(Command::new("sh").args([script, &image]));
+        support::busybox_image(&image);
         let container = format!("berth-bench-rescue-{}", std::process::id());
         run(Command::new("docker").args([
             "run", "-d", "--name", &container, &image, "sleep", "infinity",

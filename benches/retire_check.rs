@@ -109,13 +109,7 @@ impl Bench {
             .unwrap();
         std::fs::write(dir.path().join("policy.toml"), "").unwrap();
         let image = format!("berth-bench/busybox:{}", std::process::id());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
-        let out = Command::new("sh").args([script, &image]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::busybox_image(&image);
         Self { dir, image }
     }
 

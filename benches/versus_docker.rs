@@ -626,16 +626,7 @@ impl<'a> Bench<'a> {
             who,
             prefix,
         };
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
-        let out = Command::new("sh")
-            .args([script, &bench.image])
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::busybox_image(&bench.image);
         bench
     }
 

@@ -654,13 +654,20 @@ impl Engine {
             .map_err(|err| self.failed(&format!("write into {dir} in the container"), &err))
     }
 
-    /// Imports a root file system (`tar`, uncompressed) as image `repo:tag`, as
-    /// `docker import` does.
-    pub async fn import(&self, repo: &str, tag: &str, tar: Vec<u8>) -> Result<()> {
+    /// Imports a root file system (`tar`, uncompressed) as image `repo:tag`, labelled
+    /// `label`, as `docker import --change 'LABEL …'` does.
+    pub async fn import(
+        &self,
+        repo: &str,
+        tag: &str,
+        label: (&str, &str),
+        tar: Vec<u8>,
+    ) -> Result<()> {
         let options = CreateImageOptions {
             from_src: Some("-".to_string()),
             repo: Some(repo.to_string()),
             tag: Some(tag.to_string()),
+            changes: vec![format!("LABEL {}={}", label.0, label.1)],
             ..Default::default()
         };
         let mut progress =
@@ -672,14 +679,49 @@ impl Engine {
         Ok(())
     }
 
-    /// The engine host's architecture, as Go names it (`amd64`, `arm64`).
-    pub async fn architecture(&self) -> Result<String> {
-        let version = self
+    /// The images labelled `key=value`: each one's id and tags (none for an image whose
+    /// tag went to a newer one).
+    pub async fn images_labelled(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        let options = bollard::query_parameters::ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{key}={value}")],
+            )])),
+            ..Default::default()
+        };
+        let images = self
             .docker
-            .version()
+            .list_images(Some(options))
             .await
-            .map_err(|err| self.failed("read the engine's version", &err))?;
-        Ok(version.arch.unwrap_or_default())
+            .map_err(|err| self.failed("list the images", &err))?;
+        Ok(images
+            .into_iter()
+            .map(|image| {
+                let tags = image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|tag| tag != "<none>:<none>")
+                    .collect();
+                (image.id, tags)
+            })
+            .collect())
+    }
+
+    /// Removes image `image` (an id or a tag), unless a container uses it.
+    pub async fn remove_image(&self, image: &str) -> Result<()> {
+        self.docker
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+            .map(drop)
+            .map_err(|err| self.failed(&format!("remove image {image}"), &err))
     }
 
     /// Commits the container's filesystem as image `repo:tag`, without pausing it again

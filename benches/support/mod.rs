@@ -57,3 +57,17 @@ pub fn test_user() -> (u32, u32) {
         id(&["-g", TEST_USER]).expect("a gid"),
     )
 }
+
+/// Imports the tests' busybox image as `tag` (scripts/busybox-image.sh).
+pub fn busybox_image(tag: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/busybox-image.sh");
+    let out = Command::new("sh")
+        .args([script, tag])
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "the busybox image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::overlay::{self, Dialect, Layers, Unreadable};
+use super::overlay::{Dialect, Unreadable};
 use super::Planned;
 use crate::cli::LayerWalkArgs;
 use crate::engine::{Attached, ChangeKind, Chunk, Engine};
@@ -61,10 +61,9 @@ const PIDS: i64 = 16;
 /// In the helper: for each `w` read on stdin, walks the layer named by `args` and
 /// prints its records; returns at the end of stdin.
 pub fn serve(args: &LayerWalkArgs) -> Result<()> {
-    let lowers: Vec<&Path> = args.lowers.iter().map(PathBuf::as_path).collect();
-    let layers = Layers {
-        upper: &args.upper,
-        lowers: &lowers,
+    let planned = Planned {
+        upper: args.upper.clone(),
+        lowers: args.lowers.clone(),
         dialect: if args.fuse {
             Dialect::Fuse
         } else {
@@ -82,7 +81,7 @@ pub fn serve(args: &LayerWalkArgs) -> Result<()> {
                 _ => {}
             }
             let mut failed = None;
-            let walked = overlay::walk(&layers, &mut |path, kind| {
+            let walked = planned.walk(&mut |path, kind| {
                 if failed.is_none() {
                     failed = write_record(&mut out, kind_byte(kind), path).err();
                 }
@@ -407,7 +406,7 @@ fn relative(path: &Path) -> &Path {
 }
 
 /// The shared objects in a process's memory map, but the program itself.
-pub fn libraries(maps: &str, exe: &Path) -> BTreeSet<PathBuf> {
+fn libraries(maps: &str, exe: &Path) -> BTreeSet<PathBuf> {
     maps.lines()
         .filter_map(|line| line.split_whitespace().nth(5))
         .filter(|path| path.starts_with('/'))
@@ -421,56 +420,52 @@ pub fn libraries(maps: &str, exe: &Path) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// Go's name for the architecture berth was built for.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
-/// The helper image, imported when the engine does not have it yet.
+/// The helper image, imported when the engine does not have it yet. An engine host
+/// that cannot run berth's binary (another architecture) fails the helper's start,
+/// and the caller asks the engine instead.
 async fn image(
     engine: &Engine,
     printer: Option<&Printer>,
 ) -> std::result::Result<Image, Unreadable> {
-    let arch = engine
-        .architecture()
-        .await
-        .map_err(|err| Unreadable(err.message))?;
-    if arch != go_arch() {
-        return Err(Unreadable(format!(
-            "the engine's host is {arch}, and berth is built for {}",
-            go_arch()
-        )));
-    }
     let image = Image::of_this_berth()
         .map_err(|err| Unreadable(format!("cannot read berth's own binary: {err}")))?;
     let reference = image.reference();
-    if engine
-        .image_id(&reference)
+    let found = engine.image_id(&reference).await;
+    if found.map_err(|err| Unreadable(err.message))?.is_some() {
+        return Ok(image);
+    }
+    let tar = image
+        .tar()
+        .map_err(|err| Unreadable(format!("cannot pack berth's layer reader: {err}")))?;
+    engine
+        .import(IMAGE_REPO, &image.tag, (label::HELPER, PURPOSE), tar)
         .await
-        .map_err(|err| Unreadable(err.message))?
-        .is_none()
-    {
-        let tar = image
-            .tar()
-            .map_err(|err| Unreadable(format!("cannot pack berth's layer reader: {err}")))?;
-        engine
-            .import(IMAGE_REPO, &image.tag, tar)
-            .await
-            .map_err(|err| Unreadable(err.message))?;
-        if let Some(printer) = printer {
-            printer.note(&format!(
-                "imported {reference}: berth's layer reader, which reads a container's \
-                 changes in a helper container (once per berth build)"
-            ));
+        .map_err(|err| Unreadable(err.message))?;
+    if let Some(printer) = printer {
+        printer.note(&format!(
+            "imported {reference}: berth's layer reader, which reads a container's \
+             changes in a helper container (once per berth build)"
+        ));
+    }
+    forget_older_builds(engine, &image.tag).await;
+    Ok(image)
+}
+
+/// Removes the layer-reader images of earlier builds of this version of berth, and the
+/// ones whose tag a concurrent import took over: each build imports its own. Images of
+/// other versions stay (another install on the same engine uses them), and so does an
+/// image a container still uses (the engine refuses). Best effort.
+async fn forget_older_builds(engine: &Engine, tag: &str) {
+    let Ok(images) = engine.images_labelled(label::HELPER, PURPOSE).await else {
+        return;
+    };
+    let ours = format!("{IMAGE_REPO}:{tag}");
+    let version = format!("{IMAGE_REPO}:{}-", env!("CARGO_PKG_VERSION"));
+    for (id, tags) in images {
+        if tags.iter().all(|t| t.starts_with(&version) && *t != ours) {
+            let _ = engine.remove_image(&id).await;
         }
     }
-    Ok(image)
 }
 
 #[cfg(test)]

@@ -41,16 +41,6 @@ pub enum Source {
     Engine,
 }
 
-impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Direct => "direct",
-            Source::Helper => "helper",
-            Source::Engine => "engine",
-        }
-    }
-}
-
 /// A container's changes, as the engine lists them (paths as the engine's JSON writes
 /// them: bytes that are not UTF-8 become U+FFFD), and where they came from.
 #[derive(Debug, Clone)]
@@ -183,30 +173,24 @@ impl<'a> Reader<'a> {
     /// read, and the later ones, to the engine.
     pub async fn read(&mut self, paused: bool) -> Result<Changes> {
         let walked = match &mut self.way {
-            Way::Direct(planned) => Some((direct(planned.clone()).await?, Source::Direct)),
-            Way::Helper(session) => Some((session.walk().await, Source::Helper)),
-            Way::Engine(_) => None,
+            Way::Direct(planned) => direct(planned.clone()).await?.map(|l| (l, Source::Direct)),
+            Way::Helper(session) => session.walk().await.map(|l| (l, Source::Helper)),
+            Way::Engine(why) => Err(Unreadable(why.clone())),
         };
-        match walked {
-            Some((Ok(list), source)) => {
-                return Ok(Changes {
-                    list,
-                    read_by: ReadBy {
-                        source,
-                        fallback: None,
-                    },
-                })
+        let why = match walked {
+            Ok((list, source)) => {
+                let read_by = ReadBy {
+                    source,
+                    fallback: None,
+                };
+                return Ok(Changes { list, read_by });
             }
-            Some((Err(Unreadable(why)), _)) => self.way = Way::Engine(why),
-            None => {}
-        }
-        let Way::Engine(why) = &self.way else {
-            unreachable!("a walk that answered returned above")
+            Err(Unreadable(why)) => why,
         };
-        let why = why.clone();
+        self.way = Way::Engine(why.clone());
+        let paused = self.printer.filter(|_| paused);
         Ok(Changes {
-            list: engine_telling(self.engine, self.id, self.printer.filter(|_| paused), &why)
-                .await?,
+            list: engine_telling(self.engine, self.id, paused, &why).await?,
             read_by: ReadBy {
                 source: Source::Engine,
                 fallback: Some(why),

@@ -613,7 +613,7 @@ impl Marks {
 }
 
 /// A whiteout as overlay writes it: a character device 0/0.
-pub fn is_whiteout(stat: &Stat) -> bool {
+fn is_whiteout(stat: &Stat) -> bool {
     FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice && stat.st_rdev == 0
 }
 
@@ -622,7 +622,7 @@ pub fn is_whiteout(stat: &Stat) -> bool {
 /// modification time.
 // The `stat` fields are i64 on Linux's 64-bit targets, not everywhere.
 #[allow(clippy::unnecessary_cast)]
-pub fn differs(old: &Stat, new: &Stat) -> bool {
+fn differs(old: &Stat, new: &Stat) -> bool {
     old.st_mode != new.st_mode
         || old.st_uid != new.st_uid
         || old.st_gid != new.st_gid
@@ -636,7 +636,7 @@ pub fn differs(old: &Stat, new: &Stat) -> bool {
 
 /// The engine's `sameFsTimeSpec`: the same second, and the same nanoseconds unless
 /// either side has none (a file system or archive that keeps whole seconds).
-pub fn same_time(a: (i64, i64), b: (i64, i64)) -> bool {
+fn same_time(a: (i64, i64), b: (i64, i64)) -> bool {
     a.0 == b.0 && (a.1 == b.1 || a.1 == 0 || b.1 == 0)
 }
 

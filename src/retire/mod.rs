@@ -265,14 +265,16 @@ pub async fn retire_container(
     // check judges).
     let opening = Reader::open(engine, &container.id, &inspected.storage, Some(printer));
     let frozen_and_read = async {
+        let mut paused_at = None;
         if frozen {
             engine.pause(&container.id).await?;
+            paused_at = Some(std::time::Instant::now());
         }
-        Ok::<_, Error>(identity_texts(engine, &container.id, inspected.identity.as_ref()).await)
+        let identity = identity_texts(engine, &container.id, inspected.identity.as_ref()).await;
+        Ok::<_, Error>((paused_at, identity))
     };
-    let (reader, identity) = tokio::join!(opening, frozen_and_read);
-    let identity = identity?;
-    let paused_at = frozen.then(std::time::Instant::now);
+    let (reader, frozen_and_read) = tokio::join!(opening, frozen_and_read);
+    let (paused_at, identity) = frozen_and_read?;
     let reader = tokio::sync::Mutex::new(reader);
     let job = Job {
         engine,

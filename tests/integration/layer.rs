@@ -186,6 +186,26 @@ fn an_untouched_debian_container_changed_nothing_but_its_mount_points() {
     assert!(out.status.success(), "{}", stderr(&out));
     let container = Container(name);
     compare(&container.0).unwrap();
+    // The helper's image is labelled, and one build of this version keeps one tag:
+    // a new build's import removes the older ones.
+    let ours = stdout(&docker(&[
+        "images",
+        "--filter",
+        "label=berth.helper=layer",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]));
+    let ours: Vec<&str> = ours
+        .lines()
+        .filter(|tag| {
+            tag.starts_with(concat!(
+                "berth/layer-reader:",
+                env!("CARGO_PKG_VERSION"),
+                "-"
+            ))
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
     let direct = read_by("direct", &container.0);
     // docker's init is bind-mounted; its mount point is the only trace.
     assert!(

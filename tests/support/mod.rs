@@ -19,8 +19,51 @@ use serde_json::Value;
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn unique(prefix: &str) -> String {
+    SWEEP.call_once(sweep_dead_runs);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     format!("{prefix}{}-{n}", std::process::id())
+}
+
+static SWEEP: std::sync::Once = std::sync::Once::new();
+
+/// Removes what test processes that were killed outright (a timeout's SIGKILL skips
+/// every clean-up) left on the engine: the containers and images named with their pid,
+/// by [`unique`]. Each test process does it once, before it makes anything.
+fn sweep_dead_runs() {
+    let dead = |name: &str, prefix: &str| -> bool {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            return false;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        !pid.is_empty()
+            && rest[pid.len()..].starts_with('-')
+            && !Path::new("/proc").join(&pid).exists()
+    };
+    // A sandbox's project is `t<pid>-<n>` with its workspace in the temporary folder:
+    // a person's project is never taken for one.
+    let temp = std::env::temp_dir();
+    let containers = stdout(&docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.ID}}\t{{.Names}}\t{{.Label \"berth.project\"}}\t{{.Label \"berth.workspace\"}}",
+    ]));
+    for line in containers.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, name, project, workspace] = fields[..] else {
+            continue;
+        };
+        let sandboxed = dead(project, "t") && Path::new(workspace).starts_with(&temp);
+        if sandboxed || dead(name, "berth-layer-") {
+            docker(&["rm", "-f", "-v", id]);
+        }
+    }
+    let images = stdout(&docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    for image in images.lines() {
+        if dead(image, "berth-test/img") {
+            docker(&["rmi", "-f", image]);
+        }
+    }
 }
 
 /// The real engine's socket.

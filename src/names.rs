@@ -35,11 +35,16 @@ pub fn shown(name: &[u8]) -> String {
 /// becomes one U+FFFD, as Go's encoder does.
 pub fn lossy(name: &[u8]) -> String {
     let mut out = String::with_capacity(name.len());
+    push_lossy(&mut out, name);
+    out
+}
+
+/// [`lossy`], written at the end of `out`.
+pub fn push_lossy(out: &mut String, name: &[u8]) {
     for chunk in name.utf8_chunks() {
         out.push_str(chunk.valid());
         out.extend(chunk.invalid().iter().map(|_| '\u{FFFD}'));
     }
-    out
 }
 
 #[cfg(test)]

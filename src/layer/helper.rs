@@ -31,12 +31,13 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::list::{Builder, ChangeList};
 use super::overlay::{Dialect, Unreadable};
 use super::Planned;
 use crate::cli::LayerWalkArgs;
 use crate::engine::{Attached, ChangeKind, Chunk, Engine};
 use crate::error::{Error, Result};
-use crate::names::lossy;
+
 use crate::plan::label;
 use crate::spec::{ContainerSpec, MountKind, MountSpec};
 use crate::ui::Printer;
@@ -120,7 +121,7 @@ fn write_record(out: &mut impl Write, kind: u8, path: &[u8]) -> io::Result<()> {
 pub struct Records {
     /// A record not complete yet.
     partial: Vec<u8>,
-    changes: Vec<(String, ChangeKind)>,
+    changes: Builder,
 }
 
 /// What [`Records::feed`] found.
@@ -129,7 +130,7 @@ pub enum Fed {
     /// The walk goes on.
     More,
     /// The walk is complete.
-    Done(Vec<(String, ChangeKind)>),
+    Done(ChangeList),
     /// It could not answer exactly, or wrote what berth does not read: why.
     Failed(String),
 }
@@ -150,7 +151,10 @@ impl Records {
                 Some(b'C') => ChangeKind::Modified,
                 Some(b'D') => ChangeKind::Deleted,
                 Some(&END) if record.len() == 1 && after.is_empty() => {
-                    return Fed::Done(std::mem::take(&mut self.changes))
+                    return match std::mem::take(&mut self.changes).finish() {
+                        Ok(changes) => Fed::Done(changes),
+                        Err(Unreadable(why)) => Fed::Failed(why),
+                    };
                 }
                 Some(&REFUSED) if after.is_empty() => {
                     return Fed::Failed(String::from_utf8_lossy(&record[1..]).into_owned())
@@ -161,7 +165,7 @@ impl Records {
             if !path.starts_with(b"/") {
                 return Fed::Failed("the helper wrote a path that is not absolute".into());
             }
-            self.changes.push((lossy(path), kind));
+            self.changes.push_bytes(path, kind);
             self.partial.clear();
             rest = after;
         }
@@ -213,7 +217,7 @@ impl Session {
     }
 
     /// One walk of the layer as it is now.
-    pub async fn walk(&mut self) -> std::result::Result<Vec<(String, ChangeKind)>, Unreadable> {
+    pub async fn walk(&mut self) -> std::result::Result<ChangeList, Unreadable> {
         let asked = async {
             self.attached.input.write_all(&[WALK]).await?;
             self.attached.input.flush().await
@@ -478,10 +482,12 @@ mod tests {
         write_record(&mut out, b'A', b"/srv/caf\xe9").unwrap();
         write_record(&mut out, b'D', b"/etc/issue").unwrap();
         write_record(&mut out, END, b"").unwrap();
-        let want = vec![
-            ("/srv/caf\u{fffd}".to_string(), ChangeKind::Added),
-            ("/etc/issue".to_string(), ChangeKind::Deleted),
-        ];
+        let want: ChangeList = [
+            ("/srv/caf\u{fffd}", ChangeKind::Added),
+            ("/etc/issue", ChangeKind::Deleted),
+        ]
+        .into_iter()
+        .collect();
         for piece in [1, 2, 3, 7, out.len()] {
             let mut records = Records::default();
             let mut fed = Fed::More;

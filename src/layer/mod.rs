@@ -15,6 +15,7 @@
 //! [`Reader::read`] says which source answered, and why the engine had to.
 
 pub mod helper;
+pub mod list;
 pub mod overlay;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +25,8 @@ use serde::Serialize;
 
 use crate::engine::{ChangeKind, Engine, Storage};
 use crate::error::{Error, Result};
-use crate::names::lossy;
 use crate::ui::Printer;
+pub use list::{ChangeList, PathText};
 use overlay::{Dialect, Layers, Unreadable};
 
 /// `engine`, `helper` or `direct` picks the source (where it can answer at all): to
@@ -41,11 +42,10 @@ pub enum Source {
     Engine,
 }
 
-/// A container's changes, as the engine lists them (paths as the engine's JSON writes
-/// them: bytes that are not UTF-8 become U+FFFD), and where they came from.
+/// A container's changes, as the engine lists them, and where they came from.
 #[derive(Debug, Clone)]
 pub struct Changes {
-    pub list: Vec<(String, ChangeKind)>,
+    pub list: ChangeList,
     pub read_by: ReadBy,
 }
 
@@ -215,15 +215,14 @@ pub async fn print_changes(args: &crate::cli::LayerChangesArgs, printer: &Printe
     Ok(())
 }
 
-type Walked = std::result::Result<Vec<(String, ChangeKind)>, Unreadable>;
+type Walked = std::result::Result<ChangeList, Unreadable>;
 
 /// berth's own walk, off the async threads.
 async fn direct(planned: Planned) -> Result<Walked> {
     tokio::task::spawn_blocking(move || {
-        let mut list = Vec::new();
-        planned
-            .walk(&mut |path, kind| list.push((lossy(path), kind)))
-            .map(|()| list)
+        let mut list = list::Builder::default();
+        planned.walk(&mut |path, kind| list.push_bytes(path, kind))?;
+        list.finish()
     })
     .await
     .map_err(|err| Error::failed(format!("the layer walk stopped: {err}")))
@@ -237,8 +236,8 @@ async fn engine_telling(
     id: &str,
     paused: Option<&Printer>,
     why: &str,
-) -> Result<Vec<(String, ChangeKind)>> {
-    let call = engine.changes(id);
+) -> Result<ChangeList> {
+    let call = async { Ok(engine.changes(id).await?.into_iter().collect()) };
     let Some(printer) = paused else {
         return call.await;
     };

@@ -3,16 +3,17 @@
 //! changes and deletions. Pure; one pass over the engine's list.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::engine::ChangeKind;
+use crate::layer::{ChangeList, PathText};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// Shared, not copied, between the assessment, the report and the JSON.
-    pub path: Arc<str>,
+    /// Shared, not copied, between the list read, the assessment, the report and the
+    /// JSON.
+    pub path: PathText,
     pub kind: ChangeKind,
 }
 
@@ -49,11 +50,15 @@ impl Assessment {
 
     /// Moves the modified leaves that are directories (`dirs`) out of the unsaved work.
     pub fn settle_dirs(&mut self, dirs: &HashSet<String>) {
-        let (touched, unsaved) = std::mem::take(&mut self.unsaved)
-            .into_iter()
-            .partition(|c| c.kind == ChangeKind::Modified && dirs.contains(&*c.path));
-        self.unsaved = unsaved;
-        self.touched_dirs = touched;
+        // In place: the unsaved list can hold a hundred thousand changes.
+        let touched = |c: &Change| c.kind == ChangeKind::Modified && dirs.contains(&*c.path);
+        self.touched_dirs = self
+            .unsaved
+            .iter()
+            .filter(|c| touched(c))
+            .cloned()
+            .collect();
+        self.unsaved.retain(|c| !touched(c));
     }
 }
 
@@ -64,33 +69,28 @@ impl Assessment {
 /// the directories above them (made or touched only to hold them), and directory
 /// entries whose contents are listed themselves. What lies beneath an own path is
 /// judged like anything else.
-pub fn assess(
-    changes: Vec<(String, ChangeKind)>,
-    own: &[String],
-    disposable: &Disposable,
-) -> Assessment {
+pub fn assess(changes: ChangeList, own: &[String], disposable: &Disposable) -> Assessment {
     let own: HashSet<&str> = own.iter().map(String::as_str).collect();
     let own_parents: HashSet<&str> = own.iter().flat_map(|p| parents(p)).collect();
     let listed_parents: HashSet<&str> = changes.iter().flat_map(|(p, _)| parents(p)).collect();
     // Only directories matter here, so the set stays as small as the tree is wide.
     let added: HashSet<&str> = changes
         .iter()
-        .filter(|(p, kind)| *kind == ChangeKind::Added && listed_parents.contains(p.as_str()))
-        .map(|(p, _)| p.as_str())
+        .filter(|(p, kind)| *kind == ChangeKind::Added && listed_parents.contains(p))
+        .map(|(p, _)| p)
         .collect();
 
-    // Decide first, while the sets borrow the list; then move the paths out of it.
+    // Decide first, while the sets borrow the list; then share the paths out of it.
     let buckets: Vec<Option<Bucket>> = changes
         .iter()
         .map(|(path, kind)| {
-            let path = path.as_str();
             if own.contains(path) || own_parents.contains(path) {
                 None
             } else if listed_parents.contains(path) {
                 added.contains(path).then_some(Bucket::AddedDir)
             } else if disposable.matches(path) {
                 Some(Bucket::Disposable)
-            } else if *kind == ChangeKind::Deleted {
+            } else if kind == ChangeKind::Deleted {
                 Some(Bucket::Deleted)
             } else {
                 Some(Bucket::Unsaved)
@@ -100,25 +100,29 @@ pub fn assess(
     drop((own_parents, listed_parents, added, own));
 
     let mut assessment = Assessment::default();
-    for ((path, kind), bucket) in changes.into_iter().zip(buckets) {
+    let count = |of: Bucket| buckets.iter().filter(|b| **b == Some(of)).count();
+    assessment.unsaved.reserve_exact(count(Bucket::Unsaved));
+    assessment
+        .disposable
+        .reserve_exact(count(Bucket::Disposable));
+    assessment.deleted.reserve_exact(count(Bucket::Deleted));
+    for ((path, kind), bucket) in changes.shared().zip(buckets) {
         let list = match bucket {
             None => continue,
             Some(Bucket::AddedDir) => {
-                assessment.added_dirs.push(path);
+                assessment.added_dirs.push(path.to_string());
                 continue;
             }
             Some(Bucket::Disposable) => &mut assessment.disposable,
             Some(Bucket::Deleted) => &mut assessment.deleted,
             Some(Bucket::Unsaved) => &mut assessment.unsaved,
         };
-        list.push(Change {
-            path: path.into(),
-            kind,
-        });
+        list.push(Change { path, kind });
     }
     assessment
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Bucket {
     AddedDir,
     Disposable,
@@ -299,8 +303,8 @@ mod tests {
     use super::*;
     use ChangeKind::*;
 
-    fn changes(list: &[(&str, ChangeKind)]) -> Vec<(String, ChangeKind)> {
-        list.iter().map(|(p, k)| (p.to_string(), *k)).collect()
+    fn changes(list: &[(&str, ChangeKind)]) -> ChangeList {
+        list.iter().copied().collect()
     }
 
     fn defaults() -> Disposable {

@@ -3,12 +3,11 @@
 //! what each costs and what to do about it. Pure.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::assess::{Assessment, Change};
-use crate::layer::ReadBy;
+use crate::layer::{PathText, ReadBy};
 use crate::names::shown;
 use crate::ui::human_size;
 
@@ -378,7 +377,7 @@ pub struct ClassReport {
     pub count: usize,
     pub size: Size,
     pub top: Vec<Place>,
-    pub paths: Vec<Arc<str>>,
+    pub paths: Vec<PathText>,
 }
 
 /// An anonymous volume and what it holds. It is never removed with the container, but

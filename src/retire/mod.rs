@@ -18,7 +18,6 @@ mod scan;
 use std::collections::{HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -28,7 +27,7 @@ use crate::clock::utc_stamp;
 use crate::context::Context;
 use crate::engine::{ContainerInfo, Engine, Inspected, State};
 use crate::error::{Error, Result};
-use crate::layer::Reader;
+use crate::layer::{PathText, Reader};
 use crate::lock::{self, Lock};
 use crate::names::shown;
 use crate::signals::Signals;
@@ -366,7 +365,7 @@ enum Step {
 /// What the check saw, for the second look after the stop.
 struct Seen {
     /// Every changed path the user was shown.
-    changed: HashSet<Arc<str>>,
+    changed: HashSet<PathText>,
     /// Berth's and the engine's own paths, as they land in the layer.
     own: Vec<String>,
     /// The check's weighing of the layer.

@@ -6,12 +6,13 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::{stream, StreamExt};
 
-use super::assess::{self, Assessment, Disposable};
+use super::assess::{self, Assessment, Change, Disposable};
 use super::classify::{self, Class, Size, VolumeReport};
 use super::rescue;
 use crate::engine::{ChangeKind, Engine, Inspected, PathStat, Volume};
 use crate::error::{Error, Result};
 use crate::identity::{self, Written};
+use crate::layer::ChangeList;
 
 /// Files measured per class for its size; beyond this the size is estimated.
 const SIZE_SAMPLE: usize = 32;
@@ -53,12 +54,12 @@ pub(super) async fn resolve_in_container(
     engine: &Engine,
     id: &str,
     paths: &[String],
-    changes: &[(String, ChangeKind)],
+    changes: &ChangeList,
     stats: &mut Stats,
 ) -> Vec<String> {
     let listed: HashSet<&str> = changes
         .iter()
-        .map(|(path, _)| path.as_str())
+        .map(|(path, _)| path)
         .filter(|path| paths.iter().any(|p| p == path))
         .collect();
     let asked: HashSet<&str> = paths
@@ -84,7 +85,7 @@ pub(super) async fn resolve_in_container(
 pub(super) fn berths_identity_files(
     texts: &IdentityTexts,
     written: Option<&Written>,
-    changes: &[(String, ChangeKind)],
+    changes: &ChangeList,
 ) -> Vec<String> {
     let Some(written) = written else {
         return Vec::new();
@@ -94,7 +95,7 @@ pub(super) fn berths_identity_files(
         .filter(|(file, _)| {
             changes
                 .iter()
-                .any(|(path, kind)| path == file && *kind != ChangeKind::Deleted)
+                .any(|(path, kind)| path == *file && kind != ChangeKind::Deleted)
         })
         .filter(|(file, text)| text.as_deref().is_some_and(|t| written.is_berths(file, t)))
         .map(|(file, _)| file.to_string())
@@ -134,23 +135,20 @@ pub(super) async fn measure(
 ) -> HashMap<Option<Class>, Size> {
     // The engine lists changes in no fixed order: the sample is taken in path order,
     // so that an unchanged container gets the same estimate every time.
-    let mut groups: Vec<(Option<Class>, Vec<&str>)> = classify::classify(assessment)
+    let mut groups: Vec<(Option<Class>, Vec<&Change>)> = classify::classify(assessment)
         .into_iter()
-        .map(|(class, changes)| (Some(class), changes.iter().map(|c| &*c.path).collect()))
+        .map(|(class, changes)| (Some(class), changes))
         .collect();
-    groups.push((
-        None,
-        assessment.disposable.iter().map(|c| &*c.path).collect(),
-    ));
-    for (_, paths) in &mut groups {
-        paths.sort_unstable();
+    groups.push((None, assessment.disposable.iter().collect()));
+    for (_, changes) in &mut groups {
+        changes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     }
     let sampled: Vec<(Option<Class>, Vec<&str>)> = groups
         .iter()
-        .map(|(class, paths)| {
-            let picked = classify::sample(paths.len(), SIZE_SAMPLE)
+        .map(|(class, changes)| {
+            let picked = classify::sample(changes.len(), SIZE_SAMPLE)
                 .into_iter()
-                .map(|i| paths[i])
+                .map(|i| &*changes[i].path)
                 .collect();
             (*class, picked)
         })
@@ -165,14 +163,14 @@ pub(super) async fn measure(
     groups
         .iter()
         .zip(&sampled)
-        .filter(|((_, paths), _)| !paths.is_empty())
-        .map(|((class, paths), (_, picked))| {
+        .filter(|((_, changes), _)| !changes.is_empty())
+        .map(|((class, changes), (_, picked))| {
             let sizes: Vec<u64> = picked
                 .iter()
                 .filter_map(|p| stats.get(*p).and_then(Option::as_ref))
                 .map(|stat| if stat.is_dir { 0 } else { stat.size })
                 .collect();
-            (*class, Size::from_sample(paths.len(), &sizes))
+            (*class, Size::from_sample(changes.len(), &sizes))
         })
         .collect()
 }

@@ -1,0 +1,288 @@
+//! A container's changes, held compactly: the text of every path in one shared block,
+//! and for each change where its path ends there and its kind. Every reader builds one
+//! ([`Builder`]), and retire's assessment, summary and rescue list share its text
+//! ([`PathText`]) instead of copying each path into an allocation of its own. At
+//! 100,000 changed files the list takes about 3.5 MiB where one string per path took
+//! 12 (issue 26: the check's peak memory).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+use super::overlay::Unreadable;
+use crate::engine::ChangeKind;
+
+/// One path of a [`ChangeList`]: it reads as a `&str`, and a clone shares the list's
+/// text. Compared, hashed and ordered as its text.
+#[derive(Clone)]
+pub struct PathText {
+    text: Arc<String>,
+    start: u32,
+    end: u32,
+}
+
+impl PathText {
+    /// A path with a text of its own.
+    pub fn new(path: impl Into<String>) -> Self {
+        let text: String = path.into();
+        let end = u32::try_from(text.len()).expect("a path shorter than 4 GiB");
+        Self {
+            text: Arc::new(text),
+            start: 0,
+            end,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text[self.start as usize..self.end as usize]
+    }
+}
+
+impl Deref for PathText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for PathText {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for PathText {
+    fn from(path: &str) -> Self {
+        Self::new(path)
+    }
+}
+
+impl From<String> for PathText {
+    fn from(path: String) -> Self {
+        Self::new(path)
+    }
+}
+
+impl PartialEq for PathText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for PathText {}
+
+impl Hash for PathText {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for PathText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PathText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for PathText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for PathText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for PathText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A container's changes, in the order the reader found them; paths as the engine's
+/// JSON writes them (each byte that is not part of valid UTF-8 becomes U+FFFD).
+#[derive(Clone, Default)]
+pub struct ChangeList {
+    text: Arc<String>,
+    /// Where each path ends in `text`; it starts where the one before ends.
+    ends: Vec<(u32, ChangeKind)>,
+}
+
+impl ChangeList {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, ChangeKind)> + '_ {
+        self.spans()
+            .map(|(start, end, kind)| (&self.text[start as usize..end as usize], kind))
+    }
+
+    /// Each change with its path sharing the list's text.
+    pub fn shared(&self) -> impl Iterator<Item = (PathText, ChangeKind)> + '_ {
+        self.spans().map(|(start, end, kind)| {
+            let path = PathText {
+                text: Arc::clone(&self.text),
+                start,
+                end,
+            };
+            (path, kind)
+        })
+    }
+
+    fn spans(&self) -> impl Iterator<Item = (u32, u32, ChangeKind)> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&(end, _)| end));
+        starts
+            .zip(&self.ends)
+            .map(|(start, &(end, kind))| (start, end, kind))
+    }
+}
+
+impl fmt::Debug for ChangeList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for ChangeList {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ChangeList {}
+
+impl<S: AsRef<str>> FromIterator<(S, ChangeKind)> for ChangeList {
+    /// For lists that are small or come whole (the engine's answer, tests).
+    fn from_iter<I: IntoIterator<Item = (S, ChangeKind)>>(changes: I) -> Self {
+        let mut builder = Builder::default();
+        for (path, kind) in changes {
+            builder.push(path.as_ref(), kind);
+        }
+        builder
+            .finish()
+            .expect("a list whose paths fit in 4 GiB of text")
+    }
+}
+
+/// Builds a [`ChangeList`] one change at a time, as a reader finds them.
+#[derive(Debug, Default)]
+pub struct Builder {
+    text: String,
+    ends: Vec<(u32, ChangeKind)>,
+    /// The paths passed 4 GiB of text, which a hostile layer could make.
+    overflowed: bool,
+}
+
+impl Builder {
+    pub fn push(&mut self, path: &str, kind: ChangeKind) {
+        self.text.push_str(path);
+        self.ended(kind);
+    }
+
+    /// A path as bytes: each byte that is not part of valid UTF-8 becomes U+FFFD, as the
+    /// engine's JSON writes it.
+    pub fn push_bytes(&mut self, path: &[u8], kind: ChangeKind) {
+        crate::names::push_lossy(&mut self.text, path);
+        self.ended(kind);
+    }
+
+    fn ended(&mut self, kind: ChangeKind) {
+        match u32::try_from(self.text.len()) {
+            Ok(end) if !self.overflowed => self.ends.push((end, kind)),
+            _ => {
+                // Nothing more is kept: the list is refused at the end.
+                self.overflowed = true;
+                self.text.clear();
+                self.ends.clear();
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn finish(mut self) -> Result<ChangeList, Unreadable> {
+        if self.overflowed {
+            return Err(Unreadable(
+                "the layer's paths take more than 4 GiB of text".into(),
+            ));
+        }
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        Ok(ChangeList {
+            text: Arc::new(self.text),
+            ends: self.ends,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChangeKind::*;
+
+    #[test]
+    fn a_list_gives_back_each_path_and_kind_in_order() {
+        let mut builder = Builder::default();
+        builder.push("/opt/a", Added);
+        builder.push("", Modified);
+        builder.push_bytes(b"/tmp/caf\xe9\xff.txt", Deleted);
+        let list = builder.finish().unwrap();
+        let read: Vec<(&str, ChangeKind)> = list.iter().collect();
+        assert_eq!(
+            read,
+            [
+                ("/opt/a", Added),
+                ("", Modified),
+                ("/tmp/caf\u{FFFD}\u{FFFD}.txt", Deleted)
+            ]
+        );
+        let shared: Vec<(String, ChangeKind)> =
+            list.shared().map(|(p, k)| (p.to_string(), k)).collect();
+        assert_eq!(shared[2].0, "/tmp/caf\u{FFFD}\u{FFFD}.txt");
+        assert_eq!(list.len(), 3);
+    }
+
+    #[test]
+    fn a_shared_path_is_its_text_wherever_it_lives() {
+        let list: ChangeList = [("/a", Added), ("/b/c", Added)].into_iter().collect();
+        let (path, _) = list.shared().nth(1).unwrap();
+        assert_eq!(path, PathText::from("/b/c"));
+        assert_eq!(&*path, "/b/c");
+        let set: std::collections::HashSet<PathText> = list.shared().map(|(p, _)| p).collect();
+        assert!(set.contains("/b/c"));
+        assert!(!set.contains("/b"));
+        assert_eq!(serde_json::to_string(&path).unwrap(), "\"/b/c\"");
+        assert_eq!(format!("{path:?}"), "\"/b/c\"");
+    }
+
+    #[test]
+    fn an_empty_list_is_empty() {
+        let list = Builder::default().finish().unwrap();
+        assert!(list.is_empty());
+        assert_eq!(list.iter().count(), 0);
+        assert_eq!(list, ChangeList::default());
+    }
+}

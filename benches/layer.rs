@@ -1,12 +1,15 @@
 //! The layer reader on untouched containers (issue 26): what reading a container's
 //! changes costs from each source, on a small image and on an image of 100,000 files,
 //! and what a whole retire costs against `docker stop` + `docker rm`, as root and as a
-//! non-root user.
+//! non-root user. Then the same reads of two pathological layers that a hostile
+//! container can make: a million empty files in one folder, and a path 10,000 folders
+//! deep.
 //!
 //! `cargo bench --bench layer` (needs a Docker engine, busybox-static and root, like the
 //! tests). `BERTH_BENCH_IMAGE_FILES` sets the large image's size (default 100000; the
 //! image is kept under its tag, `berth-bench/files:N`, for the next run),
-//! `BERTH_BENCH_ROUNDS` the repetitions. Each berth figure is a whole process, as a user
+//! `BERTH_BENCH_ROUNDS` the repetitions, `BERTH_BENCH_FLAT_FILES` and `BERTH_BENCH_DEPTH`
+//! the pathological layers (`0` leaves one out). Each berth figure is a whole process, as a user
 //! runs it: start-up, connecting, inspecting and reading (`berth layer-changes`, which
 //! prints what a source reads). The changes call is made in-process with bollard: the
 //! least the engine's answer can cost.
@@ -107,6 +110,125 @@ fn main() {
             secs(retire) / secs(stop_rm)
         );
     }
+
+    let flat: usize = env_or("BERTH_BENCH_FLAT_FILES", 1_000_000);
+    let depth: usize = env_or("BERTH_BENCH_DEPTH", 10_000);
+    println!();
+    println!("reading a pathological layer (once each; the bench writes it into a created container's upper directory, as the container would)");
+    println!(
+        "{:<34}  {:>22}  {:>16}  {:>16}",
+        "layer", "changes call", "direct", "as a user"
+    );
+    for (label, layer) in [
+        (
+            format!("{flat} empty files in one folder"),
+            Pathological::Flat(flat),
+        ),
+        (
+            format!("a path {depth} folders deep"),
+            Pathological::Deep(depth),
+        ),
+    ] {
+        if matches!(layer, Pathological::Flat(0) | Pathological::Deep(0)) {
+            continue;
+        }
+        let container = bench.created(&small);
+        layer.write(&upper_dir(&container));
+        // Through the docker CLI, which waits as long as the engine takes (bollard's
+        // client gives up after two minutes).
+        let start = Instant::now();
+        let out = docker_cli(&["diff", &container]);
+        let engine = match out.status.success() {
+            true => format!(
+                "{} ({} listed)",
+                ms(start.elapsed()),
+                out.stdout.iter().filter(|b| **b == b'\n').count()
+            ),
+            false => format!("{} (failed)", ms(start.elapsed())),
+        };
+        let read = |source: &str, user: bool| {
+            let start = Instant::now();
+            let out = bench
+                .command(
+                    user,
+                    &["layer-changes", &container],
+                    &[("BERTH_LAYER_READER", source)],
+                )
+                .output()
+                .unwrap();
+            let elapsed = start.elapsed();
+            assert!(
+                out.status.success(),
+                "berth layer-changes: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let listed = listed["changes"].as_array().map_or(0, Vec::len);
+            format!("{} ({listed})", ms(elapsed))
+        };
+        println!(
+            "{:<34}  {:>22}  {:>16}  {:>16}",
+            label,
+            engine,
+            read("direct", false),
+            read("helper", true)
+        );
+    }
+}
+
+/// A layer a hostile container can make, to read.
+enum Pathological {
+    /// This many empty files in one folder, `/flat`.
+    Flat(usize),
+    /// A folder in a folder, this many deep, `/d/d/.../d`, with a file at the bottom.
+    Deep(usize),
+}
+
+impl Pathological {
+    /// Writes it into `upper`, from directory descriptors (a deep path is longer than
+    /// the kernel takes in one call).
+    fn write(&self, upper: &str) {
+        use rustix::fs::{mkdirat, openat, Mode, OFlags};
+        let dir = |at: &std::os::fd::OwnedFd, name: &str| {
+            openat(at, name, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+        };
+        let file = |at: &std::os::fd::OwnedFd, name: &str| {
+            let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
+            drop(openat(at, name, flags, Mode::from_raw_mode(0o644)).unwrap());
+        };
+        let root = openat(
+            rustix::fs::CWD,
+            upper,
+            OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let folder = Mode::from_raw_mode(0o755);
+        match *self {
+            Pathological::Flat(files) => {
+                mkdirat(&root, "flat", folder).unwrap();
+                let flat = dir(&root, "flat");
+                for i in 0..files {
+                    file(&flat, &format!("f{i}"));
+                }
+            }
+            Pathological::Deep(depth) => {
+                let mut at = root;
+                for _ in 0..depth {
+                    mkdirat(&at, "d", folder).unwrap();
+                    at = dir(&at, "d");
+                }
+                file(&at, "leaf");
+            }
+        }
+    }
+}
+
+/// Where the engine keeps container `id`'s writable layer.
+fn upper_dir(id: &str) -> String {
+    let out = docker_cli(&["inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", id]);
+    assert!(out.status.success(), "docker inspect failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -248,6 +370,26 @@ impl Bench {
         let out = docker_cli(&[
             "run",
             "-d",
+            "--init",
+            "--label",
+            &format!("berth-bench={}", self.prefix),
+            image,
+            "sleep",
+            "infinity",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A container of `image` that was created and never started: nothing but the
+    /// bench writes its layer.
+    fn created(&self, image: &str) -> String {
+        let out = docker_cli(&[
+            "create",
             "--init",
             "--label",
             &format!("berth-bench={}", self.prefix),

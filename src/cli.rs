@@ -301,6 +301,11 @@ pub struct RetireArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Also say how the container's changes were read: by berth from its layer, through
+    /// a helper container, or by the engine's changes call, and why.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 /// `berth run` and `berth create`: docker's own flags (the ones berth supports; any

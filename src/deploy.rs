@@ -764,7 +764,10 @@ struct Existing {
 impl Existing {
     fn unsaved(&self, project: &str) -> String {
         if self.unsaved_files == 0 && self.unsaved_volumes == 0 {
-            return "none: retire would remove it without asking".to_string();
+            return format!(
+                "none: retire would remove it without asking ({})",
+                self.read_by.describe()
+            );
         }
         let mut parts = vec![format!("{} file(s)", self.unsaved_files)];
         if self.unsaved_volumes > 0 {
@@ -774,8 +777,9 @@ impl Existing {
             ));
         }
         format!(
-            "{}; `berth retire {project} --dry-run` shows them",
-            parts.join(", ")
+            "{}; `berth retire {project} --dry-run` shows them ({})",
+            parts.join(", "),
+            self.read_by.describe()
         )
     }
 }

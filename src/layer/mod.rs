@@ -89,6 +89,23 @@ pub fn plan(storage: &Storage) -> std::result::Result<Planned, Unreadable> {
     })
 }
 
+impl ReadBy {
+    /// For a person: who listed the changes, and why not berth's walk.
+    pub fn describe(&self) -> String {
+        match (self.source, &self.fallback) {
+            (Source::Direct, _) => "berth read the container's layer itself".into(),
+            (Source::Helper, _) => {
+                "berth read the container's layer through a helper container".into()
+            }
+            (Source::Engine, Some(why)) => format!(
+                "the engine's changes call listed them (berth could not read the layer \
+                 itself: {why})"
+            ),
+            (Source::Engine, None) => "the engine's changes call listed them".into(),
+        }
+    }
+}
+
 /// Where [`plan`] found a container's layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
@@ -206,13 +223,35 @@ pub async fn print_changes(args: &crate::cli::LayerChangesArgs, printer: &Printe
     let mut reader =
         Reader::open(&engine, &args.container, &inspected.storage, Some(printer)).await;
     let changes = reader.read(false).await?;
-    let list: Vec<serde_json::Value> = changes
-        .list
-        .iter()
-        .map(|(path, kind)| serde_json::json!({ "path": path, "kind": kind }))
-        .collect();
-    printer.json(&serde_json::json!({ "read_by": changes.read_by, "changes": list }));
+    printer.json(&Printed {
+        changes: Listed(&changes.list),
+        read_by: &changes.read_by,
+    });
     Ok(())
+}
+
+/// What `berth layer-changes` prints, written as it is serialized: a layer can list
+/// a million changes.
+#[derive(Serialize)]
+struct Printed<'a> {
+    changes: Listed<'a>,
+    read_by: &'a ReadBy,
+}
+
+struct Listed<'a>(&'a ChangeList);
+
+impl Serialize for Listed<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Change<'a> {
+            kind: ChangeKind,
+            path: &'a str,
+        }
+        serializer.collect_seq(self.0.iter().map(|(path, kind)| Change { kind, path }))
+    }
 }
 
 type Walked = std::result::Result<ChangeList, Unreadable>;

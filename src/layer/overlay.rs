@@ -129,11 +129,11 @@ pub fn walk(
         pending: Vec::new(),
     };
     let root = Rc::new(Node {
-        path: Vec::new(),
+        len: 0,
         reported: Cell::new(true),
         parent: None,
     });
-    walker.dir(upper, root, lowers, true)?;
+    walker.dir(upper, root, b"", lowers, true)?;
     while let Some(next) = walker.pending.pop() {
         let fd = rustix::fs::openat(
             &*next.parent,
@@ -147,7 +147,7 @@ pub fn walk(
             // Gone, or replaced by a non-directory, since it was listed: what is there
             // now is the container's business until the walk is repeated.
             Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-            Err(errno) => return Err(Unreadable::io("directory", &next.node.path, errno)),
+            Err(errno) => return Err(Unreadable::io("directory", &next.path, errno)),
         };
         let lowers = next
             .below
@@ -155,11 +155,11 @@ pub fn walk(
             .map(|dir| {
                 rustix::fs::openat(&**dir, next.name.as_c_str(), dir_flags(), Mode::empty())
                     .map(Rc::new)
-                    .map_err(|errno| Unreadable::io("image directory", &next.node.path, errno))
+                    .map_err(|errno| Unreadable::io("image directory", &next.path, errno))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let merged = next.merged && !walker.opaque_dir(&fd, next.opaque)?;
-        walker.dir(fd, next.node, lowers, merged)?;
+        walker.dir(fd, next.node, &next.path, lowers, merged)?;
     }
     Ok(())
 }
@@ -169,22 +169,23 @@ fn dir_flags() -> OFlags {
 }
 
 /// A directory of the upper layer on the way down, for the parent rule: a directory
-/// that exists below is reported changed once anything under it is.
+/// that exists below is reported changed once anything under it is. It keeps the length
+/// of its path, not the path: that is a prefix of every path beneath it, and a path
+/// 10,000 directories deep would otherwise be held 10,000 times over.
 struct Node {
-    path: Vec<u8>,
+    len: usize,
     /// Reported already, as added or changed (the root never is).
     reported: Cell<bool>,
     parent: Option<Rc<Node>>,
 }
 
-impl Node {
-    fn child(self: &Rc<Self>, name: &[u8]) -> Vec<u8> {
-        let mut path = Vec::with_capacity(self.path.len() + 1 + name.len());
-        path.extend_from_slice(&self.path);
-        path.push(b'/');
-        path.extend_from_slice(name);
-        path
-    }
+/// The path of `name` in directory `dir`.
+fn child(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+    path.extend_from_slice(dir);
+    path.push(b'/');
+    path.extend_from_slice(name);
+    path
 }
 
 /// An upper directory still to walk. It holds its parent's descriptor, not its own,
@@ -192,6 +193,7 @@ impl Node {
 struct Pending {
     parent: Rc<OwnedFd>,
     name: CString,
+    path: Vec<u8>,
     node: Rc<Node>,
     /// The lower directories that hold it as a directory, top first, cut at an opaque.
     below: Vec<Rc<OwnedFd>>,
@@ -216,13 +218,15 @@ struct Walker<'e> {
 }
 
 impl Walker<'_> {
-    /// Reports the entries of upper directory `fd` (at `node`); queues its
-    /// subdirectories. `merged`: the new view still merges `lowers` here, so that what
-    /// is absent above is unchanged; otherwise (an opaque directory) it is deleted.
+    /// Reports the entries of upper directory `fd` (at `node`, whose path is `here`);
+    /// queues its subdirectories. `merged`: the new view still merges `lowers` here, so
+    /// that what is absent above is unchanged; otherwise (an opaque directory) it is
+    /// deleted.
     fn dir(
         &mut self,
         fd: Rc<OwnedFd>,
         node: Rc<Node>,
+        here: &[u8],
         lowers: Vec<Rc<OwnedFd>>,
         merged: bool,
     ) -> Result<(), Unreadable> {
@@ -230,10 +234,9 @@ impl Walker<'_> {
         // Names the upper directory speaks for, where it hides the lower ones.
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         let track = !merged && !lowers.is_empty();
-        let entries =
-            Dir::read_from(&*fd).map_err(|e| Unreadable::io("directory", &node.path, e))?;
+        let entries = Dir::read_from(&*fd).map_err(|e| Unreadable::io("directory", here, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Unreadable::io("directory", &node.path, e))?;
+            let entry = entry.map_err(|e| Unreadable::io("directory", here, e))?;
             let name = entry.file_name();
             let bytes = name.to_bytes();
             if bytes == b"." || bytes == b".." {
@@ -242,14 +245,14 @@ impl Walker<'_> {
             if fuse && bytes.starts_with(WHITEOUT_PREFIX) {
                 let target = &bytes[WHITEOUT_PREFIX.len()..];
                 if bytes != OPAQUE_FILE && !target.is_empty() {
-                    self.whiteout(&node, &lowers, target)?;
+                    self.whiteout(&node, here, &lowers, target)?;
                     if track {
                         seen.insert(target.to_vec());
                     }
                 }
                 continue;
             }
-            let path = node.child(bytes);
+            let path = child(here, bytes);
             if track {
                 seen.insert(bytes.to_vec());
             }
@@ -263,7 +266,7 @@ impl Walker<'_> {
                     continue;
                 };
                 if is_whiteout(&found) {
-                    self.whiteout(&node, &lowers, bytes)?;
+                    self.whiteout(&node, here, &lowers, bytes)?;
                     continue;
                 }
                 stat = Some(found);
@@ -306,10 +309,11 @@ impl Walker<'_> {
                     parent: fd.clone(),
                     name: name.to_owned(),
                     node: Rc::new(Node {
-                        path,
+                        len: path.len(),
                         reported: Cell::new(reported),
                         parent: Some(node.clone()),
                     }),
+                    path,
                     below: below_dirs,
                     merged,
                     opaque: marks.opaque,
@@ -319,7 +323,7 @@ impl Walker<'_> {
         if track {
             for name in self.listing(&lowers)? {
                 if !seen.contains(&name) {
-                    let path = node.child(&name);
+                    let path = child(here, &name);
                     self.change(&node, &path, ChangeKind::Deleted);
                 }
             }
@@ -336,7 +340,7 @@ impl Walker<'_> {
             if dir.reported.replace(true) {
                 break;
             }
-            (self.emit)(&dir.path, ChangeKind::Modified);
+            (self.emit)(&path[..dir.len], ChangeKind::Modified);
             up = dir.parent.as_ref();
         }
     }
@@ -345,6 +349,7 @@ impl Walker<'_> {
     fn whiteout(
         &mut self,
         node: &Rc<Node>,
+        here: &[u8],
         lowers: &[Rc<OwnedFd>],
         name: &[u8],
     ) -> Result<(), Unreadable> {
@@ -352,7 +357,7 @@ impl Walker<'_> {
             return Ok(());
         };
         if self.lookup(lowers, &c_name)?.is_some() {
-            let path = node.child(name);
+            let path = child(here, name);
             self.change(node, &path, ChangeKind::Deleted);
         }
         Ok(())

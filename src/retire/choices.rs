@@ -25,6 +25,8 @@ pub struct Choices {
     pub dry_run: bool,
     pub rescue: Option<RescueScope>,
     pub commit: Option<CommitTo>,
+    /// `--verbose`: also say how the changes were read.
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,7 @@ impl Choices {
             dry_run: args.dry_run,
             rescue,
             commit: args.commit.as_deref().map(CommitTo::parse).transpose()?,
+            verbose: args.verbose,
         })
     }
 

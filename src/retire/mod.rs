@@ -424,6 +424,9 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
     ) {
         printer.note(&line);
     }
+    if choices.verbose {
+        printer.note(&format!("changes: {}", report.read_by.describe()));
+    }
     let mut outcome = Outcome {
         project: container.project.clone(),
         container: container.name.clone(),

@@ -213,3 +213,50 @@ fn an_untouched_debian_container_changed_nothing_but_its_mount_points() {
         "{direct:?}"
     );
 }
+
+/// A path 10,000 folders deep, which a hostile container can make: the engine's
+/// changes call fails on it (its paths pass the kernel's limit), berth's walk reads it
+/// from descriptors, and the helper does so within its 64 MiB. The walk once held every
+/// folder's whole path (200 MB here), and the helper died of it.
+#[test]
+fn a_layer_ten_thousand_folders_deep_is_read_by_both_walks() {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags};
+    const DEPTH: usize = 10_000;
+    let image = TestImage::of(Layout::Classic);
+    let name = unique("berth-layer-");
+    let out = docker(&["create", "--name", &name, &image.tag, "sleep", "3600"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let container = Container(name);
+    let upper = stdout(&docker(&[
+        "inspect",
+        "--format",
+        "{{.GraphDriver.Data.UpperDir}}",
+        &container.0,
+    ]));
+    // Written into the layer as the container would, one folder at a time (the whole
+    // path is longer than the kernel takes in one call).
+    let flags = OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut at = openat(rustix::fs::CWD, upper.trim(), flags, Mode::empty()).unwrap();
+    for _ in 0..DEPTH {
+        mkdirat(&at, "d", Mode::from_raw_mode(0o755)).unwrap();
+        at = openat(&at, "d", flags, Mode::empty()).unwrap();
+    }
+    let file = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
+    drop(openat(&at, "leaf", file, Mode::from_raw_mode(0o644)).unwrap());
+
+    let mut want = Set::new();
+    let mut path = String::new();
+    for _ in 0..DEPTH {
+        path.push_str("/d");
+        want.insert((path.clone(), "added".to_string()));
+    }
+    want.insert((format!("{path}/leaf"), "added".to_string()));
+    for source in ["direct", "helper"] {
+        let read = read_by(source, &container.0);
+        assert!(
+            read == want,
+            "the {source} reader read {} paths",
+            read.len()
+        );
+    }
+}

@@ -265,6 +265,52 @@ fn json_parses_and_has_the_documented_shape() {
 }
 
 #[test]
+fn verbose_and_check_say_who_read_the_changes() {
+    let sb = Sandbox::new();
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project, "--dry-run"]);
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("changes:"), "{}", stderr(&out));
+    // Root on an overlay driver: berth's own walk.
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "-v"]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("changes: berth read the container's layer itself"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("(berth read the container's layer itself)"),
+        "{}",
+        stdout(&out)
+    );
+    // Told to use the engine, it says so, and why.
+    let out = sb
+        .command(
+            env!("CARGO_BIN_EXE_berth"),
+            &["retire", &sb.project, "--dry-run", "--verbose"],
+        )
+        .env("BERTH_LAYER_READER", "engine")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains(
+            "changes: the engine's changes call listed them (berth could not read the layer \
+             itself: BERTH_LAYER_READER=engine)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn quiet_prints_results_and_errors_only() {
     let sb = Sandbox::new();
     let out = sb.berth(&["-q", "deploy", &sb.project, "--image", &sb.image.tag]);

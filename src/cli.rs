@@ -234,7 +234,7 @@ pub struct DeployArgs {
     /// Watch the started container this long (like 2s) and fail, with its exit code
     /// and last lines, if it exits meanwhile. Without it, deploy checks once, right
     /// after the start, and adds nothing to the engine's own time.
-    #[arg(long, value_name = "DURATION", value_parser = crate::policy::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
     pub settle: Option<std::time::Duration>,
 
     /// Create the workspace even where a similarly named one exists.

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::policy::Policy;
 use crate::config::{self, file::FileConfig, Files, Settings};
 use crate::error::{Error, Result};
 use crate::guard::workspace::{self, Found, Workspace};
 use crate::host::{HostUser, Paths, ProjectName};
-use crate::policy::Policy;
 use crate::ui::Printer;
 
 pub struct Context {

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::cli::{CheckArgs, DeployArgs};
 use crate::config::{self, Source, Sourced};
 use crate::context::Context;
-use crate::dockerargs::{docker_run_line, format_cpus, format_size};
+use crate::dockerargs::docker_run_line;
 use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::{Error, Result};
 use crate::events;
@@ -21,13 +21,15 @@ use crate::gpu;
 use crate::guard::policy::{Joined, NamedVolume, OwnMount};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::identity;
+use crate::label;
 use crate::lock::{self, Lock};
-use crate::plan::{self, label, DataRoot, HostFacts, LaunchPlan, Mount};
+use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::retire;
 use crate::signals::{self, Signals};
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
+use crate::units::{format_cpus, format_size};
 
 /// A deploy decided but not carried out.
 pub struct Prepared {

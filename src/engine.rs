@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::endpoint::{self, Endpoint, Transport};
 use crate::error::{Error, Result};
-use crate::plan::label;
+use crate::label::{self, Written};
 use crate::spec::ContainerSpec;
 
 mod reader;
@@ -95,7 +95,7 @@ pub struct Inspected {
     /// symlink of the image's (`/sbin` → `usr/sbin`) lands elsewhere in the layer.
     pub own_paths: Vec<String>,
     /// What berth wrote into `/etc/passwd` and `/etc/group`, where it did.
-    pub identity: Option<crate::identity::Written>,
+    pub identity: Option<Written>,
     pub exit_code: i64,
     /// Anonymous volumes: removing the container keeps them, but nothing points to them.
     pub anonymous_volumes: Vec<Volume>,
@@ -276,7 +276,7 @@ impl Engine {
                     // The engine omits a zero size.
                     size_rw: sizes.then(|| c.size_rw.unwrap_or(0)),
                     run: labels.contains_key(label::RUN),
-                    gpus: crate::gpu::parse_label(&label(label::GPUS)),
+                    gpus: label::parse_gpus(&label(label::GPUS)),
                 }
             })
             .collect())
@@ -312,7 +312,7 @@ impl Engine {
             .as_ref()
             .and_then(|c| c.labels.as_ref())
             .and_then(|labels| labels.get(label::IDENTITY))
-            .map(|value| crate::identity::Written::parse(value));
+            .map(|value| Written::parse(value));
         let init = details
             .host_config
             .as_ref()

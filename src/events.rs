@@ -13,9 +13,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::clock;
+use crate::config::policy::Policy;
 use crate::error::{Error, Kind, Result};
 use crate::host::{HostUser, Paths};
-use crate::policy::Policy;
 use crate::ui::Printer;
 
 /// One thing that happened.

@@ -98,7 +98,7 @@ pub struct Paths {
     pub user_config: PathBuf,
     pub user_config_explicit: bool,
     /// `BERTH_POLICY` for root, else `/etc/berth/policy.toml` (see
-    /// [`crate::policy::path_for`]).
+    /// [`crate::config::policy::path_for`]).
     pub policy: PathBuf,
     pub policy_explicit: bool,
     /// Why a non-root user's `BERTH_POLICY` was not followed, to tell them.
@@ -126,7 +126,8 @@ impl Paths {
         let user_config = var("BERTH_CONFIG");
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        let (policy, policy_warning) = crate::policy::path_for(uid, var("BERTH_POLICY").as_deref());
+        let (policy, policy_warning) =
+            crate::config::policy::path_for(uid, var("BERTH_POLICY").as_deref());
         let policy_explicit = uid == 0 && var("BERTH_POLICY").is_some();
         Ok(Self {
             workspace_root_explicit: var("BERTH_WORKSPACE_ROOT").is_some(),

@@ -17,20 +17,12 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::files::write_atomically;
 use crate::host::HostUser;
-use crate::plan::label;
+use crate::label::{self, FILES, GROUP, PASSWD};
 use crate::spec::ContainerSpec;
-
-pub const PASSWD: &str = "/etc/passwd";
-pub const GROUP: &str = "/etc/group";
-
-/// The two files berth writes.
-pub const FILES: [&str; 2] = [PASSWD, GROUP];
 
 /// The shell an image gets where it has bash, and where it has not.
 const BASH: &str = "/bin/bash";
@@ -114,7 +106,7 @@ struct Merged {
 impl Merged {
     /// The value of [`label::IDENTITY`]: what [`Written::parse`] reads back.
     fn label(&self) -> String {
-        format!("{} {}", digest(&self.passwd), digest(&self.group))
+        label::identity_value(&self.passwd, &self.group)
     }
 
     /// The user's login shell, as written.
@@ -124,53 +116,6 @@ impl Merged {
             .find(|line| field(line, 0) == Some(name))
             .and_then(|line| field(line, 6))
     }
-}
-
-/// What a container's [`label::IDENTITY`] says berth wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
-    /// The digests of the passwd and group files as berth wrote them: either file with
-    /// other content was changed since.
-    Digests { passwd: String, group: String },
-    /// berth wrote both, but kept no digest (a mount of the user's covers them, or an
-    /// older berth made the container): they count as berth's.
-    Unrecorded,
-}
-
-impl Written {
-    pub fn parse(label: &str) -> Self {
-        match label.split_once(' ') {
-            Some((passwd, group)) if is_digest(passwd) && is_digest(group) => Self::Digests {
-                passwd: passwd.to_string(),
-                group: group.to_string(),
-            },
-            _ => Self::Unrecorded,
-        }
-    }
-
-    /// Whether `text`, now at `path` in the container, is what berth wrote there.
-    pub fn is_berths(&self, path: &str, text: &str) -> bool {
-        match self {
-            Self::Unrecorded => FILES.contains(&path),
-            Self::Digests { passwd, group } => match path {
-                PASSWD => digest(text) == *passwd,
-                GROUP => digest(text) == *group,
-                _ => false,
-            },
-        }
-    }
-}
-
-/// sha256 of `text`, in hex.
-fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn is_digest(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// What is left to do once the container exists: write the user into it.
@@ -381,6 +326,7 @@ fn tar(files: &[(&str, String)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::label::Written;
     use crate::spec::MountSpec;
 
     fn ana() -> Identity {

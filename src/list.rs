@@ -74,7 +74,7 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         ("UNSAVED", sizes, |r| {
             r.container
                 .size_rw
-                .map_or_else(String::new, |b| ui::human_size(b.max(0) as u64))
+                .map_or_else(String::new, |b| crate::units::human_size(b.max(0) as u64))
         }),
         ("WORKSPACE", true, |r| r.container.workspace.clone()),
         ("DATA", true, |r| r.container.data.clone()),

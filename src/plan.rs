@@ -12,33 +12,13 @@ use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, mounts::Protected};
 use crate::host::{HostUser, ProjectName};
+use crate::label;
 use crate::spec::{ContainerSpec, GpuRequest, MountSpec, PortBinding};
 
 pub const WORKSPACE_TARGET: &str = "/workspace";
 /// With no command configured, the container idles so that people can enter it; the
 /// init process (`--init`) makes it stop at once on SIGTERM.
 pub const KEEP_ALIVE: &[&str] = &["sleep", "infinity"];
-
-pub mod label {
-    pub const PROJECT: &str = "berth.project";
-    pub const USER: &str = "berth.user";
-    pub const WORKSPACE: &str = "berth.workspace";
-    pub const DATA: &str = "berth.data";
-    pub const DATA_ID: &str = "berth.data-id";
-    /// Containers that must share one data root (`data.group`, default the project).
-    pub const DATA_GROUP: &str = "berth.data-group";
-    pub const VERSION: &str = "berth.version";
-    /// Containers of `berth run`/`create`: deploy, retire and shell leave them alone.
-    pub const RUN: &str = "berth.run";
-    /// berth wrote the user into /etc/passwd and /etc/group ([`crate::identity`]); the
-    /// value holds the digests of what it wrote.
-    pub const IDENTITY: &str = "berth.identity";
-    /// The GPUs the container holds, as ids: `0,2`. The source of truth for allocation.
-    pub const GPUS: &str = "berth.gpus";
-    /// A short-lived container berth made to read an image or a layer (its value says
-    /// what for); never a project's.
-    pub const HELPER: &str = "berth.helper";
-}
 
 /// `<project>._.<user>`: unique per person and project on a shared engine.
 pub fn container_name(project: &ProjectName, user: &HostUser) -> String {

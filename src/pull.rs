@@ -8,7 +8,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::PullEvent;
-use crate::ui::{human_size, Printer};
+use crate::ui::Printer;
+use crate::units::human_size;
 
 /// How often the bars are redrawn when nothing else draws them.
 const TICK: Duration = Duration::from_millis(100);

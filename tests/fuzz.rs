@@ -10,10 +10,11 @@
 use std::path::Path;
 
 use berth::config::file;
+use berth::config::policy::Policy;
 use berth::dockerargs::{self, GpuSpec, PortSpec, VolumeSpec};
 use berth::dockerflags::{self, ParseOutcome};
 use berth::envfile;
-use berth::policy::{self, Policy};
+use berth::units;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -809,12 +810,12 @@ proptest! {
     /// The scalar readers behind both the flags and the files.
     #[test]
     fn fuzz_scalar_values(text in value()) {
-        if let Ok(bytes) = dockerargs::parse_size(&text) {
-            prop_assert_eq!(dockerargs::parse_size(&dockerargs::format_size(bytes)), Ok(bytes));
+        if let Ok(bytes) = units::parse_size(&text) {
+            prop_assert_eq!(units::parse_size(&units::format_size(bytes)), Ok(bytes));
         }
-        if let Ok(nano) = dockerargs::parse_cpus(&text) {
+        if let Ok(nano) = units::parse_cpus(&text) {
             prop_assert!(nano > 0);
-            prop_assert_eq!(dockerargs::parse_cpus(&dockerargs::format_cpus(nano)), Ok(nano));
+            prop_assert_eq!(units::parse_cpus(&units::format_cpus(nano)), Ok(nano));
         }
         if let Ok(gpus) = GpuSpec::parse(&text) {
             prop_assert_eq!(GpuSpec::parse(&gpus.to_string()), Ok(gpus));
@@ -826,7 +827,7 @@ proptest! {
         if let Ok(volume) = VolumeSpec::parse(&text) {
             prop_assert_eq!(VolumeSpec::parse(&volume.to_arg()), Ok(volume));
         }
-        let _ = policy::parse_duration(&text);
+        let _ = units::parse_duration(&text);
         if let Ok(name) = berth::host::ProjectName::parse(&text) {
             let name = name.as_str();
             prop_assert!(!name.contains('/') && name != "." && name != "..");

@@ -8,9 +8,10 @@ use std::path::Path;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::dockerargs::{parse_cpus, parse_size, GpuSpec, PortSpec, VolumeSpec};
+use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::suggest;
+use crate::units::{parse_cpus, parse_size};
 
 /// One configuration file, every key optional. Values are checked as they are read, so a
 /// bad size or port is reported at its line.
@@ -419,7 +420,8 @@ mod tests {
             let err = parse_str(text).unwrap_err();
             assert!(err.message.starts_with("/p/berth.toml:"), "{}", err.message);
             assert!(err.message.contains(want), "{text}: {}", err.message);
-            let err = parse_as::<crate::policy::Policy>(text, Path::new("/p.toml")).unwrap_err();
+            let err =
+                parse_as::<crate::config::policy::Policy>(text, Path::new("/p.toml")).unwrap_err();
             assert!(err.message.contains(want), "{text}: {}", err.message);
         }
         assert_eq!(

@@ -3,6 +3,7 @@
 //! and `--dry-run` can say why a value is what it is.
 
 pub mod file;
+pub mod policy;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,10 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cli::DeployArgs;
-use crate::dockerargs::{self, GpuSpec, PortSpec, VolumeSpec};
+use crate::config::policy::Policy;
+use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::host::Paths;
-use crate::policy::Policy;
 use file::{Argv, FileConfig, ScalarText};
 
 pub const PROJECT_FILE: &str = "berth.toml";
@@ -224,9 +225,10 @@ pub fn command_line_layer(args: &DeployArgs) -> Result<FileConfig> {
         image: args.image.clone(),
         command: (!args.command.is_empty()).then(|| Argv(args.command.clone())),
         gpus: parse_flag(&args.gpus, GpuSpec::parse, "--gpus")?.map(file::Gpus),
-        cpus: parse_flag(&args.cpus, dockerargs::parse_cpus, "--cpus")?.map(file::Cpus),
-        memory: parse_flag(&args.memory, dockerargs::parse_size, "--memory")?.map(file::Size),
-        shm_size: parse_flag(&args.shm_size, dockerargs::parse_size, "--shm-size")?.map(file::Size),
+        cpus: parse_flag(&args.cpus, crate::units::parse_cpus, "--cpus")?.map(file::Cpus),
+        memory: parse_flag(&args.memory, crate::units::parse_size, "--memory")?.map(file::Size),
+        shm_size: parse_flag(&args.shm_size, crate::units::parse_size, "--shm-size")?
+            .map(file::Size),
         env,
         ports: parse_each(&args.publish, PortSpec::parse, "--publish")?
             .into_iter()

@@ -25,73 +25,13 @@ use crate::plan::{LaunchPlan, Mount};
 pub use from_flags::{check_port, check_volume, spec_from_args};
 pub use to_flags::spec_to_args;
 
+use crate::units::{format_cpus, format_size};
+
 /// A boolean flag's value as pflag reads it (`true`, `1`, `T`, `false`, `0`, ...).
 pub fn bool_flag(flag: &str, raw: &str) -> Result<bool, String> {
     go::parse_bool(raw).ok_or_else(|| {
         format!("invalid argument {raw:?} for \"{flag}\" flag: strconv.ParseBool: parsing {raw:?}: invalid syntax")
     })
-}
-
-/// A size as docker writes it: `512m`, `2g`, `1.5GiB`, `1024` (bytes). Units are powers
-/// of 1024, as in docker's `RAMInBytes`.
-pub fn parse_size(raw: &str) -> Result<u64, String> {
-    let text = raw.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit = unit.trim_start().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(&unit);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        "p" => 50,
-        _ => return Err(size_error(raw)),
-    };
-    let value: f64 = number.parse().map_err(|_| size_error(raw))?;
-    let bytes = value * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err(size_error(raw));
-    }
-    Ok(bytes as u64)
-}
-
-fn size_error(raw: &str) -> String {
-    format!("invalid size {raw:?}: write a number with an optional unit k, m, g or t (like 512m or 32g)")
-}
-
-/// A size in docker's shortest exact spelling, for the `docker run` line: `32g`, `1536m`.
-pub fn format_size(bytes: u64) -> String {
-    for (shift, unit) in [(40, "t"), (30, "g"), (20, "m"), (10, "k")] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
-            return format!("{}{unit}", bytes >> shift);
-        }
-    }
-    bytes.to_string()
-}
-
-/// `--cpus`: a positive, possibly fractional number of CPUs, kept as docker's NanoCpus.
-pub fn parse_cpus(raw: &str) -> Result<i64, String> {
-    // Less than half a nano-CPU rounds to 0, which docker reads as no limit.
-    match raw.trim().parse::<f64>() {
-        Ok(cpus) if cpus > 0.0 && cpus.is_finite() && cpus < 1e6 && (cpus * 1e9).round() >= 1.0 => {
-            Ok((cpus * 1e9).round() as i64)
-        }
-        _ => Err(format!(
-            "invalid cpus {raw:?}: write a positive number, like 4 or 0.5"
-        )),
-    }
-}
-
-pub fn format_cpus(nano: i64) -> String {
-    let text = format!("{:.9}", nano as f64 / 1e9);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// What `--gpus` asks for.
@@ -378,42 +318,6 @@ pub fn shell_line(args: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_follow_docker() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        assert_eq!(parse_size("2gb").unwrap(), 2 << 30);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
-        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
-        for bad in ["", "g", "12x", "-1g", "1..2g", "1e400"] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn sizes_print_in_the_shortest_exact_unit() {
-        assert_eq!(format_size(32 << 30), "32g");
-        assert_eq!(format_size(1536 << 20), "1536m");
-        assert_eq!(format_size(1000), "1000");
-        assert_eq!(parse_size(&format_size(3 << 29)).unwrap(), 3 << 29);
-    }
-
-    #[test]
-    fn cpus_become_nano_cpus_and_back() {
-        assert_eq!(parse_cpus("4").unwrap(), 4_000_000_000);
-        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
-        assert_eq!(format_cpus(1_500_000_000), "1.5");
-        assert_eq!(format_cpus(4_000_000_000), "4");
-        // Found by fuzzing: 1e-10 rounded to 0 nano-CPUs, docker's "no limit".
-        assert_eq!(parse_cpus("1e-9").unwrap(), 1);
-        for bad in ["0", "-1", "x", "NaN", "inf", "1e-10", "4.9e-10"] {
-            assert!(parse_cpus(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn gpus_in_each_docker_form() {

@@ -2,11 +2,12 @@
 //! parsers, as the same spec.
 
 use super::from_flags::is_long_network_syntax;
-use super::{format_size, go};
+use super::go;
 use crate::spec::{
     ContainerSpec, DeviceSpec, Extra, GpuRequest, MountKind, MountSpec, PortBinding, EXTRA_INTS,
     EXTRA_LISTS, EXTRA_STRINGS, EXTRA_SWITCHES, EXTRA_THROTTLES,
 };
+use crate::units::format_size;
 
 /// The `docker run` arguments (without `docker run`) that create `spec`: flags in a fixed
 /// order, then the image and its command. Every spec [`spec_from_args`] makes reads back

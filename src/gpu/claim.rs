@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{allocate, apply, check_limit, crossed, holdings, requested, table, Request};
+use crate::config::policy::{GpuRequest as Mode, Policy};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::host::HostUser;
 use crate::lock::{Lock, Purpose};
-use crate::policy::{GpuRequest as Mode, Policy};
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
 

@@ -10,10 +10,10 @@ pub mod claim;
 
 use std::collections::BTreeSet;
 
+use crate::config::policy::GpuRequest as Mode;
 use crate::engine::ContainerInfo;
 use crate::error::{Error, Result};
-use crate::plan::label;
-use crate::policy::GpuRequest as Mode;
+use crate::label::{self, gpus_value};
 use crate::spec::{ContainerSpec, GpuRequest};
 
 /// The variable the NVIDIA container runtime reads to pick the GPUs of a container.
@@ -55,19 +55,6 @@ pub struct Holding {
     /// The owner's uid, as the `berth.user` label says it.
     pub uid: String,
     pub ids: Vec<String>,
-}
-
-/// `0,2` → `["0", "2"]`.
-pub fn parse_label(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-pub fn label_value(ids: &[String]) -> String {
-    ids.join(",")
 }
 
 /// The GPU indices in `nvidia-smi -L` output (`GPU 0: NVIDIA A100 (UUID: GPU-...)`);
@@ -297,8 +284,7 @@ pub fn table(held: &[&Holding], name_of: &dyn Fn(&str) -> String) -> Vec<String>
 /// `void`.
 pub fn apply(spec: &mut ContainerSpec, mode: Mode, ids: Option<&[String]>) {
     if let Some(ids) = ids {
-        spec.labels
-            .insert(label::GPUS.to_string(), label_value(ids));
+        spec.labels.insert(label::GPUS.to_string(), gpus_value(ids));
     }
     spec.env.retain(|entry| {
         let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
@@ -315,7 +301,7 @@ pub fn apply(spec: &mut ContainerSpec, mode: Mode, ids: Option<&[String]>) {
         (Mode::Env, Some(ids)) => {
             spec.host.gpus = None;
             spec.env
-                .push(format!("{NVIDIA_VISIBLE_DEVICES}={}", label_value(ids)));
+                .push(format!("{NVIDIA_VISIBLE_DEVICES}={}", gpus_value(ids)));
             // The runtime shows a container only its own GPUs, numbered from 0: CUDA's
             // indices are positions, not the host's ids.
             let positions: Vec<String> = (0..ids.len()).map(|i| i.to_string()).collect();
@@ -362,14 +348,6 @@ mod tests {
         let text = "Model: \t\t NVIDIA A100\nIRQ:   \t\t 120\nDevice Minor: \t 3\nBus Location: \t 0000:3b:00.0\n";
         assert_eq!(parse_proc_information(text).as_deref(), Some("3"));
         assert_eq!(parse_proc_information("Model: x\n"), None);
-    }
-
-    #[test]
-    fn labels_round_trip() {
-        assert_eq!(parse_label("0,2"), ids(&["0", "2"]));
-        assert_eq!(parse_label(" 0 , ,2 "), ids(&["0", "2"]));
-        assert!(parse_label("").is_empty());
-        assert_eq!(label_value(&ids(&["0", "2"])), "0,2");
     }
 
     #[test]

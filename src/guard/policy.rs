@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::dockerargs::{format_cpus, format_size};
+use crate::config::policy::{Forbidden, Policy};
 use crate::error::{Error, Result};
-use crate::policy::{Forbidden, Policy};
-use crate::retire::assess::glob_match;
+use crate::glob::glob_match;
 use crate::spec::{ContainerSpec, MountKind};
+use crate::units::{format_cpus, format_size};
 
 const ASK: &str = "ask the administrator if you need it";
 

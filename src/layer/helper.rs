@@ -38,7 +38,7 @@ use crate::cli::LayerWalkArgs;
 use crate::engine::{Attached, ChangeKind, Chunk, Engine};
 use crate::error::{Error, Result};
 
-use crate::plan::label;
+use crate::label;
 use crate::spec::{ContainerSpec, MountKind, MountSpec};
 use crate::ui::Printer;
 

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::policy::Reap;
 use crate::engine::State;
-use crate::policy::Reap;
 
 /// One reading of a container's cumulative CPU time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,7 +301,7 @@ fn millis_of(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Span;
+    use crate::config::policy::Span;
 
     const MIN: Duration = Duration::from_secs(60);
     const SEC_NS: u64 = 1_000_000_000;

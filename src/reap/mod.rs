@@ -24,12 +24,12 @@ pub use decide::{decide, span, Decision, Facts, History, Keep, Sample};
 
 use crate::cli::ReapArgs;
 use crate::clock::{parse_rfc3339, rfc3339};
+use crate::config::policy::Policy;
 use crate::config::DEFAULT_DISPOSABLE;
 use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::host::{passwd_name, HostUser, Paths, ProjectName};
-use crate::policy::Policy;
 use crate::retire::{self, image_component, Action, Choices, RescueScope, Target, STOP_TIMEOUT};
 use crate::ui::Printer;
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::assess::{Assessment, Change};
 use crate::layer::{PathText, ReadBy};
 use crate::names::shown;
-use crate::ui::human_size;
+use crate::units::human_size;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,7 @@ use super::classify::{self, Class, Size, VolumeReport};
 use super::rescue;
 use crate::engine::{ChangeKind, Engine, Inspected, PathStat, Volume};
 use crate::error::{Error, Result};
-use crate::identity::{self, Written};
+use crate::label::{self, Written};
 use crate::layer::ChangeList;
 
 /// Files measured per class for its size; beyond this the size is estimated.
@@ -78,7 +78,7 @@ pub(super) async fn resolve_in_container(
     paths.iter().map(|p| assess::resolve(p, &links)).collect()
 }
 
-/// Those of the identity files ([`identity::FILES`]) that the layer lists and that hold
+/// Those of the identity files ([`label::FILES`]) that the layer lists and that hold
 /// just what berth wrote there (`written`): they are berth's, not work. One changed
 /// since (a `useradd` in the container, a package that adds a system user) is work,
 /// and so is one that cannot be read.
@@ -102,7 +102,7 @@ pub(super) fn berths_identity_files(
         .collect()
 }
 
-/// The identity files as they are in the container ([`identity::FILES`], `None` for
+/// The identity files as they are in the container ([`label::FILES`], `None` for
 /// one that cannot be read), where berth wrote them (`written`); nothing otherwise.
 pub(super) type IdentityTexts = Vec<(&'static str, Option<String>)>;
 
@@ -117,7 +117,7 @@ pub(super) async fn identity_texts(
     if written.is_none() {
         return Vec::new();
     }
-    let read = identity::FILES
+    let read = label::FILES
         .into_iter()
         .map(|file| async move { (file, engine.read_file(id, file).await.ok().flatten()) });
     futures_util::future::join_all(read).await

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::config::file::{self, Cpus, DataSection, FileConfig, RetireSection, ScalarText, Size};
+use super::file::{self, Cpus, DataSection, FileConfig, RetireSection, ScalarText, Size};
 use crate::error::Result;
 
 /// Where the policy lives when nobody (or a non-root user) says otherwise.
@@ -199,48 +199,10 @@ pub struct Span(pub Duration);
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let ScalarText(text) = ScalarText::deserialize(deserializer)?;
-        parse_duration(&text).map(Span).map_err(de::Error::custom)
+        crate::units::parse_duration(&text)
+            .map(Span)
+            .map_err(de::Error::custom)
     }
-}
-
-/// `2s`, `30m`, `24h`, `7d`, `2w`, `1h30m`, `500ms`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("{text:?} is not a duration (like 90s, 30m, 24h, 7d)");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(24 * 3600),
-            "w" => Duration::from_secs(7 * 24 * 3600),
-            _ => return Err(bad()),
-        };
-        let part = unit
-            .checked_mul(u32::try_from(number).map_err(|_| bad())?)
-            .ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
 }
 
 /// Which policy file applies: `BERTH_POLICY` for root, [`DEFAULT_PATH`] for everyone
@@ -324,21 +286,6 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_as_people_write_them() {
-        let secs = Duration::from_secs;
-        assert_eq!(parse_duration("2s"), Ok(secs(2)));
-        assert_eq!(parse_duration("30m"), Ok(secs(1800)));
-        assert_eq!(parse_duration("24h"), Ok(secs(86400)));
-        assert_eq!(parse_duration("7d"), Ok(secs(7 * 86400)));
-        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("90"), Ok(secs(90)));
-        for bad in ["", "h", "2x", "1.5h", "-2s", "2 h", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn a_pinned_workspace_root_takes_the_password_databases_home_and_the_user() {

@@ -1,8 +1,8 @@
-//! The command line: clap types only, no logic.
+//! The command line: clap types, and the global flags read before clap ([`Early`]).
 //!
-//! This is the single source for `--help` (and, later, completions and man pages). The
-//! three binaries share the argument structs: `container-deploy` is `berth deploy`,
-//! `container-retire` is `berth retire`.
+//! The single source of `--help`, the shell completions and the man pages. The three
+//! binaries ([`Program`]) share the argument structs: `container-deploy` is `berth
+//! deploy`, `container-retire` is `berth retire`.
 
 use std::path::PathBuf;
 
@@ -708,7 +708,7 @@ pub struct CompletionsArgs {
     /// Print only this program's script (the file a shell's completion directory
     /// holds for it), not all three.
     #[arg(long, value_enum, value_name = "PROGRAM")]
-    pub program: Option<crate::Program>,
+    pub program: Option<Program>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -778,6 +778,42 @@ pub struct ManArgs {
     /// Write every page as DIR/<name>.1 and print the paths written.
     #[arg(long, value_name = "DIR", conflicts_with = "page")]
     pub out_dir: Option<PathBuf>,
+}
+
+/// Which program the user ran: `berth`, or one of the two commands it is known by
+/// (also the values of `berth completions --program`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Program {
+    Berth,
+    ContainerDeploy,
+    ContainerRetire,
+}
+
+impl Program {
+    /// The program's clap command: the one source of its help, completions and man page.
+    pub fn command(self) -> clap::Command {
+        use clap::CommandFactory;
+        match self {
+            Program::Berth => Cli::command(),
+            Program::ContainerDeploy => DeployCli::command(),
+            Program::ContainerRetire => RetireCli::command(),
+        }
+    }
+
+    /// The name the program is installed under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Berth => "berth",
+            Program::ContainerDeploy => "container-deploy",
+            Program::ContainerRetire => "container-retire",
+        }
+    }
+
+    pub const ALL: [Program; 3] = [
+        Program::Berth,
+        Program::ContainerDeploy,
+        Program::ContainerRetire,
+    ];
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@ use std::time::Duration;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
+use crate::cli::Program;
 use crate::cli::{CompletionsArgs, Shell};
 use crate::engine::{Engine, State};
 use crate::host::{HostUser, Paths, ProjectName};
 use crate::ui::Printer;
-use crate::Program;
 
 /// The variable that turns a run into a completion request. Namespaced, so that a
 /// `COMPLETE` set for another tool never makes berth print completions instead of

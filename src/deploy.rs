@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use crate::cli::{CheckArgs, DeployArgs};
 use crate::config::{self, Source, Sourced};
 use crate::context::Context;
-use crate::dockerargs::docker_run_line;
 use crate::engine::{ContainerInfo, Engine, State};
 use crate::error::{Error, Result};
 use crate::events;
@@ -836,7 +835,7 @@ fn report<'a>(prepared: &'a Prepared, existing: Option<&'a Existing>) -> Report<
             data_target: &s.data_target.source,
         },
         plan: &prepared.plan,
-        docker_run: docker_run_line(&prepared.plan),
+        docker_run: prepared.plan.docker_run_line(),
         container: existing,
         verdict: "ok",
     }
@@ -930,5 +929,5 @@ fn print_plan(prepared: &Prepared, printer: &Printer) {
         }
     }
     printer.line(&printer.bold("equivalent docker run"));
-    printer.line(&format!("  {}", docker_run_line(plan)));
+    printer.line(&format!("  {}", plan.docker_run_line()));
 }

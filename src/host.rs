@@ -3,7 +3,7 @@
 
 use std::env;
 use std::ffi::CStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -98,7 +98,7 @@ pub struct Paths {
     pub user_config: PathBuf,
     pub user_config_explicit: bool,
     /// `BERTH_POLICY` for root, else `/etc/berth/policy.toml` (see
-    /// [`crate::config::policy::path_for`]).
+    /// [`policy_path`]).
     pub policy: PathBuf,
     pub policy_explicit: bool,
     /// Why a non-root user's `BERTH_POLICY` was not followed, to tell them.
@@ -126,8 +126,7 @@ impl Paths {
         let user_config = var("BERTH_CONFIG");
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        let (policy, policy_warning) =
-            crate::config::policy::path_for(uid, var("BERTH_POLICY").as_deref());
+        let (policy, policy_warning) = policy_path(uid, var("BERTH_POLICY").as_deref());
         let policy_explicit = uid == 0 && var("BERTH_POLICY").is_some();
         Ok(Self {
             workspace_root_explicit: var("BERTH_WORKSPACE_ROOT").is_some(),
@@ -230,9 +229,46 @@ fn suggest_name(raw: &str) -> Option<String> {
     (trimmed != raw && name_problem(trimmed).is_none()).then(|| trimmed.to_string())
 }
 
+/// Where the policy lives when nobody (or a non-root user) says otherwise.
+pub const DEFAULT_POLICY: &str = "/etc/berth/policy.toml";
+
+/// Which policy file applies: `BERTH_POLICY` for root, [`DEFAULT_POLICY`] for everyone
+/// else. A non-root user's `BERTH_POLICY` is ignored with a warning: honouring it would
+/// let anyone switch the policy off (`BERTH_POLICY=/dev/null`).
+pub fn policy_path(uid: u32, named: Option<&Path>) -> (PathBuf, Option<String>) {
+    match named {
+        Some(path) if uid == 0 => (path.to_path_buf(), None),
+        Some(path) if path != Path::new(DEFAULT_POLICY) => (
+            PathBuf::from(DEFAULT_POLICY),
+            Some(format!(
+                "BERTH_POLICY ({}) is honoured for root only; the policy is {DEFAULT_POLICY}",
+                path.display()
+            )),
+        ),
+        _ => (PathBuf::from(DEFAULT_POLICY), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_root_may_name_another_policy() {
+        let mine = Path::new("/home/u/permissive.toml");
+        assert_eq!(policy_path(0, Some(mine)), (mine.to_path_buf(), None));
+        let (path, warning) = policy_path(1000, Some(mine));
+        assert_eq!(path, Path::new(DEFAULT_POLICY));
+        assert!(warning.unwrap().contains("root only"));
+        assert_eq!(
+            policy_path(1000, None),
+            (PathBuf::from(DEFAULT_POLICY), None)
+        );
+        assert_eq!(
+            policy_path(1000, Some(Path::new(DEFAULT_POLICY))),
+            (PathBuf::from(DEFAULT_POLICY), None)
+        );
+    }
 
     #[test]
     fn accepts_valid_names() {

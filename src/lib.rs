@@ -43,45 +43,10 @@ pub mod terminal;
 pub mod ui;
 pub mod units;
 
+pub use cli::Program;
 use cli::{Cli, Command, DeployCli, RetireCli};
 use error::Result;
 use ui::Printer;
-
-/// Which program the user ran: `berth`, or one of the two commands it is known by
-/// (also the values of `berth completions --program`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Program {
-    Berth,
-    ContainerDeploy,
-    ContainerRetire,
-}
-
-impl Program {
-    /// The program's clap command: the one source of its help, completions and man page.
-    pub fn command(self) -> clap::Command {
-        use clap::CommandFactory;
-        match self {
-            Program::Berth => Cli::command(),
-            Program::ContainerDeploy => DeployCli::command(),
-            Program::ContainerRetire => RetireCli::command(),
-        }
-    }
-
-    /// The name the program is installed under.
-    pub fn name(self) -> &'static str {
-        match self {
-            Program::Berth => "berth",
-            Program::ContainerDeploy => "container-deploy",
-            Program::ContainerRetire => "container-retire",
-        }
-    }
-
-    pub const ALL: [Program; 3] = [
-        Program::Berth,
-        Program::ContainerDeploy,
-        Program::ContainerRetire,
-    ];
-}
 
 /// Parses the command line, runs the command, prints any error, and returns the exit
 /// code (DESIGN.md section 6).

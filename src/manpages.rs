@@ -9,10 +9,10 @@ use std::path::Path;
 use clap_mangen::Man;
 use roff::{bold, italic, roman, Inline, Roff};
 
+use crate::cli::Program;
 use crate::cli::{self, ManArgs};
 use crate::error::{Error, Result};
 use crate::ui::Printer;
-use crate::Program;
 
 /// Every page is in section 1, user commands.
 const SECTION: &str = "1";

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Settings, Source};
-use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
+use crate::dockerargs::{self, GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, mounts::Protected};
 use crate::host::{HostUser, ProjectName};
 use crate::label;
 use crate::spec::{ContainerSpec, GpuRequest, MountSpec, PortBinding};
+use crate::units::{format_cpus, format_size};
 
 pub const WORKSPACE_TARGET: &str = "/workspace";
 /// With no command configured, the container idles so that people can enter it; the
@@ -87,6 +88,62 @@ pub struct LaunchPlan {
 }
 
 impl LaunchPlan {
+    /// The `docker run` line that creates the same container.
+    pub fn docker_run_line(&self) -> String {
+        let plan = self;
+        let mut args: Vec<String> = vec!["docker".into(), "run".into(), "-d".into()];
+        let mut flag = |name: &str, value: String| {
+            args.push(name.to_string());
+            args.push(value);
+        };
+        flag("--name", plan.container_name.clone());
+        for (key, value) in &plan.labels {
+            flag("--label", format!("{key}={value}"));
+        }
+        flag("--user", plan.user.clone());
+        flag("--workdir", plan.workdir.clone());
+        for mount in &plan.mounts {
+            match mount {
+                Mount::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => {
+                    let mut spec = format!("type=bind,source={},target={target}", source.display());
+                    if *read_only {
+                        spec.push_str(",readonly");
+                    }
+                    flag("--mount", spec);
+                }
+                Mount::Volume(spec) => flag("--volume", spec.to_arg()),
+            }
+        }
+        for (key, value) in &plan.env {
+            flag("--env", format!("{key}={value}"));
+        }
+        for port in &plan.ports {
+            flag("--publish", port.to_string());
+        }
+        if let Some(gpus) = &plan.gpus {
+            flag("--gpus", gpus.to_string());
+        }
+        if let Some(nano) = plan.nano_cpus {
+            flag("--cpus", format_cpus(nano));
+        }
+        if let Some(bytes) = plan.memory {
+            flag("--memory", format_size(bytes));
+        }
+        if let Some(bytes) = plan.shm_size {
+            flag("--shm-size", format_size(bytes));
+        }
+        if plan.init {
+            args.push("--init".into());
+        }
+        args.push(plan.image.clone());
+        args.extend(plan.cmd.iter().cloned());
+        dockerargs::shell_line(&args)
+    }
+
     /// The plan as a create request: the one form the engine creates containers from.
     pub fn to_spec(&self) -> ContainerSpec {
         let mut spec = ContainerSpec {
@@ -611,7 +668,7 @@ mod tests {
             &host(None),
         )
         .unwrap();
-        let line = crate::dockerargs::docker_run_line(&plan);
+        let line = plan.docker_run_line();
         for part in [
             "docker run -d --name p._.alice",
             "--label berth.project=p",

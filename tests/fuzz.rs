@@ -866,7 +866,7 @@ fn check_plan(text: &str, with_root: bool) -> Result<(), TestCaseError> {
     match quickly(|| plan::build(&name, &settings, &host))? {
         Ok(plan) => {
             let spec = plan.to_spec();
-            let _ = dockerargs::docker_run_line(&plan);
+            let _ = plan.docker_run_line();
             let args = dockerargs::spec_to_args(&spec);
             match spec_of(&args) {
                 Some(Ok(_)) => {}

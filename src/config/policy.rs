@@ -17,9 +17,6 @@ use serde::Deserialize;
 use super::file::{self, Cpus, DataSection, FileConfig, RetireSection, ScalarText, Size};
 use crate::error::Result;
 
-/// Where the policy lives when nobody (or a non-root user) says otherwise.
-pub const DEFAULT_PATH: &str = "/etc/berth/policy.toml";
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
@@ -205,23 +202,6 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
-/// Which policy file applies: `BERTH_POLICY` for root, [`DEFAULT_PATH`] for everyone
-/// else. A non-root user's `BERTH_POLICY` is ignored with a warning: honouring it would
-/// let anyone switch the policy off (`BERTH_POLICY=/dev/null`).
-pub fn path_for(uid: u32, named: Option<&Path>) -> (PathBuf, Option<String>) {
-    match named {
-        Some(path) if uid == 0 => (path.to_path_buf(), None),
-        Some(path) if path != Path::new(DEFAULT_PATH) => (
-            PathBuf::from(DEFAULT_PATH),
-            Some(format!(
-                "BERTH_POLICY ({}) is honoured for root only; the policy is {DEFAULT_PATH}",
-                path.display()
-            )),
-        ),
-        _ => (PathBuf::from(DEFAULT_PATH), None),
-    }
-}
-
 impl Policy {
     /// Whether the policy restricts what berth mounts: `allowed_mount_roots` or
     /// `workspace_root` is set.
@@ -308,20 +288,6 @@ mod tests {
         );
         assert_eq!(Policy::default().pinned_workspace_root("alice", home), None);
         assert!(!Policy::default().restricts_mounts());
-    }
-
-    #[test]
-    fn only_root_may_name_another_policy() {
-        let mine = Path::new("/home/u/permissive.toml");
-        assert_eq!(path_for(0, Some(mine)), (mine.to_path_buf(), None));
-        let (path, warning) = path_for(1000, Some(mine));
-        assert_eq!(path, Path::new(DEFAULT_PATH));
-        assert!(warning.unwrap().contains("root only"));
-        assert_eq!(path_for(1000, None), (PathBuf::from(DEFAULT_PATH), None));
-        assert_eq!(
-            path_for(1000, Some(Path::new(DEFAULT_PATH))),
-            (PathBuf::from(DEFAULT_PATH), None)
-        );
     }
 
     #[test]

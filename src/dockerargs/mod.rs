@@ -1,7 +1,6 @@
 //! Docker's `run`/`create` flags and their values: read into a
 //! [`ContainerSpec`](crate::spec::ContainerSpec) exactly as the docker CLI 20.10 would
-//! send them, a spec rendered back as `docker run` arguments, and a [`LaunchPlan`]
-//! rendered as the equivalent `docker run` line.
+//! send them, and a spec rendered back as `docker run` arguments.
 //!
 //! No engine. The parsers follow the docker CLI's rules so that a value a user copies
 //! from their `docker run` notes means the same thing here; the only I/O is reading the
@@ -20,12 +19,8 @@ mod to_flags;
 
 use std::fmt;
 
-use crate::plan::{LaunchPlan, Mount};
-
 pub use from_flags::{check_port, check_volume, spec_from_args};
 pub use to_flags::spec_to_args;
-
-use crate::units::{format_cpus, format_size};
 
 /// A boolean flag's value as pflag reads it (`true`, `1`, `T`, `false`, `0`, ...).
 pub fn bool_flag(flag: &str, raw: &str) -> Result<bool, String> {
@@ -250,61 +245,6 @@ pub fn shell_quote(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
-}
-
-/// The `docker run` line that creates the same container as `plan`.
-pub fn docker_run_line(plan: &LaunchPlan) -> String {
-    let mut args: Vec<String> = vec!["docker".into(), "run".into(), "-d".into()];
-    let mut flag = |name: &str, value: String| {
-        args.push(name.to_string());
-        args.push(value);
-    };
-    flag("--name", plan.container_name.clone());
-    for (key, value) in &plan.labels {
-        flag("--label", format!("{key}={value}"));
-    }
-    flag("--user", plan.user.clone());
-    flag("--workdir", plan.workdir.clone());
-    for mount in &plan.mounts {
-        match mount {
-            Mount::Bind {
-                source,
-                target,
-                read_only,
-            } => {
-                let mut spec = format!("type=bind,source={},target={target}", source.display());
-                if *read_only {
-                    spec.push_str(",readonly");
-                }
-                flag("--mount", spec);
-            }
-            Mount::Volume(spec) => flag("--volume", spec.to_arg()),
-        }
-    }
-    for (key, value) in &plan.env {
-        flag("--env", format!("{key}={value}"));
-    }
-    for port in &plan.ports {
-        flag("--publish", port.to_string());
-    }
-    if let Some(gpus) = &plan.gpus {
-        flag("--gpus", gpus.to_string());
-    }
-    if let Some(nano) = plan.nano_cpus {
-        flag("--cpus", format_cpus(nano));
-    }
-    if let Some(bytes) = plan.memory {
-        flag("--memory", format_size(bytes));
-    }
-    if let Some(bytes) = plan.shm_size {
-        flag("--shm-size", format_size(bytes));
-    }
-    if plan.init {
-        args.push("--init".into());
-    }
-    args.push(plan.image.clone());
-    args.extend(plan.cmd.iter().cloned());
-    shell_line(&args)
 }
 
 /// Joins `args` into one line a POSIX shell reads back as the same words.

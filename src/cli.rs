@@ -7,17 +7,6 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
-use clap_complete::ArgValueCandidates;
-
-/// PROJECT arguments complete to the caller's workspaces and containers.
-fn projects() -> ArgValueCandidates {
-    ArgValueCandidates::new(crate::complete::projects)
-}
-
-/// IMAGE arguments complete to the engine's local image tags.
-fn images() -> ArgValueCandidates {
-    ArgValueCandidates::new(crate::complete::images)
-}
 
 const ABOUT: &str = "Launch containers that cannot lose your work.";
 
@@ -192,11 +181,10 @@ pub struct LayerWalkArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The project: its workspace is <workspace root>/PROJECT.
-    #[arg(add = projects())]
     pub project: String,
 
     /// Image to run (overrides `image` in berth.toml).
-    #[arg(long, value_name = "IMAGE", add = images())]
+    #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
 
     /// GPUs to request: `all`, a count, or `device=0,1`.
@@ -257,7 +245,7 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct ReapArgs {
     /// Only this project's containers.
-    #[arg(long, value_name = "NAME", add = projects())]
+    #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
 
     /// Say what would be done to each container; change nothing (not even the stored
@@ -273,7 +261,6 @@ pub struct ReapArgs {
 #[derive(Debug, Args)]
 pub struct RetireArgs {
     /// The project whose container to remove.
-    #[arg(add = projects())]
     pub project: String,
 
     /// Accept the loss of unsaved changes without a prompt (the summary is still printed).
@@ -315,7 +302,7 @@ pub struct RetireArgs {
 pub struct RunArgs {
     /// The project whose workspace and data root to mount (default: the one the current
     /// directory lies in, under the workspace root).
-    #[arg(long, value_name = "NAME", help_heading = "berth", add = projects())]
+    #[arg(long, value_name = "NAME", help_heading = "berth")]
     pub project: Option<String>,
     /// Print the equivalent `docker run` line, with berth's additions; create nothing.
     #[arg(long, help_heading = "berth")]
@@ -691,7 +678,6 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// The project whose container to enter.
-    #[arg(add = projects())]
     pub project: String,
 
     /// Command to run instead of a shell (after `--`).
@@ -760,7 +746,6 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The project to check.
-    #[arg(add = projects())]
     pub project: String,
 
     /// Print the plan and verdict as JSON.

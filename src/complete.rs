@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use clap_complete::engine::CompletionCandidate;
+use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
 use crate::cli::Program;
@@ -31,11 +31,29 @@ const ENGINE_BUDGET: Duration = Duration::from_millis(500);
 /// not one (the variable is unset).
 pub fn answer(program: Program, args: &[String]) -> bool {
     let current_dir = std::env::current_dir().ok();
-    clap_complete::CompleteEnv::with_factory(move || program.command())
+    clap_complete::CompleteEnv::with_factory(move || command(program))
         .var(VAR)
         .completer(program.name())
         .try_complete(args, current_dir.as_deref())
         .unwrap_or_else(|err| err.exit())
+}
+
+/// `program`'s command with the candidates that ask the disk and the engine: every
+/// PROJECT argument (`project`, positional or `--project`) completes to the caller's
+/// projects, every `--image` to the engine's tags. Attached here, by argument id, so
+/// that `cli` holds clap types alone.
+fn command(program: Program) -> clap::Command {
+    with_candidates(program.command())
+}
+
+fn with_candidates(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| match arg.get_id().as_str() {
+            "project" => arg.add(ArgValueCandidates::new(projects)),
+            "image" => arg.add(ArgValueCandidates::new(images)),
+            _ => arg,
+        })
+        .mut_subcommands(with_candidates)
 }
 
 /// The script that makes `shell` complete `program`. It calls `program` by name, so it
@@ -100,7 +118,7 @@ fn completer(shell: Shell) -> &'static dyn EnvCompleter {
 /// Candidates for a PROJECT argument: the workspaces under the workspace root, and the
 /// projects that have a container of the caller's. clap_complete keeps those that
 /// start with what was typed.
-pub fn projects() -> Vec<CompletionCandidate> {
+fn projects() -> Vec<CompletionCandidate> {
     let workspaces = Paths::from_env()
         .map(|paths| workspace_names(&paths.workspace_root))
         .unwrap_or_default();
@@ -172,7 +190,7 @@ fn container_states(uid: u32) -> Vec<(String, State)> {
 }
 
 /// `--image` completes to the engine's local image tags.
-pub fn images() -> Vec<CompletionCandidate> {
+fn images() -> Vec<CompletionCandidate> {
     ask_engine(|engine| async move { engine.image_tags().await.ok() })
         .unwrap_or_default()
         .into_iter()

@@ -97,10 +97,10 @@ pub fn prepare_with(
 /// The workspace, the data root and the plan of a loaded context.
 fn prepare_in(ctx: Context, allow_new: bool) -> Result<Prepared> {
     let workspace = ctx.check_workspace(allow_new)?;
-    let data_rows = guard::data::resolve(&ctx.settings.data_roots);
+    let data_rows = crate::dataroot::resolve(&ctx.settings.data_roots);
     let data_root = match guard::data::decide(&data_rows)? {
         Some(root) => {
-            let identity = guard::data::identify(&root, &ctx.paths.state_dir)?;
+            let identity = crate::dataroot::identify(&root, &ctx.paths.state_dir)?;
             Some((root, identity))
         }
         None => None,
@@ -374,7 +374,7 @@ pub(crate) fn settle_identity(prepared: &mut Prepared) -> Result<()> {
     let Some((root, identity)) = &prepared.data_root else {
         return Ok(());
     };
-    let id = guard::data::settle(identity.clone(), root, &prepared.ctx.paths.state_dir)?;
+    let id = crate::dataroot::settle(identity.clone(), root, &prepared.ctx.paths.state_dir)?;
     prepared.plan.labels.insert(label::DATA_ID.to_string(), id);
     Ok(())
 }

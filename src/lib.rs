@@ -9,6 +9,7 @@ pub mod clock;
 pub mod complete;
 pub mod config;
 pub mod context;
+pub mod dataroot;
 pub mod deploy;
 pub mod dockerargs;
 pub mod dockerflags;

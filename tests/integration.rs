@@ -123,10 +123,7 @@ fn deploy_creates_exactly_the_planned_container() {
 #[test]
 fn workspace_files_belong_to_the_host_user_when_root() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     assert_code(&sb.exec("echo hello > /workspace/out.txt"), 0);
     let file = sb.workspace().join("out.txt");
     assert_eq!(fs::read_to_string(&file).unwrap(), "hello\n");
@@ -140,8 +137,7 @@ fn workspace_and_home_files_belong_to_a_non_root_host_user() {
         return;
     };
     let sb = Sandbox::with_user(RunAs::Other { uid, gid });
-    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-    assert_code(&out, 0);
+    sb.deployed();
     let c = sb.inspect().unwrap();
     assert_eq!(c["Config"]["User"], format!("{uid}:{gid}"));
     assert_code(
@@ -162,8 +158,7 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
         return;
     };
     let sb = Sandbox::with_user(RunAs::Other { uid, gid });
-    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-    assert_code(&out, 0);
+    sb.deployed();
     // busybox's image knows only root; berth taught it the host user.
     let out = sb.exec("id -un; id -gn; echo $HOME; stat -c %U $HOME");
     assert_code(&out, 0);
@@ -199,8 +194,7 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
     retired(&sb);
 
     // The second deploy of the image is the same to its user, and to root in it.
-    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-    assert_code(&out, 0);
+    sb.deployed();
     let c = sb.inspect().unwrap();
     assert!(!targets(&c).contains(&"/etc/passwd".to_string()), "{c}");
     assert_eq!(
@@ -217,8 +211,7 @@ fn inside_the_container_you_are_you_and_retire_knows_it_was_berth() {
     retired(&sb);
 
     // A change root makes to them is work, shown and kept.
-    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-    assert_code(&out, 0);
+    sb.deployed();
     assert_code(
         &sb.exec_as_root("echo 'alice:x:1001:1001::/home/alice:/bin/sh' >> /etc/passwd"),
         0,
@@ -282,20 +275,14 @@ fn a_stopped_container_whose_mount_is_gone_is_explained_and_kept() {
 #[test]
 fn home_is_writable_and_survives_retire_and_redeploy() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     assert_code(
         &sb.exec("echo 'alias ll=ls' > $HOME/.profile && echo keep > /workspace/w"),
         0,
     );
     assert_code(&sb.berth(&["retire", &sb.project]), 0);
     assert!(!sb.exists());
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     let out = sb.exec("cat $HOME/.profile /workspace/w");
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "alias ll=ls\nkeep\n");
@@ -304,10 +291,7 @@ fn home_is_writable_and_survives_retire_and_redeploy() {
 #[test]
 fn retire_of_an_untouched_container_needs_no_consent() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     // Disposable changes do not count as work.
     assert_code(&sb.exec("echo x > /tmp/scratch"), 0);
     let out = sb.berth(&["retire", &sb.project]);
@@ -319,10 +303,7 @@ fn retire_of_an_untouched_container_needs_no_consent() {
 #[test]
 fn retire_refuses_unsaved_work_without_a_terminal_and_yes_removes_it() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     assert_code(&sb.exec("echo keep > /workspace/kept.txt"), 0);
     assert_code(
         &sb.exec_as_root("mkdir -p /opt/results && echo 42 > /opt/results/run1.csv"),
@@ -344,10 +325,7 @@ fn retire_refuses_unsaved_work_without_a_terminal_and_yes_removes_it() {
     assert_code(&out, 0);
     assert!(!sb.exists());
 
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     assert_eq!(stdout(&sb.exec("cat /workspace/kept.txt")), "keep\n");
 }
 
@@ -549,10 +527,7 @@ fn a_typo_of_an_existing_workspace_is_refused_unless_new() {
 #[test]
 fn list_shows_the_callers_containers_as_a_table_and_json() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     let out = sb.berth(&["list"]);
     assert_code(&out, 0);
     assert!(stdout(&out).lines().next().unwrap().starts_with("PROJECT"));
@@ -700,10 +675,7 @@ fn a_root_that_lost_its_marker_is_refused_as_an_unmounted_share() {
     let sb = Sandbox::new();
     let root = data_dir(&sb, "share");
     let sb = sb.env("HOST_DATA_PATH", root.to_str().unwrap());
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     assert_code(&sb.berth(&["retire", &sb.project]), 0);
     // The share is "unmounted": an empty directory at the same path.
     fs::remove_file(root.join(".berth-data-id")).unwrap();

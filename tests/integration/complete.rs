@@ -93,10 +93,7 @@ fn bash_completes_project_names_from_the_workspaces() {
 #[test]
 fn bash_completes_projects_that_have_only_a_container() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     // Another workspace root: the project is known from its container alone.
     let elsewhere = sb.path().join("other-root");
     fs::create_dir_all(&elsewhere).unwrap();

@@ -66,8 +66,7 @@ fn an_engine_that_freezes_before_the_start_leaves_what_the_next_deploy_replaces(
     assert_eq!(sb.state(), "created");
     drop(freezer);
 
-    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-    assert_code(&out, 0);
+    let out = sb.deployed();
     assert_stderr_has(
         &out,
         "an interrupted deploy had created it but never started it",
@@ -131,10 +130,7 @@ fn ctrl_c_at_any_moment_of_a_deploy_leaves_at_most_one_container_and_the_next_de
     let mut whole = Duration::ZERO;
     for _ in 0..2 {
         let started = Instant::now();
-        assert_code(
-            &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-            0,
-        );
+        sb.deployed();
         whole = started.elapsed();
         assert_code(&sb.berth(&["retire", &sb.project, "--yes"]), 0);
     }
@@ -162,8 +158,7 @@ fn ctrl_c_at_any_moment_of_a_deploy_leaves_at_most_one_container_and_the_next_de
         };
         outcomes.push(format!("{delay:>10.0?}: {how}, container {state:?}"));
 
-        let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-        assert_code(&out, 0);
+        sb.deployed();
         assert_one_correct_container(&sb);
         assert_code(&sb.berth(&["retire", &sb.project, "--yes"]), 0);
         assert!(!sb.exists());
@@ -261,10 +256,7 @@ fn a_create_the_engine_refuses_leaves_no_new_workspace_or_home_behind() {
 fn a_slow_changes_call_says_the_container_stays_paused_and_the_next_command_resumes_it() {
     // As root berth reads the layer itself; the engine's call is what is slow here.
     let sb = Sandbox::new().env("BERTH_LAYER_READER", "engine");
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     let freezer = Freezer::start(sb.path(), "/changes");
     let (out, took) = berth_through(&sb, &freezer, &["retire", &sb.project, "--yes"]);
     assert!(freezer.frozen());

@@ -61,8 +61,7 @@ fn a_gpu_count_is_honoured_with_distinct_ids_in_the_env_and_the_label() {
     let (text, inventory) = policy(&sb.project, 3, "");
     std::fs::write(&sb.policy, text).unwrap();
     sb.project_toml("gpus = 2\n");
-    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]);
-    assert_code(&out, 0);
+    let out = sb.deployed();
     assert_stderr_has(&out, format!("with GPUs {0}-0,{0}-1", sb.project));
 
     let c = sb.inspect().expect("the container exists");

@@ -125,19 +125,71 @@ fn read_by(source: &str, id: &str) -> Set {
     set
 }
 
-/// Each source against the engine's changes call.
-fn compare(id: &str) -> Result<(), TestCaseError> {
+/// Each source against the engine's changes call, for a container of `image`.
+///
+/// On fuse-overlayfs the engine now and then leaves out deletions: after three
+/// folders of a Debian image were deleted and made again, its answer named the
+/// deleted files of two of them, and which two changed from run to run, while the
+/// container saw all three emptied. A deletion a reader reports and the engine does
+/// not is checked against the container and the image: it counts as right only when
+/// the path is gone from the one and there in the other.
+fn compare(id: &str, image: &str) -> Result<(), TestCaseError> {
     let engine = read_by("engine", id);
     for source in ["direct", "helper"] {
         let read = read_by(source, id);
         let missed: Vec<_> = engine.difference(&read).collect();
-        let extra: Vec<_> = read.difference(&engine).collect();
+        let deletions: Vec<&str> = read
+            .difference(&engine)
+            .filter(|(_, kind)| kind == "deleted")
+            .map(|(path, _)| path.as_str())
+            .collect();
+        let really = really_deleted(id, image, &deletions);
+        let extra: Vec<_> = read
+            .difference(&engine)
+            .filter(|(path, kind)| !(kind == "deleted" && really.contains(path)))
+            .collect();
         prop_assert!(
             missed.is_empty() && extra.is_empty(),
             "the {source} reader missed {missed:?} and made up {extra:?}"
         );
     }
     Ok(())
+}
+
+/// Those of `paths` that container `id` no longer has and `image` has.
+fn really_deleted(id: &str, image: &str, paths: &[&str]) -> BTreeSet<String> {
+    if paths.is_empty() {
+        return BTreeSet::new();
+    }
+    const EXISTING: &str =
+        r#"for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then echo "$p"; fi; done"#;
+    const MISSING: &str =
+        r#"for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then :; else echo "$p"; fi; done"#;
+    let run = |command: &[&str]| -> BTreeSet<String> {
+        let out = docker(command);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    let mut args = vec!["exec", id, "sh", "-c", EXISTING, "sh"];
+    args.extend(paths);
+    let still_there = run(&args);
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        MISSING,
+        "sh",
+    ];
+    args.extend(paths);
+    let never_there = run(&args);
+    paths
+        .iter()
+        .filter(|p| !still_there.contains(**p) && !never_there.contains(**p))
+        .map(|p| p.to_string())
+        .collect()
 }
 
 fn same_as_the_engine(image: &str, ops: &[Op]) -> Result<(), TestCaseError> {
@@ -152,7 +204,7 @@ fn same_as_the_engine(image: &str, ops: &[Op]) -> Result<(), TestCaseError> {
         .map(|op| format!("({}) 2>/dev/null", op.script()))
         .collect();
     docker(&["exec", &container.0, "sh", "-c", &script.join("; ")]);
-    compare(&container.0)
+    compare(&container.0, image)
 }
 
 proptest! {
@@ -185,7 +237,7 @@ fn an_untouched_debian_container_changed_nothing_but_its_mount_points() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let container = Container(name);
-    compare(&container.0).unwrap();
+    compare(&container.0, &image.tag).unwrap();
     // The helper's image is labelled, and one build of this version keeps one tag:
     // a new build's import removes the older ones.
     let ours = stdout(&docker(&[

@@ -796,10 +796,7 @@ fn an_image_that_cannot_be_pulled_exits_125_and_says_so() {
 #[test]
 fn shell_enters_the_running_container_as_the_user_in_the_workspace() {
     let sb = Sandbox::new();
-    assert_code(
-        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
-        0,
-    );
+    sb.deployed();
     let mut pty = sb.berth_pty(&["shell", &sb.project]);
     pty.send("echo \"$(id -u):$(pwd)\"x\r");
     let uid = unsafe { libc::getuid() };

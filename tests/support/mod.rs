@@ -283,6 +283,15 @@ impl Sandbox {
         }
     }
 
+    /// `berth deploy PROJECT --image IMAGE` for the sandbox's project and image, which
+    /// must succeed: the setup of most tests.
+    #[track_caller]
+    pub fn deployed(&self) -> Output {
+        let out = self.berth(&["deploy", &self.project, "--image", &self.image.tag]);
+        assert_code(&out, 0);
+        out
+    }
+
     /// Runs the `berth` binary with a clean, hermetic environment and no terminal.
     pub fn berth(&self, args: &[&str]) -> Output {
         self.run(env!("CARGO_BIN_EXE_berth"), args)

@@ -367,36 +367,21 @@ impl Bench {
 
     /// A running container of `image` as a project's would be (`--init`, idle).
     fn container(&self, image: &str) -> String {
-        let out = docker_cli(&[
-            "run",
-            "-d",
-            "--init",
-            "--label",
-            &format!("berth-bench={}", self.prefix),
-            image,
-            "sleep",
-            "infinity",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.docker_container(&["run", "-d"], image)
     }
 
     /// A container of `image` that was created and never started: nothing but the
     /// bench writes its layer.
     fn created(&self, image: &str) -> String {
-        let out = docker_cli(&[
-            "create",
-            "--init",
-            "--label",
-            &format!("berth-bench={}", self.prefix),
-            image,
-            "sleep",
-            "infinity",
-        ]);
+        self.docker_container(&["create"], image)
+    }
+
+    /// `docker VERB... --init --label ... IMAGE sleep infinity`: the new container's id.
+    fn docker_container(&self, verb: &[&str], image: &str) -> String {
+        let label = format!("berth-bench={}", self.prefix);
+        let mut args = verb.to_vec();
+        args.extend(["--init", "--label", &label, image, "sleep", "infinity"]);
+        let out = docker_cli(&args);
         assert!(
             out.status.success(),
             "{}",

@@ -14,7 +14,8 @@ use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
 use crate::cli::Program;
 use crate::cli::{CompletionsArgs, Shell};
-use crate::engine::{Engine, State};
+use crate::container::State;
+use crate::engine::Engine;
 use crate::host::{HostUser, Paths, ProjectName};
 use crate::ui::Printer;
 

@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::cli::{CheckArgs, DeployArgs};
 use crate::config::{self, Source, Sourced};
+use crate::container::{ContainerInfo, State};
 use crate::context::Context;
-use crate::engine::{ContainerInfo, Engine, State};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::gpu;

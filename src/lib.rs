@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod complete;
 pub mod config;
+pub mod container;
 pub mod context;
 pub mod dataroot;
 pub mod deploy;

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use crate::cli::ListArgs;
-use crate::engine::{ContainerInfo, Engine, State};
+use crate::container::{ContainerInfo, State};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::host::HostUser;
 use crate::ui::{self, Printer};

@@ -11,7 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{ContainerInfo, Engine, State};
+use crate::engine::Engine;
+
+use crate::container::{ContainerInfo, State};
 use crate::error::Result;
 use crate::files::write_atomically;
 use crate::ui::Printer;

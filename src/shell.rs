@@ -5,8 +5,9 @@
 use std::io::IsTerminal;
 
 use crate::cli::ShellArgs;
+use crate::container::State;
 use crate::context::Context;
-use crate::engine::{Engine, Exec, State};
+use crate::engine::{Engine, Exec};
 use crate::error::{Error, Result};
 use crate::plan::WORKSPACE_TARGET;
 use crate::terminal::{self, RawMode};

@@ -11,7 +11,7 @@ pub mod claim;
 use std::collections::BTreeSet;
 
 use crate::config::policy::GpuRequest as Mode;
-use crate::engine::ContainerInfo;
+use crate::container::ContainerInfo;
 use crate::error::{Error, Result};
 use crate::label::{self, gpus_value};
 use crate::spec::{ContainerSpec, GpuRequest};
@@ -474,7 +474,7 @@ mod tests {
             name: format!("{id}._.me"),
             project: id.into(),
             user: "0".into(),
-            state: crate::engine::State::Running,
+            state: crate::container::State::Running,
             never_started: false,
             status: String::new(),
             image: String::new(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Source;
-use crate::engine::ContainerInfo;
+use crate::container::ContainerInfo;
 use crate::error::{Error, Result};
 use crate::ui;
 
@@ -244,7 +244,7 @@ mod tests {
             name: name.into(),
             project: "p".into(),
             user: "1000".into(),
-            state: crate::engine::State::Running,
+            state: crate::container::State::Running,
             never_started: false,
             status: String::new(),
             image: String::new(),

@@ -35,7 +35,8 @@ use super::list::{Builder, ChangeList};
 use super::overlay::{Dialect, Unreadable};
 use super::Planned;
 use crate::cli::LayerWalkArgs;
-use crate::engine::{Attached, ChangeKind, Chunk, Engine};
+use crate::container::ChangeKind;
+use crate::engine::{Attached, Chunk, Engine};
 use crate::error::{Error, Result};
 
 use crate::label;

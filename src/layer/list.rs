@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 use super::overlay::Unreadable;
-use crate::engine::ChangeKind;
+use crate::container::ChangeKind;
 
 /// One path of a [`ChangeList`]: it reads as a `&str`, and a clone shares the list's
 /// text. Compared, hashed and ordered as its text.

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::{ChangeKind, Engine, Storage};
+use crate::engine::Engine;
+
+use crate::container::{ChangeKind, Storage};
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 pub use list::{ChangeList, PathText};

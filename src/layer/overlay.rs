@@ -37,7 +37,7 @@ use rustix::buffer::spare_capacity;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, CWD};
 use rustix::io::Errno;
 
-use crate::engine::ChangeKind;
+use crate::container::ChangeKind;
 
 /// How the storage driver marks whiteouts and opaque directories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

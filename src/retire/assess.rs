@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::engine::ChangeKind;
+use crate::container::ChangeKind;
 use crate::glob::Glob;
 use crate::layer::{ChangeList, PathText};
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crate::cli::RetireArgs;
 use crate::config::Source;
+use crate::container::ContainerInfo;
 use crate::context::Context;
-use crate::engine::ContainerInfo;
 use crate::error::{Error, Result};
 
 /// `berth/<user>` of `berth/<user>/<project>`: the repositories that are the caller's.

@@ -694,7 +694,7 @@ fn short_id(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ChangeKind;
+    use crate::container::ChangeKind;
 
     fn engine_read() -> ReadBy {
         ReadBy {

@@ -24,8 +24,9 @@ use serde::Serialize;
 
 use crate::cli::RetireArgs;
 use crate::clock::utc_stamp;
+use crate::container::{ContainerInfo, Inspected, State};
 use crate::context::Context;
-use crate::engine::{ContainerInfo, Engine, Inspected, State};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::layer::{PathText, Reader};
 use crate::lock::{self, Lock};

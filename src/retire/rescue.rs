@@ -26,7 +26,7 @@ use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Uid, CWD};
 use rustix::io::Errno;
 
 use super::assess::{parents, Assessment, Change, Disposable};
-use crate::engine::ChangeKind;
+use crate::container::ChangeKind;
 use crate::names::{lossy, shown};
 
 /// One archive call: a path in the container, and whether to take everything below it

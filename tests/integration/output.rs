@@ -274,11 +274,7 @@ fn verbose_and_check_say_who_read_the_changes() {
     // Root on an overlay driver: berth's own walk.
     let out = sb.berth(&["retire", &sb.project, "--dry-run", "-v"]);
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains("changes: berth read the container's layer itself"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "changes: berth read the container's layer itself");
     let out = sb.berth(&["check", &sb.project]);
     assert_code(&out, 0);
     assert!(
@@ -297,13 +293,10 @@ fn verbose_and_check_say_who_read_the_changes() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains(
-            "changes: the engine's changes call listed them (berth could not read the layer \
-             itself: BERTH_LAYER_READER=engine)"
-        ),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "changes: the engine's changes call listed them (berth could not read the layer \
+         itself: BERTH_LAYER_READER=engine)",
     );
 }
 

@@ -1,8 +1,8 @@
-//! Error kinds, their exit codes (DESIGN.md section 6) and the hint each may carry.
+//! Error kinds, their exit codes (README, "Exit codes") and the hint each may carry.
 //!
 //! Every failure berth reports is an [`Error`]: a one-line message, optional detail
-//! lines (a table, a list of paths) and an optional hint. `main` prints it once, in one
-//! place, and exits with [`Error::code`].
+//! lines (a table, a list of paths) and an optional hint. [`crate::run`] prints it
+//! once, in one place, and returns [`Error::code`] for `main` to exit with.
 
 use std::fmt;
 

@@ -1,5 +1,6 @@
 //! Facts about the host that the rest of berth takes as input: who is calling, and where
-//! berth's files live (DESIGN.md section 3). Read once, at start-up, then passed along.
+//! berth's files live (README, "Files and environment variables"). Read once, at
+//! start-up, then passed along.
 
 use std::env;
 use std::ffi::CStr;
@@ -152,8 +153,8 @@ impl Paths {
     }
 }
 
-/// A project name that passed DESIGN.md's rule: `[a-z0-9][a-z0-9_.-]*`, at most 64
-/// characters. Holding one is the proof that it is safe to join onto a path.
+/// A project name that passed the rule for project names: `[a-z0-9][a-z0-9_.-]*`, at
+/// most 64 characters. Holding one is the proof that it is safe to join onto a path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProjectName(String);
 

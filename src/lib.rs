@@ -51,7 +51,7 @@ use error::Result;
 use ui::Printer;
 
 /// Parses the command line, runs the command, prints any error, and returns the exit
-/// code (DESIGN.md section 6).
+/// code (README, "Exit codes").
 pub fn run(program: Program, args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let args: Vec<String> = args
         .into_iter()

@@ -735,7 +735,7 @@ fn inline(text: &str) -> Vec<Inline> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The words. Facts come from DESIGN.md and the README; change them with the code.
+// The words. Facts come from the README; change them with the code.
 
 const BERTH: &str = "\
 berth is a wrapper around `docker run` for shared GPU servers. A container's writable

@@ -573,7 +573,7 @@ fn list_shows_the_callers_containers_as_a_table_and_json() {
     );
 }
 
-// ---- One data root (DESIGN.md section 4) ----
+// ---- One data root (README, "One data root") ----
 
 /// A data root directory inside the sandbox.
 fn data_dir(sb: &Sandbox, name: &str) -> std::path::PathBuf {

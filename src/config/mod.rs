@@ -24,7 +24,7 @@ pub const DOT_ENV: &str = ".env";
 /// The variable that names the data root, on the host and in the container.
 pub const DATA_ENV: &str = "HOST_DATA_PATH";
 
-/// Changes under these paths never block a retire (DESIGN.md section 5).
+/// Changes under these paths never block a retire (README, "What retire does").
 pub const DEFAULT_DISPOSABLE: &[&str] = &[
     "/tmp",
     "/var/tmp",

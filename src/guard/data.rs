@@ -1,4 +1,4 @@
-//! The data-root guard (DESIGN.md section 4): every place that names the data root must
+//! The data-root guard (README, "One data root"): every place that names the data root must
 //! name the same, existing directory.
 //!
 //! Pure: [`crate::dataroot`] follows each value to the directory it names and reads the

@@ -1,8 +1,8 @@
-//! Retire loses nothing silently (DESIGN.md section 5): freeze the container, read its
-//! changes and anonymous volumes, show what would be lost, and remove it only when that
-//! is nothing or the user chose: a `[y/N]` answer, `--yes`, `--rescue` or `--commit`.
-//! A refusal, a "no", Ctrl-C or any error before the stop leaves the container as it
-//! was (unpaused when berth paused it). The rescue and the commit come after the stop,
+//! Retire loses nothing silently (README, "What retire does"): freeze the container,
+//! read its changes and anonymous volumes, show what would be lost, and remove it only
+//! when that is nothing or the user chose: a `[y/N]` answer, `--yes`, `--rescue` or
+//! `--commit`. A refusal, a "no", Ctrl-C or any error before the stop leaves the
+//! container as it was (unpaused when berth paused it). The rescue and the commit come after the stop,
 //! so that they hold what a stop handler wrote; a failure there leaves it stopped, not
 //! removed.
 //!

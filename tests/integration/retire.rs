@@ -1,5 +1,5 @@
-//! Retire loses nothing silently (DESIGN.md section 5): the check, the prompt under a
-//! real terminal, rescue, commit, anonymous volumes, stopped containers, and the
+//! Retire loses nothing silently (README, "What retire does"): the check, the prompt
+//! under a real terminal, rescue, commit, anonymous volumes, stopped containers, and the
 //! refusals that leave a container exactly as it was.
 
 use std::fs;

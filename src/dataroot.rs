@@ -139,11 +139,9 @@ fn remembered_ids(state_dir: &Path) -> BTreeMap<String, String> {
 }
 
 fn new_id() -> Result<String> {
-    use std::io::Read;
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|err| Error::failed(format!("cannot read /dev/urandom: {err}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|err| Error::failed(format!("cannot draw a random id: {err}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

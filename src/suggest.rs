@@ -12,32 +12,10 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// Edit distance (insertions, deletions, substitutions and swaps of neighbours, the
-/// commonest typos), treating `-` and `_` as equal.
+/// commonest typos: optimal string alignment), treating `-` and `_` as equal.
 pub fn distance(a: &str, b: &str) -> usize {
-    let fold = |c: char| if c == '-' { '_' } else { c };
-    let a: Vec<char> = a.chars().map(fold).collect();
-    let b: Vec<char> = b.chars().map(fold).collect();
-    // d[i][j]: distance between a[..i] and b[..j] (optimal string alignment).
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    let fold = |text: &str| text.replace('-', "_");
+    strsim::osa_distance(&fold(a), &fold(b))
 }
 
 #[cfg(test)]

@@ -332,16 +332,7 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-bench-")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("policy.toml"), "").unwrap();
+        let dir = support::hermetic_dir();
         let user = support::test_user();
         for who in ["root", "user"] {
             let home = dir.path().join(who);

@@ -110,11 +110,7 @@ struct Project {
 
 impl Bench {
     fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-bench-")
-            .tempdir()
-            .unwrap();
-        std::fs::write(dir.path().join("policy.toml"), "").unwrap();
+        let dir = support::hermetic_dir();
         let image = format!("berth-bench/busybox:{}", std::process::id());
         support::busybox_image(&image);
         Self { dir, image }

@@ -71,3 +71,19 @@ pub fn busybox_image(tag: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A temporary directory for a bench's berth environment, readable by the test user,
+/// with an empty admin policy (`policy.toml`) for `BERTH_POLICY`.
+pub fn hermetic_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bench-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("policy.toml"), "").unwrap();
+    dir
+}

@@ -40,7 +40,7 @@ use crate::engine::{Attached, Chunk, Engine};
 use crate::error::{Error, Result};
 
 use crate::label;
-use crate::spec::{ContainerSpec, MountKind, MountSpec};
+use crate::spec::{ContainerSpec, MountSpec};
 use crate::ui::Printer;
 
 /// The helper image's repository; its tag is `<version>-<hash of the binary>`.
@@ -258,19 +258,9 @@ fn spec(image: &Image, planned: &Planned) -> std::result::Result<ContainerSpec, 
             .to_str()
             .ok_or_else(|| Unreadable("a layer directory's path is not UTF-8".into()))?;
         Ok(MountSpec {
-            kind: MountKind::Bind,
-            source: Some(source.to_string()),
-            target,
-            read_only: true,
-            consistency: None,
-            bind_propagation: None,
+            // Nothing mounted beneath a layer directory is the layer's.
             bind_nonrecursive: true,
-            volume_nocopy: false,
-            volume_labels: Default::default(),
-            volume_driver: None,
-            volume_options: Default::default(),
-            tmpfs_size: None,
-            tmpfs_mode: None,
+            ..MountSpec::bind(source, target, true)
         })
     };
     let mut mounts = vec![bind(&planned.upper, UPPER.to_string())?];

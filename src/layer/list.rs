@@ -154,6 +154,19 @@ impl ChangeList {
     }
 }
 
+/// As a list of `{"kind", "path"}`, written as it is serialized: a layer can list a
+/// million changes.
+impl Serialize for ChangeList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Change<'a> {
+            kind: ChangeKind,
+            path: &'a str,
+        }
+        serializer.collect_seq(self.iter().map(|(path, kind)| Change { kind, path }))
+    }
+}
+
 impl fmt::Debug for ChangeList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()

@@ -23,9 +23,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::Engine;
-
 use crate::container::{ChangeKind, Storage};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 pub use list::{ChangeList, PathText};
@@ -226,34 +225,17 @@ pub async fn print_changes(args: &crate::cli::LayerChangesArgs, printer: &Printe
         Reader::open(&engine, &args.container, &inspected.storage, Some(printer)).await;
     let changes = reader.read(false).await?;
     printer.json(&Printed {
-        changes: Listed(&changes.list),
+        changes: &changes.list,
         read_by: &changes.read_by,
     });
     Ok(())
 }
 
-/// What `berth layer-changes` prints, written as it is serialized: a layer can list
-/// a million changes.
+/// What `berth layer-changes` prints.
 #[derive(Serialize)]
 struct Printed<'a> {
-    changes: Listed<'a>,
+    changes: &'a ChangeList,
     read_by: &'a ReadBy,
-}
-
-struct Listed<'a>(&'a ChangeList);
-
-impl Serialize for Listed<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Change<'a> {
-            kind: ChangeKind,
-            path: &'a str,
-        }
-        serializer.collect_seq(self.0.iter().map(|(path, kind)| Change { kind, path }))
-    }
 }
 
 type Walked = std::result::Result<ChangeList, Unreadable>;

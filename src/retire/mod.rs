@@ -2,9 +2,9 @@
 //! read its changes and anonymous volumes, show what would be lost, and remove it only
 //! when that is nothing or the user chose: a `[y/N]` answer, `--yes`, `--rescue` or
 //! `--commit`. A refusal, a "no", Ctrl-C or any error before the stop leaves the
-//! container as it was (unpaused when berth paused it). The rescue and the commit come after the stop,
-//! so that they hold what a stop handler wrote; a failure there leaves it stopped, not
-//! removed.
+//! container as it was (unpaused when berth paused it). The rescue and the commit come
+//! after the stop, so that they hold what a stop handler wrote; a failure there leaves
+//! it stopped, not removed.
 //!
 //! [`assess`], [`classify`], [`choices`] and the choice of what to fetch in [`rescue`]
 //! are pure; [`scan`] reads the engine; this file is the sequence around them.
@@ -274,9 +274,8 @@ pub async fn retire_container(
         let identity = identity_texts(engine, &container.id, inspected.identity.as_ref()).await;
         Ok::<_, Error>((paused_at, identity))
     };
-    let (reader, frozen_and_read) = tokio::join!(opening, frozen_and_read);
+    let (mut reader, frozen_and_read) = tokio::join!(opening, frozen_and_read);
     let (paused_at, identity) = frozen_and_read?;
-    let reader = tokio::sync::Mutex::new(reader);
     let job = Job {
         engine,
         container,
@@ -285,12 +284,11 @@ pub async fn retire_container(
         choices,
         printer,
         frozen,
-        reader: &reader,
         identity: &identity,
         paused_at,
     };
     let checked = tokio::select! {
-        checked = check_and_prepare(&job) => checked,
+        checked = check_and_prepare(&job, &mut reader) => checked,
         signal = signals.next() => {
             if std::io::stdin().is_terminal() {
                 eprintln!();
@@ -330,7 +328,7 @@ pub async fn retire_container(
         }
     };
     let removed = tokio::select! {
-        removed = remove(&job, outcome, seen) => removed,
+        removed = remove(&job, &mut reader, outcome, seen) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {} while removing {}: it may be stopped, but it was not removed",
             signal.describe(),
@@ -384,8 +382,6 @@ struct Job<'a> {
     printer: &'a Printer,
     /// berth paused it for the check.
     frozen: bool,
-    /// Its layer's changes, for the check and the second look after the stop.
-    reader: &'a tokio::sync::Mutex<Reader<'a>>,
     /// berth's identity files as the check found them.
     identity: &'a IdentityTexts,
     /// When berth's pause took hold, if it paused it.
@@ -393,7 +389,8 @@ struct Job<'a> {
 }
 
 /// Everything up to the removal, with the container frozen: read, assess, show, ask.
-async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
+/// `reader` reads its layer, here and again for the second look after the stop.
+async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Step> {
     let Job {
         engine,
         container,
@@ -402,7 +399,6 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         choices,
         printer,
         frozen,
-        reader,
         identity,
         ..
     } = *job;
@@ -410,15 +406,7 @@ async fn check_and_prepare(job: &Job<'_>) -> Result<Step> {
         assessment,
         report,
         own,
-    } = read_layer(
-        engine,
-        &mut *reader.lock().await,
-        inspected,
-        identity,
-        target,
-        frozen,
-    )
-    .await?;
+    } = read_layer(engine, reader, inspected, identity, target, frozen).await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -583,7 +571,12 @@ async fn ask(question: String) -> Result<Option<bool>> {
 /// wrote when it was told to stop (a checkpoint on SIGTERM), and they take in what it
 /// wrote there that nobody was shown. Without either, a path written while it stopped
 /// that the user was not shown keeps the container.
-async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outcome> {
+async fn remove(
+    job: &Job<'_>,
+    reader: &mut Reader<'_>,
+    mut outcome: Outcome,
+    seen: Seen,
+) -> Result<Outcome> {
     let Job {
         engine,
         container,
@@ -603,7 +596,7 @@ async fn remove(job: &Job<'_>, mut outcome: Outcome, seen: Seen) -> Result<Outco
         outcome.paused_ms = paused_for(job.paused_at);
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        let after = job.reader.lock().await.read(false).await?;
+        let after = reader.read(false).await?;
         layer = assess(after.list, &seen.own, &Disposable::new(&target.disposable));
         if !keeps {
             // Only what nobody saw matters now; a rescue needs the whole layer.

@@ -878,11 +878,11 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Ctrl-C or SIGTERM ends the bench at the next step, through the clean-up.
 #[path = "../tests/support/words.rs"]
 mod words;
 use words::shell_words;
 
+/// Ctrl-C or SIGTERM ends the bench at the next step, through the clean-up.
 mod interrupt {
     use super::*;
 

@@ -3,10 +3,10 @@
 //! start-up, then passed along.
 
 use std::env;
-use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::os;
 
 /// The user who runs berth; containers run as this uid:gid by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +19,7 @@ pub struct HostUser {
 
 impl HostUser {
     pub fn current() -> Self {
-        // SAFETY: getuid and getgid cannot fail and have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (os::uid(), os::gid());
         let name = passwd_name(uid)
             .or_else(|| env::var("USER").ok().filter(|u| !u.is_empty()))
             .unwrap_or_else(|| uid.to_string());
@@ -51,40 +50,13 @@ impl HostUser {
 
 /// The login name of `uid` on this host, if it has one.
 pub fn passwd_name(uid: u32) -> Option<String> {
-    passwd_entry(uid).map(|(name, _)| name)
+    os::passwd(uid).map(|entry| entry.name)
 }
 
 /// The home directory of `uid` in the password database: unlike `$HOME`, not the
 /// caller's to choose.
 pub fn passwd_home(uid: u32) -> Option<PathBuf> {
-    passwd_entry(uid).map(|(_, home)| home)
-}
-
-/// `uid`'s login name and home directory, from the password database.
-fn passwd_entry(uid: u32) -> Option<(String, PathBuf)> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the length given; the call writes only into
-    // `pwd` and `buf`, and sets `result` to `&mut pwd` or null.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() || pwd.pw_dir.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings in `buf`.
-    let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
-    use std::os::unix::ffi::OsStrExt;
-    let home = PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()));
-    name.to_str().ok().map(|name| (name.to_owned(), home))
+    os::passwd(uid).map(|entry| entry.home)
 }
 
 /// Where berth reads and writes on the host.
@@ -125,8 +97,7 @@ impl Paths {
                 .unwrap_or_else(|| home.join(fallback))
         };
         let user_config = var("BERTH_CONFIG");
-        // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = os::uid();
         let (policy, policy_warning) = policy_path(uid, var("BERTH_POLICY").as_deref());
         let policy_explicit = uid == 0 && var("BERTH_POLICY").is_some();
         Ok(Self {

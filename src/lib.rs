@@ -4,6 +4,7 @@
 //! guards ([`guard`]) → the engine ([`engine`], the only module that talks to Docker) →
 //! output ([`ui`]). [`run`] is the whole program; the binaries only call it.
 
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod complete;
@@ -26,11 +27,13 @@ pub mod guard;
 pub mod host;
 pub mod identity;
 pub mod label;
+pub mod launch;
 pub mod layer;
 pub mod list;
 pub mod lock;
 pub mod manpages;
 pub mod names;
+pub mod os;
 pub mod paused;
 pub mod plan;
 pub mod pull;
@@ -168,7 +171,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 Command::Retire(args) => done(retire::retire(args, printer).await),
                 Command::List(args) => done(list::list(args, printer).await),
                 Command::Reap(args) => done(reap::reap(args, printer).await),
-                Command::Check(args) => done(deploy::check(args, printer).await),
+                Command::Check(args) => done(check::check(args, printer).await),
                 Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
                 Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
                 Command::Shell(args) => shell::shell(args, printer).await,

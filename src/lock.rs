@@ -5,11 +5,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::os;
 use crate::ui::Printer;
 
 /// An exclusive hold on a lock file; released when dropped (the file is closed).
@@ -44,19 +44,13 @@ impl Lock {
         let mut told = false;
         let mut attempts = 0u32;
         loop {
-            // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
+            if os::try_lock(&file).map_err(|err| Error::io("lock", path, err))? {
                 return Ok(Self {
                     _file: file,
                     waited: attempts > 0,
                 });
             }
             attempts += 1;
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(Error::io("lock", path, err));
-            }
             if let Some(limit) = purpose.give_up_after.filter(|l| started.elapsed() > *l) {
                 return Err(Error::failed(format!(
                     "another berth has held the lock {} for more than {}s",

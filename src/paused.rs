@@ -23,7 +23,7 @@ pub const ROOT_RECORDS: &str = "/run/berth";
 
 /// Where this process records its pauses: root's go where every user looks.
 fn own_dir(state_dir: &Path) -> PathBuf {
-    if rustix::process::geteuid().is_root() {
+    if crate::os::is_root() {
         PathBuf::from(ROOT_RECORDS)
     } else {
         state_dir.to_path_buf()

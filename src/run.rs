@@ -10,18 +10,19 @@ use std::path::{Path, PathBuf};
 use crate::cli::RunArgs;
 use crate::config::file::{FileConfig, Size};
 use crate::config::Source;
-use crate::deploy::{self, Prepared};
 use crate::dockerargs;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gpu;
-use crate::guard::{self, workspace::Workspace};
+use crate::guard;
 use crate::host::Paths;
 use crate::identity;
 use crate::label;
+use crate::launch::{self, Prepared};
+use crate::os::{self, RawMode};
 use crate::plan;
 use crate::spec::{ContainerSpec, MountSpec};
-use crate::terminal::{self, RawMode};
+use crate::terminal;
 use crate::ui::Printer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,7 @@ async fn run_inner(
         image: Some(spec.image.clone()),
         ..Default::default()
     };
-    let mut prepared = deploy::prepare_with(&project, &command_line, false, printer)?;
+    let mut prepared = launch::prepare_with(&project, &command_line, false, printer)?;
     add_berth(&mut spec, &prepared)?;
     apply_policy(&mut spec, &prepared);
     prepared.check_policy(&spec)?;
@@ -87,9 +88,9 @@ async fn run_inner(
     let engine = Engine::connect()
         .await
         .map_err(|err| err.with_status(125))?;
-    deploy::check_group(&engine, &prepared).await?;
+    prepared.check_group(&engine).await?;
     prepared.check_with_engine(&engine, &spec).await?;
-    deploy::settle_identity(&mut prepared)?;
+    prepared.settle_identity()?;
     // The identity the guard settled goes on the container too.
     if let Some(id) = prepared.plan.labels.get(label::DATA_ID) {
         spec.labels.insert(label::DATA_ID.to_string(), id.clone());
@@ -108,7 +109,7 @@ async fn run_inner(
         }
         Pull::Never => known,
     };
-    let image_id = deploy::pulled_if_missing(&engine, &spec.image, known, printer)
+    let image_id = launch::pulled_if_missing(&engine, &spec.image, known, printer)
         .await
         .map_err(|err| Error::status(125, err.message).details(err.details))?;
     if let Some(path) = &client.cidfile {
@@ -122,15 +123,8 @@ async fn run_inner(
             ));
         }
     }
-    if prepared.workspace == Workspace::New {
-        let path = &prepared.ctx.workspace;
-        std::fs::create_dir_all(path)
-            .map_err(|err| Error::io("create the workspace", path, err))?;
-        printer.note(&format!("created workspace {}", path.display()));
-    }
-    let home = prepared.ctx.paths.container_home(&prepared.ctx.project);
-    std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
-
+    // Taken back, while still empty, should the container not come to be.
+    let folders = prepared.make_folders()?;
     let identity = identity::prepare(
         &engine,
         &mut spec,
@@ -140,7 +134,7 @@ async fn run_inner(
         &prepared.ctx.paths.state_dir,
     )
     .await
-    .map_err(|err| Error::status(125, err.message).details(err.details))?;
+    .map_err(|err| folders.take_back(Error::status(125, err.message).details(err.details)))?;
     // From here until the create has returned and been checked, the GPU lock is held.
     let claim = gpu::claim::begin(
         &engine,
@@ -149,22 +143,29 @@ async fn run_inner(
         &mut spec,
         printer,
     )
-    .await?;
+    .await
+    .map_err(|err| folders.take_back(err))?;
     // Docker exits 125 when the engine refuses a create.
     let id = engine
         .create(&spec)
         .await
-        .map_err(|err| Error::status(125, err.message))?
+        .map_err(|err| folders.take_back(Error::status(125, err.message)))?
         .ok_or_else(|| {
             let name = spec.name.as_deref().unwrap_or_default();
-            Error::status(
-                125,
-                format!("the container name \"{name}\" is already in use"),
+            folders.take_back(
+                Error::status(
+                    125,
+                    format!("the container name \"{name}\" is already in use"),
+                )
+                .hint(format!(
+                    "remove it (`docker rm {name}`) or choose another --name"
+                )),
             )
-            .hint(format!(
-                "remove it (`docker rm {name}`) or choose another --name"
-            ))
         })?;
+    if folders.new_workspace {
+        let path = &prepared.ctx.workspace;
+        printer.note(&format!("created workspace {}", path.display()));
+    }
     if let Some(claim) = claim {
         claim.confirm(&engine, &id).await?;
     }
@@ -472,7 +473,7 @@ async fn attached(
     let raw = (spec.tty && stdin).then(RawMode::enable).flatten();
     start(engine, id, spec).await?;
     if spec.tty {
-        if let Some((rows, cols)) = terminal::size() {
+        if let Some((rows, cols)) = os::window_size() {
             engine.resize(id, rows, cols).await.ok();
         }
     }
@@ -507,7 +508,7 @@ async fn attached(
                 }
             }
             Some(()) = async { resizes.as_mut()?.recv().await }, if resizes.is_some() => {
-                if let Some((rows, cols)) = terminal::size() {
+                if let Some((rows, cols)) = os::window_size() {
                     engine.resize(id, rows, cols).await.ok();
                 }
             }

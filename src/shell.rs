@@ -9,8 +9,9 @@ use crate::container::State;
 use crate::context::Context;
 use crate::engine::{Engine, Exec};
 use crate::error::{Error, Result};
+use crate::os::{self, RawMode};
 use crate::plan::WORKSPACE_TARGET;
-use crate::terminal::{self, RawMode};
+use crate::terminal;
 use crate::ui::Printer;
 
 /// bash where the image has it, else sh.
@@ -56,7 +57,7 @@ pub async fn shell(args: &ShellArgs, printer: &Printer) -> Result<i32> {
     let raw = if tty { RawMode::enable() } else { None };
     let (exec_id, session) = engine.exec(&container.id, &exec).await?;
     if tty {
-        if let Some((rows, cols)) = terminal::size() {
+        if let Some((rows, cols)) = os::window_size() {
             engine.resize_exec(&exec_id, rows, cols).await.ok();
         }
     }
@@ -75,7 +76,7 @@ pub async fn shell(args: &ShellArgs, printer: &Printer) -> Result<i32> {
                 break;
             }
             Some(()) = async { resizes.as_mut()?.recv().await }, if resizes.is_some() => {
-                if let Some((rows, cols)) = terminal::size() {
+                if let Some((rows, cols)) = os::window_size() {
                     engine.resize_exec(&exec_id, rows, cols).await.ok();
                 }
             }

@@ -73,6 +73,38 @@ fn no_modules_import_one_another_in_a_circle() {
     }
 }
 
+/// `unsafe` lives in one module, `os`, as bollard lives in `engine`: everywhere else
+/// berth goes through safe wrappers (`rustix`, std). Tests of `os` itself count too.
+#[test]
+fn unsafe_code_stays_in_the_os_module() {
+    let mut outside = Vec::new();
+    let mut inside = 0;
+    let crate_files = ["lib", "main", "bin"].map(String::from);
+    for module in top_modules().iter().chain(&crate_files) {
+        for file in files_of(module) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let blocks = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .map(|l| l.matches("unsafe {").count() + l.matches("unsafe fn").count())
+                .sum::<usize>();
+            match module.as_str() {
+                "os" => inside += blocks,
+                _ if blocks > 0 => outside.push(file.display().to_string()),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "`unsafe` outside src/os.rs, in {outside:?}: use rustix, or add a safe wrapper to os"
+    );
+    assert!(
+        inside <= 3,
+        "src/os.rs holds {inside} unsafe blocks; at most 3"
+    );
+}
+
 /// Each module's floor, 1 the lowest, from the README's numbered list: every module
 /// named in backticks on item N is on floor N.
 fn floors() -> BTreeMap<String, usize> {

@@ -459,9 +459,8 @@ mod tests {
         assert!(read(Path::new("/dev/null")).unwrap().is_some());
         // A named pipe would wait for a writer for ever.
         let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        mknodat(CWD, &fifo, FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
         let err = read(&fifo).unwrap_err();
         assert!(
             err.message.contains("a pipe or a socket"),

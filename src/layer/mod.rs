@@ -161,7 +161,7 @@ impl<'a> Reader<'a> {
         printer: Option<&'a Printer>,
     ) -> Reader<'a> {
         let chosen = std::env::var(READER_VAR).unwrap_or_default();
-        let root = rustix::process::geteuid().is_root();
+        let root = crate::os::is_root();
         let way = match plan(storage) {
             Err(Unreadable(why)) => Way::Engine(why),
             Ok(_) if chosen == "engine" => Way::Engine(format!("{READER_VAR}=engine")),

@@ -156,7 +156,7 @@ impl Owner {
     /// The owner of the open workspace `dir`, when this process is root and it is not.
     fn of(dir: impl AsFd) -> io::Result<Option<Self>> {
         let stat = rustix::fs::fstat(dir)?;
-        let root = rustix::process::geteuid().is_root();
+        let root = crate::os::is_root();
         Ok((root && stat.st_uid != 0).then_some(Self {
             uid: stat.st_uid,
             gid: stat.st_gid,

@@ -589,6 +589,21 @@ fn the_project_comes_from_the_current_directory_or_is_asked_for() {
     assert_stderr_has(&out, "--project NAME");
 }
 
+/// As with deploy: the workspace and home a run made for a container the engine then
+/// refused are taken back, so a failed `berth run` leaves nothing behind.
+#[test]
+fn a_run_the_engine_refuses_leaves_no_new_workspace_or_home_behind() {
+    let sb = Sandbox::new();
+    let run = ["run", "--project", &sb.project, "--cpus", "4096"];
+    let out = sb.berth(&[&run[..], &[&sb.image.tag, "true"]].concat());
+    assert_code(&out, 125);
+    assert_stderr_has(&out, "CPU");
+    assert!(!sb.workspace().exists(), "{}", sb.workspace().display());
+    let home = sb.container_home();
+    assert!(!home.exists(), "{}", home.display());
+    assert_eq!(sb.container_ids(), "");
+}
+
 #[test]
 fn a_mount_over_the_workspace_is_refused_before_anything_is_created() {
     let sb = Sandbox::new();

@@ -1,0 +1,316 @@
+//! The launch that `deploy` and `run` share: load the project's context, guard it,
+//! plan the container ([`prepare`], which changes nothing, so `check` and
+//! `deploy --dry-run` show exactly what a deploy would do or refuse), then the steps
+//! before a create: the policy's engine-side checks, the data root's identity, the
+//! workspace and home folders, and the image.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::DeployArgs;
+use crate::config::{self, Source, Sourced};
+use crate::container::ContainerInfo;
+use crate::context::Context;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::guard::policy::{Joined, NamedVolume, OwnMount};
+use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
+use crate::label;
+use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
+use crate::pull::Progress;
+use crate::spec::ContainerSpec;
+use crate::ui::Printer;
+
+/// A deploy decided but not carried out.
+pub struct Prepared {
+    pub ctx: Context,
+    /// The agreed data root and its identity, still to be settled (marker written) by a
+    /// deploy.
+    pub data_root: Option<(PathBuf, Identity)>,
+    pub workspace: Workspace,
+    pub data_rows: Vec<Row>,
+    pub plan: LaunchPlan,
+}
+
+/// Resolves and guards everything, the policy included; changes nothing. The engine,
+/// where there is one, is asked only when the project names no image: then its
+/// existing container's image is the one ([`adopt_container_image`]).
+pub async fn prepare(
+    project: &str,
+    args: Option<&DeployArgs>,
+    engine: Option<&Engine>,
+    printer: &Printer,
+) -> Result<Prepared> {
+    let command_line = match args {
+        Some(args) => config::command_line_layer(args)?,
+        None => Default::default(),
+    };
+    let mut ctx = Context::load(project, &command_line)?;
+    ctx.warn(printer);
+    if let Some(engine) = engine {
+        adopt_container_image(&mut ctx, engine).await?;
+    }
+    let prepared = prepare_in(ctx, args.is_some_and(|a| a.new))?;
+    prepared.check_policy(&prepared.plan.to_spec())?;
+    Ok(prepared)
+}
+
+/// Where a project names no image (no `--image`, nothing in berth.toml, the user
+/// config or the policy) but has a container, that container's image: so
+/// `container-deploy P` starts what `--image` made, and `check P` reads it. Without a
+/// container nothing changes, and the plan says there is no image.
+async fn adopt_container_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
+    if ctx.settings.image.is_some() {
+        return Ok(());
+    }
+    if let Some(container) = engine.find(ctx.project.as_str(), ctx.user.uid).await? {
+        ctx.settings.image = Some(Sourced {
+            value: container.image,
+            source: Source::Container(container.name),
+        });
+    }
+    Ok(())
+}
+
+/// [`prepare`] with the command line's layer given (`berth run` makes its own, and
+/// checks the policy against its own request); `allow_new` is `--new`.
+pub fn prepare_with(
+    project: &str,
+    command_line: &config::file::FileConfig,
+    allow_new: bool,
+    printer: &Printer,
+) -> Result<Prepared> {
+    let ctx = Context::load(project, command_line)?;
+    ctx.warn(printer);
+    prepare_in(ctx, allow_new)
+}
+
+/// The workspace, the data root and the plan of a loaded context.
+fn prepare_in(ctx: Context, allow_new: bool) -> Result<Prepared> {
+    let workspace = ctx.check_workspace(allow_new)?;
+    let data_rows = crate::dataroot::resolve(&ctx.settings.data_roots);
+    let data_root = match guard::data::decide(&data_rows)? {
+        Some(root) => {
+            let identity = crate::dataroot::identify(&root, &ctx.paths.state_dir)?;
+            Some((root, identity))
+        }
+        None => None,
+    };
+    let host = HostFacts {
+        user: ctx.user.clone(),
+        workspace: ctx.workspace.clone(),
+        home: ctx.paths.container_home(&ctx.project),
+        data_root: data_root.as_ref().map(|(path, identity)| DataRoot {
+            path: path.clone(),
+            id: match identity {
+                Identity::Known(id) | Identity::Adopt(id) => id.clone(),
+                Identity::New => String::new(),
+            },
+        }),
+    };
+    let plan = plan::build(&ctx.project, &ctx.settings, &host)?;
+    Ok(Prepared {
+        ctx,
+        data_root,
+        workspace,
+        data_rows,
+        plan,
+    })
+}
+
+impl Prepared {
+    /// The policy's rules over `spec`, the request the engine would get. berth's own
+    /// mounts must be the caller's ([`guard::policy::check_own`]); then bind mounts may
+    /// come from the workspace root, the data root, berth's own mount sources (the
+    /// persistent home) and `allowed_mount_roots`.
+    pub fn check_policy(&self, spec: &ContainerSpec) -> Result<()> {
+        let Some((path, policy)) = &self.ctx.policy else {
+            return Ok(());
+        };
+        let (ctx, user) = (&self.ctx, &self.ctx.user);
+        // The password database's home: `$HOME` is the caller's to set.
+        let home = crate::host::passwd_home(user.uid);
+        let pinned = policy.pinned_workspace_root(
+            &user.name,
+            home.as_deref().unwrap_or(Path::new("/nonexistent")),
+        );
+        let own_roots = guard::policy::Roots::new(
+            home.into_iter()
+                .chain(pinned)
+                .chain(policy.allowed_mount_roots.iter().flatten().cloned()),
+        );
+        let own: Vec<OwnMount> = [
+            ("the workspace root", ctx.paths.workspace_root.clone()),
+            ("the workspace", ctx.workspace.clone()),
+            (
+                "the persistent home",
+                ctx.paths.container_home(&ctx.project),
+            ),
+        ]
+        .into_iter()
+        .map(|(what, path)| own_mount(what, path))
+        .collect();
+        guard::policy::check_own(path, policy, &own, user.uid, &own_roots)?;
+
+        let own = self.plan.mounts.iter().filter_map(|mount| match mount {
+            Mount::Bind { source, .. } => Some(source.clone()),
+            Mount::Volume(_) => None,
+        });
+        let roots = guard::policy::Roots::new(
+            [self.ctx.paths.workspace_root.clone()]
+                .into_iter()
+                .chain(self.data_root.as_ref().map(|(root, _)| root.clone()))
+                .chain(own)
+                .chain(policy.allowed_mount_roots.iter().flatten().cloned()),
+        );
+        guard::policy::check(path, policy, spec, &roots)
+    }
+
+    /// What only the engine can tell, asked when a container would be created: the
+    /// user's container count (`max_containers_per_user`), the driver options of the
+    /// named volumes `spec` mounts, and whose the containers it joins are.
+    pub async fn check_with_engine(&self, engine: &Engine, spec: &ContainerSpec) -> Result<()> {
+        let Some((path, policy)) = &self.ctx.policy else {
+            return Ok(());
+        };
+        if policy.limits.max_containers_per_user.is_some() {
+            let have = engine.list(Some(self.ctx.user.uid), None, false).await?;
+            guard::policy::check_container_count(path, policy, have.len())?;
+        }
+        if policy.allowed_mount_roots.is_some() {
+            let mut volumes = Vec::new();
+            for name in guard::policy::named_volumes(spec) {
+                if let Some(options) = engine.volume_options(&name).await? {
+                    volumes.push(NamedVolume { name, options });
+                }
+            }
+            let roots =
+                guard::policy::Roots::new(policy.allowed_mount_roots.iter().flatten().cloned());
+            guard::policy::check_volumes(path, policy, &volumes, &roots)?;
+        }
+        let mut joined = Vec::new();
+        for (spelled, name) in guard::policy::joins(spec) {
+            let owner = engine.container_owner(&name).await?.flatten();
+            joined.push(Joined {
+                spelled,
+                name,
+                owner,
+            });
+        }
+        guard::policy::check_joins(path, &joined, self.ctx.user.uid)
+    }
+
+    /// The engine-side guard: no other container of the data group may use another
+    /// root.
+    pub async fn check_group(&self, engine: &Engine) -> Result<()> {
+        let group = plan::data_group(&self.ctx.project, &self.ctx.settings);
+        let others = engine.list_group(&group).await?;
+        let root = self.data_root.as_ref().map(|(path, _)| path.as_path());
+        guard::data::check_group(&group, &self.plan.container_name, root, &others)
+    }
+
+    /// The project's existing container must mount the workspace and data root the
+    /// configuration names now ([`guard::data::check_own`]).
+    pub fn check_own(&self, container: &ContainerInfo) -> Result<()> {
+        let label = |key: &str| {
+            self.plan
+                .labels
+                .get(key)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        guard::data::check_own(
+            container,
+            self.ctx.project.as_str(),
+            label(label::WORKSPACE),
+            label(label::DATA),
+        )
+    }
+
+    /// Writes the data root's marker on first use (or remembers another user's), and
+    /// labels the plan with its id.
+    pub fn settle_identity(&mut self) -> Result<()> {
+        let Some((root, identity)) = &self.data_root else {
+            return Ok(());
+        };
+        let id = crate::dataroot::settle(identity.clone(), root, &self.ctx.paths.state_dir)?;
+        self.plan.labels.insert(label::DATA_ID.to_string(), id);
+        Ok(())
+    }
+
+    /// Makes the workspace (when it is new) and the persistent home (when missing) for
+    /// a container about to be created. Both are taken back, while still empty, by
+    /// [`Folders::take_back`] should the container not come to be: a refused launch
+    /// leaves no new directory behind.
+    pub fn make_folders(&self) -> Result<Folders> {
+        let ctx = &self.ctx;
+        let home = ctx.paths.container_home(&ctx.project);
+        let new_workspace = self.workspace == Workspace::New;
+        let fresh = [
+            new_workspace.then(|| ctx.workspace.clone()),
+            Some(home.clone()).filter(|home| !home.exists()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if new_workspace {
+            std::fs::create_dir_all(&ctx.workspace)
+                .map_err(|err| Error::io("create the workspace", &ctx.workspace, err))?;
+        }
+        std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
+        Ok(Folders {
+            fresh,
+            new_workspace,
+        })
+    }
+}
+
+/// The folders [`Prepared::make_folders`] made.
+pub struct Folders {
+    fresh: Vec<PathBuf>,
+    /// Whether the workspace is one of them, to say so once the container exists.
+    pub new_workspace: bool,
+}
+
+impl Folders {
+    /// Removes the folders made for a container that did not come to be; one that is
+    /// no longer empty stays. Returns `err`, to be used in `map_err`.
+    pub fn take_back(&self, err: Error) -> Error {
+        for dir in &self.fresh {
+            std::fs::remove_dir(dir).ok();
+        }
+        err
+    }
+}
+
+/// One of berth's own mount sources as the host has it now: resolved, and its owner.
+fn own_mount(what: &'static str, path: PathBuf) -> OwnMount {
+    use std::os::unix::fs::MetadataExt;
+    OwnMount {
+        what,
+        resolved: guard::policy::resolve(&path),
+        owner: std::fs::metadata(&path).ok().map(|meta| meta.uid()),
+        path,
+    }
+}
+
+/// The id of `image`: `known` (what the engine said of it), else the pulled image's.
+pub async fn pulled_if_missing(
+    engine: &Engine,
+    image: &str,
+    known: Option<String>,
+    printer: &Printer,
+) -> Result<Option<String>> {
+    if known.is_some() {
+        return Ok(known);
+    }
+    pull(engine, image, printer).await?;
+    engine.image_id(image).await
+}
+
+async fn pull(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
+    printer.note(&format!("pulling {image} (not on this engine yet)"));
+    let mut progress = Progress::new(printer);
+    let pulled = engine.pull(image, |event| progress.event(event)).await;
+    progress.finish(image, pulled.is_ok(), printer);
+    pulled
+}

@@ -63,12 +63,9 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
+/// `--color`: clap's own choice, so that clap's help and errors and berth's output
+/// follow one value.
+pub use clap::ColorChoice;
 
 /// The global flags read before clap parses the line: clap needs the colour choice for
 /// its own help and errors, and `berth run`/`create` are parsed by docker's rules, so
@@ -114,12 +111,8 @@ impl Early {
 
     /// The same choice for clap's help and errors. A `--color` after the subcommand is
     /// honoured by berth's own output; clap's then follows `NO_COLOR` and the terminal.
-    pub fn clap_color(&self) -> clap::ColorChoice {
-        match self.color {
-            Some(ColorChoice::Always) => clap::ColorChoice::Always,
-            Some(ColorChoice::Never) => clap::ColorChoice::Never,
-            _ => clap::ColorChoice::Auto,
-        }
+    pub fn clap_color(&self) -> ColorChoice {
+        self.color.unwrap_or(ColorChoice::Auto)
     }
 }
 

@@ -124,7 +124,7 @@ fn pinned_workspace_root(files: &Files, paths: &Paths, user: &HostUser) -> Resul
     let Some(pinned) = policy.pinned_workspace_root(&user.name, home) else {
         return Ok(None);
     };
-    let resolve = crate::guard::policy::resolve;
+    let resolve = crate::files::resolve;
     if paths.workspace_root_explicit && resolve(&paths.workspace_root) != resolve(&pinned) {
         return Err(Error::refused(format!(
             "policy {} pins the workspace root to {}; BERTH_WORKSPACE_ROOT={} cannot move it",

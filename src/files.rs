@@ -1,8 +1,9 @@
-//! Writing the small files berth keeps (state, caches) so that a reader never sees half
-//! of one, whoever else writes the same file at the same moment.
+//! Berth's files on disk: the small files it keeps (state, caches), written so that a
+//! reader never sees half of one, whoever else writes the same file at the same moment;
+//! and a path resolved as the kernel would find it, for the guards to judge.
 
 use std::io;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Writes `bytes` to `path` whole, or not at all: into a temporary file beside it,
@@ -35,6 +36,32 @@ pub fn write_atomically_with(path: &Path, bytes: &[u8], mode: Option<u32>) -> io
         .inspect_err(|_| {
             std::fs::remove_file(&temporary).ok();
         })
+}
+
+/// `path` as the kernel would find it: the longest existing prefix with its symlinks
+/// followed, then the rest with `.` and `..` taken lexically (nothing there exists to
+/// be a link).
+pub fn resolve(path: &Path) -> PathBuf {
+    let components: Vec<Component> = path.components().collect();
+    for split in (0..=components.len()).rev() {
+        let head: PathBuf = components[..split].iter().collect();
+        if head.as_os_str().is_empty() {
+            continue;
+        }
+        if let Ok(mut real) = head.canonicalize() {
+            for part in &components[split..] {
+                match part {
+                    Component::ParentDir => {
+                        real.pop();
+                    }
+                    Component::Normal(name) => real.push(name),
+                    _ => {}
+                }
+            }
+            return real;
+        }
+    }
+    path.to_path_buf()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::container::ContainerInfo;
 use crate::context::Context;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::guard::policy::{Joined, NamedVolume, OwnMount};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::label;
@@ -137,6 +138,7 @@ impl Prepared {
             home.into_iter()
                 .chain(pinned)
                 .chain(policy.allowed_mount_roots.iter().flatten().cloned()),
+            files::resolve,
         );
         let own: Vec<OwnMount> = [
             ("the workspace root", ctx.paths.workspace_root.clone()),
@@ -161,6 +163,7 @@ impl Prepared {
                 .chain(self.data_root.as_ref().map(|(root, _)| root.clone()))
                 .chain(own)
                 .chain(policy.allowed_mount_roots.iter().flatten().cloned()),
+            files::resolve,
         );
         guard::policy::check(path, policy, spec, &roots)
     }
@@ -183,8 +186,8 @@ impl Prepared {
                     volumes.push(NamedVolume { name, options });
                 }
             }
-            let roots =
-                guard::policy::Roots::new(policy.allowed_mount_roots.iter().flatten().cloned());
+            let allowed = policy.allowed_mount_roots.iter().flatten().cloned();
+            let roots = guard::policy::Roots::new(allowed, files::resolve);
             guard::policy::check_volumes(path, policy, &volumes, &roots)?;
         }
         let mut joined = Vec::new();
@@ -287,7 +290,7 @@ fn own_mount(what: &'static str, path: PathBuf) -> OwnMount {
     use std::os::unix::fs::MetadataExt;
     OwnMount {
         what,
-        resolved: guard::policy::resolve(&path),
+        resolved: files::resolve(&path),
         owner: std::fs::metadata(&path).ok().map(|meta| meta.uid()),
         path,
     }

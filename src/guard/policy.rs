@@ -4,7 +4,7 @@
 //! callers gather the facts (the request, the allowed roots, counts from the engine).
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::config::policy::{Forbidden, Policy};
 use crate::error::{Error, Result};
@@ -14,20 +14,28 @@ use crate::units::{format_cpus, format_size};
 
 const ASK: &str = "ask the administrator if you need it";
 
-/// Host directories a bind mount's source may lie in.
-#[derive(Debug, Clone, Default)]
+/// Host directories a bind mount's source may lie in, and how a source is found on the
+/// host: the caller's resolver (symlinks followed, `files::resolve`), so that the guard
+/// itself reads nothing.
+#[derive(Debug, Clone)]
 pub struct Roots {
     /// The workspace root, the data root (if any), berth's own mount sources (the
-    /// persistent home), and the policy's `allowed_mount_roots`.
+    /// persistent home), and the policy's `allowed_mount_roots`; resolved.
     pub dirs: Vec<PathBuf>,
+    resolve: fn(&Path) -> PathBuf,
 }
 
 impl Roots {
-    /// `dirs`, resolved as the sources will be (symlinks followed).
-    pub fn new(dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+    /// `dirs`, resolved by `resolve` as the sources will be.
+    pub fn new(dirs: impl IntoIterator<Item = PathBuf>, resolve: fn(&Path) -> PathBuf) -> Self {
         Self {
             dirs: dirs.into_iter().map(|d| resolve(&d)).collect(),
+            resolve,
         }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        (self.resolve)(path)
     }
 
     /// The roots as a refusal lists them.
@@ -38,7 +46,7 @@ impl Roots {
     }
 
     fn allows(&self, source: &Path) -> bool {
-        let source = resolve(source);
+        let source = self.resolve(source);
         self.dirs.iter().any(|dir| source.starts_with(dir))
     }
 }
@@ -191,7 +199,7 @@ fn check_sources(path: &Path, sources: Vec<(String, String)>, roots: &Roots) -> 
                 "policy {} limits mounts to the workspace root, the data root and \
                  allowed_mount_roots: `{spelled}` mounts {}",
                 path.display(),
-                resolve(Path::new(&source)).display()
+                roots.resolve(Path::new(&source)).display()
             ))
             .details(roots.listed())
             .hint(format!(
@@ -395,32 +403,6 @@ pub fn check_container_count(path: &Path, policy: &Policy, have: usize) -> Resul
     }
 }
 
-/// `path` as the kernel would find it: the longest existing prefix with its symlinks
-/// followed, then the rest with `.` and `..` taken lexically (nothing there exists to
-/// be a link).
-pub fn resolve(path: &Path) -> PathBuf {
-    let components: Vec<Component> = path.components().collect();
-    for split in (0..=components.len()).rev() {
-        let head: PathBuf = components[..split].iter().collect();
-        if head.as_os_str().is_empty() {
-            continue;
-        }
-        if let Ok(mut real) = head.canonicalize() {
-            for part in &components[split..] {
-                match part {
-                    Component::ParentDir => {
-                        real.pop();
-                    }
-                    Component::Normal(name) => real.push(name),
-                    _ => {}
-                }
-            }
-            return real;
-        }
-    }
-    path.to_path_buf()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +410,11 @@ mod tests {
     use crate::spec::{DeviceSpec, MountSpec};
 
     const PATH: &str = "/etc/berth/policy.toml";
+
+    /// No roots at all: no bind mount is allowed.
+    fn no_roots() -> Roots {
+        Roots::new([], Path::to_path_buf)
+    }
 
     fn policy(text: &str) -> Policy {
         file::parse_as(text, Path::new(PATH)).unwrap()
@@ -470,16 +457,16 @@ mod tests {
         s.host.privileged = true;
         s.host.binds.push("/etc:/host-etc".into());
         s.host.network_mode = Some("host".into());
-        assert!(verdict(&Policy::default(), &s, &Roots::default()).is_ok());
+        assert!(verdict(&Policy::default(), &s, &no_roots()).is_ok());
     }
 
     #[test]
     fn images_outside_the_list_are_refused() {
         let p = policy("allowed_images = [\"pytorch/*\"]");
-        let err = verdict(&p, &spec("alpine:3"), &Roots::default()).unwrap_err();
+        let err = verdict(&p, &spec("alpine:3"), &no_roots()).unwrap_err();
         assert_eq!(err.code(), 3);
         assert!(err.message.contains(PATH) && err.message.contains("allowed_images"));
-        assert!(verdict(&p, &spec("pytorch/pytorch:2"), &Roots::default()).is_ok());
+        assert!(verdict(&p, &spec("pytorch/pytorch:2"), &no_roots()).is_ok());
     }
 
     #[test]
@@ -520,7 +507,7 @@ mod tests {
         for (name, apply) in cases {
             let mut s = spec("x");
             apply(&mut s);
-            let err = verdict(&p, &s, &Roots::default()).unwrap_err();
+            let err = verdict(&p, &s, &no_roots()).unwrap_err();
             assert_eq!(err.code(), 3);
             assert!(
                 err.message
@@ -533,7 +520,7 @@ mod tests {
         let mut s = spec("x");
         s.host.network_mode = Some("bridge".into());
         s.host.ipc_mode = Some("private".into());
-        assert!(verdict(&p, &s, &Roots::default()).is_ok());
+        assert!(verdict(&p, &s, &no_roots()).is_ok());
     }
 
     #[test]
@@ -544,7 +531,7 @@ mod tests {
         std::fs::create_dir_all(root.join("p")).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("p/link")).unwrap();
-        let roots = Roots::new([root.clone()]);
+        let roots = Roots::new([root.clone()], crate::files::resolve);
         let p = policy("allowed_mount_roots = []");
         let with_bind = |source: &Path| {
             let mut s = spec("x");
@@ -595,7 +582,7 @@ mod tests {
         let mut s = spec("x");
         s.host.memory = Some(4 << 30);
         s.host.nano_cpus = Some(2_000_000_000);
-        assert!(verdict(&p, &s, &Roots::default()).is_ok());
+        assert!(verdict(&p, &s, &no_roots()).is_ok());
         for (memory, cpus, rule) in [
             (Some(5 << 30), Some(1), "max_memory"),
             (None, Some(1), "max_memory"),
@@ -605,7 +592,7 @@ mod tests {
         ] {
             s.host.memory = memory;
             s.host.nano_cpus = cpus;
-            let err = verdict(&p, &s, &Roots::default()).unwrap_err();
+            let err = verdict(&p, &s, &no_roots()).unwrap_err();
             assert!(err.message.contains(rule), "{}", err.message);
         }
     }
@@ -623,7 +610,7 @@ mod tests {
     #[test]
     fn a_volume_whose_driver_options_bind_a_host_path_is_a_bind_mount() {
         let p = policy("allowed_mount_roots = [\"/scratch\"]");
-        let roots = Roots::new([PathBuf::from("/scratch")]);
+        let roots = Roots::new([PathBuf::from("/scratch")], crate::files::resolve);
         let mut s = spec("img");
         let mut mount = crate::spec::MountSpec::bind("unused", "/x", false);
         mount.kind = MountKind::Volume;
@@ -706,16 +693,14 @@ mod tests {
         assert!(check_joins(path, &[joined("plain", None)], 1000).is_err());
 
         let p = policy("forbid = [\"join\"]");
-        let err = verdict(&p, &s, &Roots::default()).unwrap_err();
+        let err = verdict(&p, &s, &no_roots()).unwrap_err();
         assert!(err.message.contains("forbids join"), "{}", err.message);
     }
 
     #[test]
     fn berths_own_mounts_must_be_yours_and_inside_the_allowed_roots() {
         let p = policy("allowed_mount_roots = []");
-        let roots = Roots {
-            dirs: vec![PathBuf::from("/home/alice")],
-        };
+        let roots = Roots::new([PathBuf::from("/home/alice")], Path::to_path_buf);
         let mount = |path: &str, resolved: &str, owner: Option<u32>| OwnMount {
             what: "the workspace",
             path: path.into(),

@@ -274,6 +274,12 @@ pub struct RetireArgs {
     #[arg(long, value_name = "TAG", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub commit: Option<String>,
 
+    /// Write the packages the container installed (pip, conda, apt), pinned, into
+    /// <workspace>/.berth/packages/ first, merged with the lists there. Not consent to
+    /// remove: the rest of retire goes on as without it.
+    #[arg(long)]
+    pub save_packages: bool,
+
     /// Print what would be lost and what would happen; change nothing.
     #[arg(long)]
     pub dry_run: bool,

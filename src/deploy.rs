@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::check;
 use crate::cli::DeployArgs;
+use crate::config::Source;
 use crate::container::State;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::identity;
 use crate::launch::{self, Prepared};
 use crate::lock::{self, Lock};
 use crate::plan::LaunchPlan;
+use crate::remember;
 use crate::retire;
 use crate::signals::{self, Signals};
 use crate::ui::Printer;
@@ -56,6 +58,13 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         false => Some(Engine::connect().await?),
     };
     let mut prepared = launch::prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
+    if let Some(Source::Remembered(at)) = prepared.ctx.settings.image.as_ref().map(|i| &i.source) {
+        printer.note(&format!(
+            "image {}: the one this project's last deploy used ({at}); --image, or `image =` \
+             in berth.toml, names another",
+            prepared.plan.image
+        ));
+    }
     let Some(engine) = engine.filter(|_| !args.dry_run) else {
         if args.json {
             printer.json(&check::report(&prepared, None));
@@ -132,6 +141,9 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         ),
         None => create(&engine, &prepared, image_id?, args.settle, printer).await?,
     };
+    if action == "created" {
+        remember_image(&prepared, printer);
+    }
     if args.json {
         printer.json(&DeployOutcome {
             project: &plan.project,
@@ -142,6 +154,18 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         });
     }
     Ok(action)
+}
+
+/// Remembers the image a new container was created from, for the project's next
+/// deploy after a retire. Failing to is a warning: the container runs.
+fn remember_image(prepared: &Prepared, printer: &Printer) {
+    let (ctx, image) = (&prepared.ctx, &prepared.plan.image);
+    if let Err(err) = remember::remember_image(&ctx.paths.state_dir, ctx.project.as_str(), image) {
+        printer.warn(&format!(
+            "cannot remember {image} for the next deploy of {}: {err}",
+            ctx.project
+        ));
+    }
 }
 
 /// Starts (or unpauses) the project's existing container, or reports it running.

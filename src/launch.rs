@@ -18,6 +18,7 @@ use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::label;
 use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
+use crate::remember;
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
 
@@ -34,7 +35,7 @@ pub struct Prepared {
 
 /// Resolves and guards everything, the policy included; changes nothing. The engine,
 /// where there is one, is asked only when the project names no image: then its
-/// existing container's image is the one ([`adopt_container_image`]).
+/// existing container's image is the one, else the last deploy's ([`adopt_image`]).
 pub async fn prepare(
     project: &str,
     args: Option<&DeployArgs>,
@@ -48,7 +49,7 @@ pub async fn prepare(
     let mut ctx = Context::load(project, &command_line)?;
     ctx.warn(printer);
     if let Some(engine) = engine {
-        adopt_container_image(&mut ctx, engine).await?;
+        adopt_image(&mut ctx, engine).await?;
     }
     let prepared = prepare_in(ctx, args.is_some_and(|a| a.new))?;
     prepared.check_policy(&prepared.plan.to_spec())?;
@@ -56,10 +57,11 @@ pub async fn prepare(
 }
 
 /// Where a project names no image (no `--image`, nothing in berth.toml, the user
-/// config or the policy) but has a container, that container's image: so
-/// `container-deploy P` starts what `--image` made, and `check P` reads it. Without a
-/// container nothing changes, and the plan says there is no image.
-async fn adopt_container_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
+/// config or the policy): its container's image, so that `container-deploy P` starts
+/// what `--image` made and `check P` reads it; else the image its last deploy used
+/// ([`remember`]), so that a retired project comes back as it was. With neither,
+/// nothing changes, and the plan says there is no image.
+async fn adopt_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
     if ctx.settings.image.is_some() {
         return Ok(());
     }
@@ -67,6 +69,11 @@ async fn adopt_container_image(ctx: &mut Context, engine: &Engine) -> Result<()>
         ctx.settings.image = Some(Sourced {
             value: container.image,
             source: Source::Container(container.name),
+        });
+    } else if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
+        ctx.settings.image = Some(Sourced {
+            value: memory.image,
+            source: Source::Remembered(memory.deployed),
         });
     }
     Ok(())

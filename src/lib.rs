@@ -38,6 +38,7 @@ pub mod paused;
 pub mod plan;
 pub mod pull;
 pub mod reap;
+pub mod remember;
 pub mod retire;
 pub mod run;
 pub mod shell;

@@ -58,6 +58,9 @@ pub enum Source {
     },
     /// The project's existing container (its image, when nothing else names one).
     Container(String),
+    /// What the project's last deploy used, at this time (RFC 3339), when nothing else
+    /// names one and it has no container.
+    Remembered(String),
 }
 
 impl Source {
@@ -73,9 +76,11 @@ impl Source {
             Self::EnvFile { path, .. } => path
                 .parent()
                 .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
-            Self::Default | Self::CommandLine | Self::Env(_) | Self::Container(_) => {
-                cwd.to_path_buf()
-            }
+            Self::Default
+            | Self::CommandLine
+            | Self::Env(_)
+            | Self::Container(_)
+            | Self::Remembered(_) => cwd.to_path_buf(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl fmt::Display for Source {
             Self::Env(name) => write!(f, "environment {name}"),
             Self::EnvFile { path, line } => write!(f, "{}:{line}", path.display()),
             Self::Container(name) => write!(f, "container {name}"),
+            Self::Remembered(at) => write!(f, "remembered: the last deploy, {at}"),
         }
     }
 }

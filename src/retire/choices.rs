@@ -27,6 +27,8 @@ pub struct Choices {
     pub commit: Option<CommitTo>,
     /// `--verbose`: also say how the changes were read.
     pub verbose: bool,
+    /// `--save-packages`: write the package lists into the workspace.
+    pub save_packages: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,7 @@ impl Choices {
             rescue,
             commit: args.commit.as_deref().map(CommitTo::parse).transpose()?,
             verbose: args.verbose,
+            save_packages: args.save_packages,
         })
     }
 

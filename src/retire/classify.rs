@@ -96,7 +96,7 @@ pub struct Package {
 
 impl Package {
     /// How to ask for this package in a requirements file or an install line.
-    fn requirement(&self) -> String {
+    pub(super) fn requirement(&self) -> String {
         let separator = if self.manager == "pip" { "==" } else { "=" };
         match &self.version {
             Some(version) => format!("{}{separator}{version}", self.name),
@@ -575,6 +575,13 @@ impl Report {
                 }
             };
             lines.push(line);
+        }
+        if !self.packages.is_empty() {
+            lines.push(format!(
+                "  packages: --save-packages writes them, pinned, to \
+                 {rescue_to}/{}/ for the next build",
+                super::save::DIR
+            ));
         }
         let files = self.classes.iter().any(|c| c.count > 0) || !self.volumes.is_empty();
         if files {

@@ -13,6 +13,7 @@ pub mod assess;
 mod choices;
 pub mod classify;
 pub mod rescue;
+mod save;
 mod scan;
 
 use std::collections::{HashSet, VecDeque};
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::layer::{PathText, Reader};
 use crate::lock::{self, Lock};
 use crate::names::shown;
+use crate::remember;
 use crate::signals::Signals;
 use crate::ui::{self, Printer};
 use crate::units::human_size;
@@ -95,6 +97,8 @@ pub struct Outcome {
     pub appeared: Vec<String>,
     /// How long berth held it paused (milliseconds), where it paused it.
     pub paused_ms: Option<u64>,
+    /// What `--save-packages` wrote: each list, and the packages it gained.
+    pub saved_packages: Vec<save::Saved>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,6 +221,15 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
     }
     let target = Target::new(&ctx, &container);
     let outcome = retire_container(&engine, &container, &target, &choices, printer).await?;
+    // A container older than berth's memory of images: its next deploy starts the same
+    // image. A `berth run` container is a one-off, not the project's.
+    let state_dir = &ctx.paths.state_dir;
+    if outcome.action == Action::Removed
+        && !container.run
+        && remember::image(state_dir, ctx.project.as_str()).is_none()
+    {
+        remember::remember_image(state_dir, ctx.project.as_str(), &container.image).ok();
+    }
     if args.json {
         printer.json(&outcome);
     }
@@ -343,6 +356,33 @@ pub async fn retire_container(
     removed
 }
 
+/// `--save-packages`: the report's packages into the workspace's lists, and a note for
+/// each list. A list that cannot be written is an error, before anything is removed.
+fn save_packages(
+    workspace: &std::path::Path,
+    report: &Report,
+    printer: &Printer,
+) -> Result<Vec<save::Saved>> {
+    if report.packages.is_empty() {
+        printer.note("--save-packages: the container installed no packages berth can name");
+        return Ok(Vec::new());
+    }
+    let saved = save::save(workspace, &report.packages).map_err(|err| {
+        Error::failed(format!("cannot save the package lists: {err}")).details([format!(
+            "nothing was removed; the lists are in {}",
+            workspace.join(save::DIR).display()
+        )])
+    })?;
+    for list in &saved {
+        let what = match list.added.len() {
+            0 => "already names them all".to_string(),
+            n => format!("gained {n}: {}", list.added.join(" ")),
+        };
+        printer.note(&format!("{}: {what}", list.path.display()));
+    }
+    Ok(saved)
+}
+
 /// Milliseconds since `paused_at`, for the outcome and the event log.
 fn paused_for(paused_at: Option<std::time::Instant>) -> Option<u64> {
     paused_at.map(|at| at.elapsed().as_millis().try_into().unwrap_or(u64::MAX))
@@ -427,6 +467,7 @@ async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Ste
         image: None,
         appeared: Vec::new(),
         paused_ms: None,
+        saved_packages: Vec::new(),
     };
     let holds_work = outcome.report.holds_work();
 
@@ -444,6 +485,9 @@ async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Ste
             }
         ));
         return Ok(Step::Stay(outcome));
+    }
+    if choices.save_packages {
+        outcome.saved_packages = save_packages(&target.workspace, &outcome.report, printer)?;
     }
     if holds_work && !choices.decided() {
         let question = format!(

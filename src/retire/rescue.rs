@@ -154,7 +154,7 @@ pub struct Owner {
 
 impl Owner {
     /// The owner of the open workspace `dir`, when this process is root and it is not.
-    fn of(dir: impl AsFd) -> io::Result<Option<Self>> {
+    pub(super) fn of(dir: impl AsFd) -> io::Result<Option<Self>> {
         let stat = rustix::fs::fstat(dir)?;
         let root = crate::os::is_root();
         Ok((root && stat.st_uid != 0).then_some(Self {
@@ -164,7 +164,7 @@ impl Owner {
     }
 
     /// Hands the open `fd` over.
-    fn take(owner: Option<Self>, fd: impl AsFd) -> io::Result<()> {
+    pub(super) fn take(owner: Option<Self>, fd: impl AsFd) -> io::Result<()> {
         match owner {
             Some(o) => Ok(rustix::fs::fchown(
                 fd,
@@ -190,7 +190,7 @@ fn open_dir(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
 
 /// Makes directory `name` in `dir` (mode 0700, handed to `owner`) unless one is there,
 /// and opens it, never through a symbolic link.
-fn make_dir(dir: impl AsFd, name: &OsStr, owner: Option<Owner>) -> io::Result<OwnedFd> {
+pub(super) fn make_dir(dir: impl AsFd, name: &OsStr, owner: Option<Owner>) -> io::Result<OwnedFd> {
     let made = match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
         Ok(()) => true,
         Err(Errno::EXIST) => false,

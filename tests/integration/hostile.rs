@@ -20,7 +20,7 @@ fn assert_nothing_created(sb: &Sandbox) {
     assert_eq!(sb.container_ids().trim(), "", "a container was created");
     let share = sb.home.join(".local/share/berth");
     assert!(!share.exists(), "{} was created", share.display());
-    let remembered = sb.home.join(".local/state/berth/data-roots.json");
+    let remembered = sb.state_dir().join("data-roots.json");
     assert!(!remembered.exists(), "a data root was remembered");
     assert_eq!(
         markers(sb.path()),

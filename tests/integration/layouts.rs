@@ -150,7 +150,8 @@ fn a_note_beside_the_home_under_a_linked_home_is_work() {
 }
 
 /// `container-deploy P` with no image named starts the container `--image` made, as
-/// the reaper's notice and `berth shell` tell the user to; `check P` reads it.
+/// the reaper's notice and `berth shell` tell the user to; `check P` reads it. After a
+/// retire, it creates a container of the image the last deploy used.
 fn a_plain_deploy_starts_what_image_made(root: bool) {
     let sb = sandbox(Layout::Debian, root);
     deploy(&sb);
@@ -171,8 +172,28 @@ fn a_plain_deploy_starts_what_image_made(root: bool) {
     assert_eq!(sb.state(), "running");
     assert_eq!(sb.inspect().unwrap()["Id"], id, "the same container");
 
-    // Without a container, nothing names an image: the usual error.
+    // Without a container, the image the last deploy used, and the deploy says so.
     assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("(remembered: the last deploy, "),
+        "the image's source: {}",
+        stdout(&out)
+    );
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "the one this project's last deploy used");
+    assert_eq!(sb.state(), "running");
+    assert_eq!(
+        sb.inspect().unwrap()["Config"]["Image"],
+        sb.image.tag.as_str()
+    );
+
+    // With no container and no memory, nothing names an image: the usual error.
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    let memory = sb.state_dir().join(format!("projects/{}.json", sb.project));
+    std::fs::remove_file(&memory).unwrap();
     let out = sb.berth(&["deploy", &sb.project]);
     assert_code(&out, 1);
     assert_stderr_has(&out, "no image for project");
@@ -341,3 +362,64 @@ fn pip_installs_are_named_per_environment(root: bool) {
 as_root_and_as_a_user!(pip_installs_are_named_per_environment:
     on_debian_pip_installs_are_named_per_environment_as_root,
     on_debian_pip_installs_are_named_per_environment_as_a_user);
+
+/// `retire --save-packages` writes what pip and conda installed, pinned, into the
+/// workspace's lists, keeping the lines the user wrote; it is not consent to remove.
+fn packages_are_saved_into_the_workspace(root: bool) {
+    let sb = sandbox(Layout::Debian, root);
+    deploy(&sb);
+    let wheel = six_wheel(&sb.workspace());
+    let out = sb.exec_as_root(&format!(
+        "pip install -q --break-system-packages {wheel} \
+         && mkdir -p /opt/conda/conda-meta \
+         && echo '{{}}' > /opt/conda/conda-meta/numpy-1.26.4-py311h64a7726_0.json"
+    ));
+    assert_code(&out, 0);
+    let lists = sb.workspace().join(".berth/packages");
+    fs::create_dir_all(&lists).unwrap();
+    fs::write(lists.join("requirements.txt"), "# mine\n\nrequests>=2\n").unwrap();
+    if let RunAs::Other { uid, gid } = sb.run_as {
+        let chown = format!("{uid}:{gid}");
+        let out = std::process::Command::new("chown")
+            .args(["-R", &chown])
+            .arg(sb.workspace().join(".berth"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+
+    // No terminal and no --yes: the lists are written, the container stays.
+    let out = sb.berth(&["retire", &sb.project, "--save-packages"]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "gained 1: six==1.16.0");
+    assert!(sb.exists(), "--save-packages alone removes nothing");
+    let requirements = fs::read_to_string(lists.join("requirements.txt")).unwrap();
+    assert_eq!(requirements, "# mine\n\nrequests>=2\nsix==1.16.0\n");
+    let conda = fs::read_to_string(lists.join("conda.txt")).unwrap();
+    assert_eq!(conda, "numpy=1.26.4\n");
+
+    // Again, with consent: nothing new to add, and the container goes.
+    let out = sb.berth(&["retire", &sb.project, "--save-packages", "--yes", "--json"]);
+    assert_code(&out, 0);
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added: Vec<usize> = outcome["saved_packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|list| list["added"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(added, [0, 0], "{outcome:#}");
+    assert!(!sb.exists());
+    assert_eq!(
+        fs::read_to_string(lists.join("requirements.txt")).unwrap(),
+        requirements
+    );
+    if let RunAs::Other { uid, .. } = sb.run_as {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(lists.join("conda.txt")).unwrap().uid(), uid);
+    }
+}
+
+as_root_and_as_a_user!(packages_are_saved_into_the_workspace:
+    on_debian_packages_are_saved_into_the_workspace_as_root,
+    on_debian_packages_are_saved_into_the_workspace_as_a_user);

@@ -251,6 +251,7 @@ fn json_parses_and_has_the_documented_shape() {
         "appeared",
         "read_by",
         "paused_ms",
+        "saved_packages",
     ]);
     let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
     assert_code(&out, 0);

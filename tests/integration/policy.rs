@@ -387,7 +387,7 @@ fn events(path: &std::path::Path) -> Vec<Value> {
 fn the_event_log_records_deploy_retire_run_and_refusals() {
     let sb = Sandbox::new();
     let (image, project) = (sb.image.tag.clone(), sb.project.clone());
-    let default_log = sb.home.join(".local/state/berth/events.jsonl");
+    let default_log = sb.state_dir().join("events.jsonl");
 
     assert_code(&sb.berth(&["deploy", &project, "--image", &image]), 0);
     assert_code(&sb.berth(&["deploy", &project, "--image", &image]), 0);

@@ -4,7 +4,6 @@
 //! `--project`: the tests run as root, and must not touch each other's containers.
 
 use std::fs;
-use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -38,13 +37,9 @@ fn reap(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
     out
 }
 
-fn state_dir(sb: &Sandbox) -> PathBuf {
-    sb.home.join(".local/state/berth")
-}
-
 /// The reaper's events in the log (deploy and retire write theirs there too).
 fn events(sb: &Sandbox) -> Vec<Value> {
-    fs::read_to_string(state_dir(sb).join("events.jsonl"))
+    fs::read_to_string(sb.state_dir().join("events.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -187,10 +182,10 @@ fn dry_run_says_what_it_would_do_and_changes_nothing() {
     // Not even a first sample.
     let out = reap(&sb, &["--dry-run"]);
     assert!(stdout(&out).starts_with("record"), "{}", stdout(&out));
-    assert!(!state_dir(&sb).join("reap").exists());
+    assert!(!sb.state_dir().join("reap").exists());
 
     reap(&sb, &[]);
-    let samples = fs::read_dir(state_dir(&sb).join("reap"))
+    let samples = fs::read_dir(sb.state_dir().join("reap"))
         .unwrap()
         .map(|e| fs::read(e.unwrap().path()).unwrap())
         .collect::<Vec<_>>();
@@ -204,7 +199,7 @@ fn dry_run_says_what_it_would_do_and_changes_nothing() {
     assert_eq!(sb.state(), "running");
     assert!(notice(&sb).is_none());
     assert!(events(&sb).is_empty());
-    let after = fs::read_dir(state_dir(&sb).join("reap"))
+    let after = fs::read_dir(sb.state_dir().join("reap"))
         .unwrap()
         .map(|e| fs::read(e.unwrap().path()).unwrap())
         .collect::<Vec<_>>();
@@ -233,7 +228,7 @@ fn without_reap_settings_it_only_records() {
     assert_stderr_has(&out, "nothing needs doing");
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     assert_eq!(
-        fs::read_dir(state_dir(&sb).join("reap")).unwrap().count(),
+        fs::read_dir(sb.state_dir().join("reap")).unwrap().count(),
         1
     );
     assert_eq!(sb.state(), "running");

@@ -736,3 +736,29 @@ fn deploy_and_retire_racing_take_turns_and_say_what_happened() {
         assert_eq!(sb.state(), "running");
     }
 }
+
+/// The container can write the workspace: a package list it swapped for a symbolic
+/// link is not written through, and nothing is removed.
+#[test]
+fn save_packages_never_writes_through_a_planted_symlink() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
+             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+        ),
+        0,
+    );
+    let canary = sb.path().join("canary.txt");
+    std::fs::write(&canary, "untouched\n").unwrap();
+    let lists = sb.workspace().join(".berth/packages");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::os::unix::fs::symlink(&canary, lists.join("requirements.txt")).unwrap();
+    let out = sb.berth(&["retire", &sb.project, "--save-packages", "--yes"]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "not a regular file");
+    assert_stderr_has(&out, "nothing was removed");
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched\n");
+    assert_eq!(sb.state(), "running");
+}

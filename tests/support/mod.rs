@@ -253,6 +253,11 @@ impl Sandbox {
     }
 
     /// The project's persistent home on the host (mounted as the container's `$HOME`).
+    /// berth's state dir for the sandbox's user (`$XDG_STATE_HOME/berth`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.join(".local/state/berth")
+    }
+
     pub fn container_home(&self) -> PathBuf {
         self.home
             .join(".local/share/berth/home")

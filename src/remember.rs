@@ -1,0 +1,78 @@
+//! What berth remembers of a project between its containers, in the caller's state
+//! dir: the image its last deploy used, so that `container-deploy P` after a retire
+//! starts what `--image X` (or a build) started before. One small JSON file per
+//! project, `projects/<project>.json`, written whole; the container never sees it.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::files;
+
+/// The image a project's last deploy used, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub image: String,
+    /// RFC 3339, UTC.
+    pub deployed: String,
+}
+
+/// The file that holds `project`'s memory.
+pub fn path(state_dir: &Path, project: &str) -> PathBuf {
+    state_dir.join("projects").join(format!("{project}.json"))
+}
+
+/// The image `project` last deployed, if berth remembers one. A file that cannot be
+/// read or parsed is no memory: the deploy then asks for an image, as for a new
+/// project.
+pub fn image(state_dir: &Path, project: &str) -> Option<Image> {
+    let text = std::fs::read(path(state_dir, project)).ok()?;
+    let image: Image = serde_json::from_slice(&text).ok()?;
+    (!image.image.is_empty()).then_some(image)
+}
+
+/// Remembers `image` as `project`'s, unless it already is.
+pub fn remember_image(state_dir: &Path, project: &str, image: &str) -> std::io::Result<()> {
+    if self::image(state_dir, project).is_some_and(|known| known.image == image) {
+        return Ok(());
+    }
+    let path = path(state_dir, project);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let memory = Image {
+        image: image.to_string(),
+        deployed: clock::rfc3339(SystemTime::now()),
+    };
+    let text = serde_json::to_string_pretty(&memory).unwrap_or_default();
+    files::write_atomically(&path, format!("{text}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_is_remembered_per_project_and_replaced_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(image(dir.path(), "p"), None);
+        remember_image(dir.path(), "p", "img:1").unwrap();
+        assert_eq!(image(dir.path(), "p").unwrap().image, "img:1");
+        assert_eq!(image(dir.path(), "q"), None);
+        remember_image(dir.path(), "p", "img:2").unwrap();
+        assert_eq!(image(dir.path(), "p").unwrap().image, "img:2");
+    }
+
+    #[test]
+    fn a_damaged_memory_is_no_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = path(dir.path(), "p");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        for text in ["", "{", "{\"image\": \"\", \"deployed\": \"x\"}", "[1]"] {
+            std::fs::write(&file, text).unwrap();
+            assert_eq!(image(dir.path(), "p"), None, "{text:?}");
+        }
+    }
+}

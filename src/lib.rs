@@ -4,6 +4,7 @@
 //! guards ([`guard`]) → the engine ([`engine`], the only module that talks to Docker) →
 //! output ([`ui`]). [`run`] is the whole program; the binaries only call it.
 
+pub mod build;
 pub mod check;
 pub mod cli;
 pub mod clock;

@@ -129,6 +129,9 @@ pub enum Command {
     Reap(ReapArgs),
     /// Resolve the configuration, run every guard and print the plan; create nothing.
     Check(CheckArgs),
+    /// Build the project's Dockerfile as berth/<user>/<project>:<input hash>; a build
+    /// whose inputs did not change is not built again.
+    Build(BuildArgs),
     /// Drop-in `docker run`: docker's flags, plus the project's workspace, data root,
     /// user mapping, labels and guards.
     #[command(disable_help_flag = true)]
@@ -750,6 +753,12 @@ pub struct CheckArgs {
     /// Print the plan and verdict as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project whose image to build.
+    pub project: String,
 }
 
 #[derive(Debug, Args)]

@@ -58,10 +58,16 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         false => Some(Engine::connect().await?),
     };
     let mut prepared = launch::prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
-    if let Some(Source::Remembered(at)) = prepared.ctx.settings.image.as_ref().map(|i| &i.source) {
+    if let Some(Source::Remembered { by, at }) =
+        prepared.ctx.settings.image.as_ref().map(|i| &i.source)
+    {
+        let what = match by.as_str() {
+            "build" => "this project's last build made",
+            _ => "this project's last deploy used",
+        };
         printer.note(&format!(
-            "image {}: the one this project's last deploy used ({at}); --image, or `image =` \
-             in berth.toml, names another",
+            "image {}: the one {what} ({at}); --image, or `image =` in \
+             berth.toml, names another",
             prepared.plan.image
         ));
     }
@@ -160,7 +166,9 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
 /// deploy after a retire. Failing to is a warning: the container runs.
 fn remember_image(prepared: &Prepared, printer: &Printer) {
     let (ctx, image) = (&prepared.ctx, &prepared.plan.image);
-    if let Err(err) = remember::remember_image(&ctx.paths.state_dir, ctx.project.as_str(), image) {
+    if let Err(err) =
+        remember::remember_image(&ctx.paths.state_dir, ctx.project.as_str(), image, "deploy")
+    {
         printer.warn(&format!(
             "cannot remember {image} for the next deploy of {}: {err}",
             ctx.project

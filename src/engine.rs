@@ -622,6 +622,73 @@ impl Engine {
             .map_err(|err| self.failed(&format!("remove image {image}"), &err))
     }
 
+    /// Builds an image from `context`, a tar stream, with the classic builder (every
+    /// engine from API 1.41 on has it). Each line of output goes to `output` as it
+    /// comes. Returns the image's id; a failed build is an error that names the step
+    /// that failed. The image is not tagged: [`Engine::tag`] names it once the caller
+    /// knows the context was what it hashed.
+    pub async fn build(
+        &self,
+        request: &BuildRequest,
+        context: impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static,
+        mut output: impl FnMut(&str),
+    ) -> Result<String> {
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: request.dockerfile.clone(),
+            buildargs: Some(request.args.clone().into_iter().collect()),
+            labels: Some(request.labels.clone().into_iter().collect()),
+            target: request.target.clone().unwrap_or_default(),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_stream(context)));
+        let mut step = None;
+        let mut id = None;
+        let failed = |why: String, step: &Option<String>| {
+            let at = step
+                .as_deref()
+                .map(|s| format!(" at {s}"))
+                .unwrap_or_default();
+            Error::failed(format!("the build failed{at}: {why}"))
+        };
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| match err {
+                bollard::errors::Error::DockerStreamError { error } => failed(error, &step),
+                other => failed(describe(&other), &step),
+            })?;
+            if let Some(text) = info.stream.as_deref() {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    if line.starts_with("Step ") {
+                        step = Some(line.trim().to_string());
+                    }
+                    output(line);
+                }
+            }
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(failed(message.trim().to_string(), &step));
+            }
+            if let Some(image) = info.aux {
+                id = image.id.or(id);
+            }
+        }
+        id.ok_or_else(|| failed("the engine named no image".to_string(), &step))
+    }
+
+    /// Names image `id` `repo:tag`.
+    pub async fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<()> {
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        self.docker
+            .tag_image(id, Some(options))
+            .await
+            .map_err(|err| self.failed(&format!("tag the image as {repo}:{tag}"), &err))
+    }
+
     /// Commits the container's filesystem as image `repo:tag`, without pausing it again
     /// (retire has frozen it already). Returns the image id.
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
@@ -885,6 +952,16 @@ fn describe(err: &bollard::errors::Error) -> String {
             }
         }
     }
+}
+
+/// What [`Engine::build`] sends besides the context.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
 }
 
 /// One event of a pull, as the engine reports it: a layer's status (`id` is the layer's

@@ -73,7 +73,10 @@ async fn adopt_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
     } else if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
         ctx.settings.image = Some(Sourced {
             value: memory.image,
-            source: Source::Remembered(memory.deployed),
+            source: Source::Remembered {
+                by: memory.by,
+                at: memory.deployed,
+            },
         });
     }
     Ok(())

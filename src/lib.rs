@@ -174,6 +174,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 Command::List(args) => done(list::list(args, printer).await),
                 Command::Reap(args) => done(reap::reap(args, printer).await),
                 Command::Check(args) => done(check::check(args, printer).await),
+                Command::Build(args) => done(build::build(args, printer).await),
                 Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
                 Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
                 Command::Shell(args) => shell::shell(args, printer).await,

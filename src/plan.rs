@@ -243,7 +243,8 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
         .map(|s| s.value.clone())
         .ok_or_else(|| {
             Error::failed(format!("no image for project {project}")).hint(format!(
-                "pass --image IMAGE, or set `image = \"...\"` in {}/berth.toml",
+                "pass --image IMAGE, set `image = \"...\"` in {}/berth.toml, or build the \
+                 project's Dockerfile with `berth build {project}`",
                 host.workspace.display()
             ))
         })?;

@@ -1,6 +1,7 @@
 //! What berth remembers of a project between its containers, in the caller's state
-//! dir: the image its last deploy used, so that `container-deploy P` after a retire
-//! starts what `--image X` (or a build) started before. One small JSON file per
+//! dir: the image its last deploy used or its last build made, so that
+//! `container-deploy P` after a retire starts what `--image X` started before, and
+//! after `berth build P` the new build. One small JSON file per
 //! project, `projects/<project>.json`, written whole; the container never sees it.
 
 use std::path::{Path, PathBuf};
@@ -11,12 +12,19 @@ use serde::{Deserialize, Serialize};
 use crate::clock;
 use crate::files;
 
-/// The image a project's last deploy used, and when.
+/// The image a project's last deploy used (or last build made), and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub image: String,
     /// RFC 3339, UTC.
     pub deployed: String,
+    /// `deploy` or `build`: what chose it.
+    #[serde(default = "by_deploy")]
+    pub by: String,
+}
+
+fn by_deploy() -> String {
+    "deploy".to_string()
 }
 
 /// The file that holds `project`'s memory.
@@ -33,8 +41,14 @@ pub fn image(state_dir: &Path, project: &str) -> Option<Image> {
     (!image.image.is_empty()).then_some(image)
 }
 
-/// Remembers `image` as `project`'s, unless it already is.
-pub fn remember_image(state_dir: &Path, project: &str, image: &str) -> std::io::Result<()> {
+/// Remembers `image` as `project`'s, chosen `by` a `deploy` or a `build`, unless it
+/// already is.
+pub fn remember_image(
+    state_dir: &Path,
+    project: &str,
+    image: &str,
+    by: &str,
+) -> std::io::Result<()> {
     if self::image(state_dir, project).is_some_and(|known| known.image == image) {
         return Ok(());
     }
@@ -45,6 +59,7 @@ pub fn remember_image(state_dir: &Path, project: &str, image: &str) -> std::io::
     let memory = Image {
         image: image.to_string(),
         deployed: clock::rfc3339(SystemTime::now()),
+        by: by.to_string(),
     };
     let text = serde_json::to_string_pretty(&memory).unwrap_or_default();
     files::write_atomically(&path, format!("{text}\n").as_bytes())
@@ -58,10 +73,11 @@ mod tests {
     fn an_image_is_remembered_per_project_and_replaced_by_the_next() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(image(dir.path(), "p"), None);
-        remember_image(dir.path(), "p", "img:1").unwrap();
+        remember_image(dir.path(), "p", "img:1", "deploy").unwrap();
         assert_eq!(image(dir.path(), "p").unwrap().image, "img:1");
         assert_eq!(image(dir.path(), "q"), None);
-        remember_image(dir.path(), "p", "img:2").unwrap();
+        remember_image(dir.path(), "p", "img:2", "build").unwrap();
+        assert_eq!(image(dir.path(), "p").unwrap().by, "build");
         assert_eq!(image(dir.path(), "p").unwrap().image, "img:2");
     }
 

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[path = "integration/build.rs"]
+mod build;
 #[path = "integration/complete.rs"]
 mod complete;
 #[path = "integration/contexts.rs"]

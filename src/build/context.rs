@@ -37,6 +37,8 @@ pub struct Entry<'a> {
     /// Permission bits.
     pub mode: u32,
     pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
     /// A symbolic link's target.
     pub target: Option<Vec<u8>>,
     /// A regular file, open for reading.
@@ -210,6 +212,7 @@ fn walk_entry(
                     kind: Kind::Dir,
                     mode,
                     size: 0,
+                    mtime: stat.st_mtime as i64,
                     target: None,
                     file: None,
                 };
@@ -234,6 +237,7 @@ fn walk_entry(
                 kind: Kind::File,
                 mode,
                 size: opened.st_size as u64,
+                mtime: opened.st_mtime as i64,
                 target: None,
                 file: Some(std::fs::File::from(fd)),
             };
@@ -254,6 +258,7 @@ fn walk_entry(
                 kind: Kind::Symlink,
                 mode,
                 size: 0,
+                mtime: stat.st_mtime as i64,
                 target: Some(target),
                 file: None,
             };
@@ -286,6 +291,41 @@ fn escapes(path: &[u8], target: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// See [`Hasher::content`].
+pub struct Content<'a> {
+    file: &'a mut std::fs::File,
+    hasher: &'a mut Sha256,
+    left: u64,
+}
+
+impl Content<'_> {
+    /// Checks that every byte promised was read.
+    pub fn finish(self) -> io::Result<()> {
+        match self.left {
+            0 => Ok(()),
+            _ => Err(io::Error::other("it shrank while it was read")),
+        }
+    }
+}
+
+impl Read for Content<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::other("it shrank while it was read"));
+        }
+        self.hasher.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// What the walk measured: every file's size, for the limit and the refusal.
@@ -328,6 +368,17 @@ pub struct Hasher {
 impl Hasher {
     /// Adds `entry`, copying a file's content into `out` on the way.
     pub fn entry(&mut self, entry: &mut Entry<'_>, out: &mut dyn Write) -> io::Result<()> {
+        self.meta(entry);
+        if let Some(file) = entry.file.as_mut() {
+            let mut reader = self.content(file, entry.size);
+            io::copy(&mut reader, out)?;
+            reader.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Adds what `entry` is, but not a file's content: [`Hasher::content`] does.
+    pub fn meta(&mut self, entry: &Entry<'_>) {
         let kind = match entry.kind {
             Kind::File => b'f',
             Kind::Dir => b'd',
@@ -341,22 +392,19 @@ impl Hasher {
             self.all.update((target.len() as u64).to_le_bytes());
             self.all.update(target);
         }
-        if let Some(file) = entry.file.as_mut() {
+        if entry.file.is_some() {
             self.all.update(entry.size.to_le_bytes());
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut left = entry.size;
-            while left > 0 {
-                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                let n = file.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::Error::other("it shrank while it was read"));
-                }
-                self.all.update(&buf[..n]);
-                out.write_all(&buf[..n])?;
-                left -= n as u64;
-            }
         }
-        Ok(())
+    }
+
+    /// A reader of exactly `size` bytes of `file` that hashes what it reads; an error
+    /// should the file be shorter.
+    pub fn content<'a>(&'a mut self, file: &'a mut std::fs::File, size: u64) -> Content<'a> {
+        Content {
+            file,
+            hasher: &mut self.all,
+            left: size,
+        }
     }
 
     /// Adds what is not a file of the context but goes into the build: the Dockerfile's

@@ -1,5 +1,506 @@
 //! `berth build PROJECT`: the project's image, built from its Dockerfile through the
-//! Engine API, tagged by a hash of what the build reads.
+//! Engine API and tagged `berth/<user>/<project>:<hash>`, where the hash covers what
+//! the build reads: the context files sent, the Dockerfile's name, the build args, the
+//! target and the base images' ids. A tag is never re-pointed: changed inputs give a
+//! new tag, and unchanged ones make no build call at all. The built image is
+//! remembered as the project's, so a deploy that names no image starts it.
 
 pub mod context;
 pub mod ignore;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::cli::BuildArgs;
+use crate::context::Context;
+use crate::engine::{BuildRequest, Engine};
+use crate::error::{Error, Result};
+use crate::label;
+use crate::lock::{self, Lock};
+use crate::remember;
+use crate::retire::image_repo;
+use crate::ui::Printer;
+use crate::units::human_size;
+use context::{Hasher, Kind, Measure, Refusal, Rules};
+use ignore::Ignore;
+
+/// The label that carries a build's input hash.
+pub const INPUT: &str = "berth.input";
+
+/// The largest context sent unless `[build] max_context` says otherwise.
+pub const MAX_CONTEXT: u64 = 1 << 30;
+
+/// `berth build PROJECT`.
+pub async fn build(args: &BuildArgs, printer: &Printer) -> Result<()> {
+    let ctx = Context::load(&args.project, &Default::default())?;
+    ctx.warn(printer);
+    let engine = Engine::connect().await?;
+    // Builds (and deploys) of one project take turns: the second finds the image the
+    // first built, and builds nothing.
+    let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
+    let _held = Lock::acquire(&path, &lock::PROJECT, printer).await?;
+    let built = build_project(&engine, &ctx, printer).await?;
+    if let Err(err) = remember::remember_image(
+        &ctx.paths.state_dir,
+        ctx.project.as_str(),
+        &built.image,
+        "build",
+    ) {
+        printer.warn(&format!(
+            "cannot remember {} as the project's image: {err}",
+            built.image
+        ));
+    }
+    match built.fresh {
+        true => printer.note(&format!("built {}", built.image)),
+        false => printer.note(&format!(
+            "{} is up to date: nothing changed since it was built",
+            built.image
+        )),
+    }
+    printer.line(&built.image);
+    Ok(())
+}
+
+/// A project's image, built or found.
+pub struct Built {
+    /// `berth/<user>/<project>:<tag>`.
+    pub image: String,
+    /// Whether this call built it (else an image of the same inputs existed).
+    pub fresh: bool,
+}
+
+/// What the build of a project reads, from its workspace and `[build]`.
+struct Inputs {
+    /// The context folder.
+    context: PathBuf,
+    /// The Dockerfile, relative to the context.
+    dockerfile: String,
+    args: BTreeMap<String, String>,
+    target: Option<String>,
+    max_context: u64,
+    /// What is never sent, relative to the context.
+    never: Vec<String>,
+}
+
+impl Inputs {
+    fn of(ctx: &Context) -> Result<Self> {
+        let (file, section) = &ctx.settings.build;
+        let named = |what: &str| match file {
+            Some(file) => format!("{what} (in {})", file.display()),
+            None => what.to_string(),
+        };
+        let inside = |raw: &str, what: &str| -> Result<PathBuf> {
+            relative_inside(raw).ok_or_else(|| {
+                Error::failed(format!(
+                    "the build {} {raw:?} is outside the workspace",
+                    named(what)
+                ))
+                .hint("name a path inside the workspace, relative to it")
+            })
+        };
+        let context_rel = inside(section.context.as_deref().unwrap_or("."), "context")?;
+        let dockerfile_rel = match &section.dockerfile {
+            Some(raw) => inside(raw, "dockerfile")?,
+            None => context_rel.join("Dockerfile"),
+        };
+        let dockerfile = dockerfile_rel
+            .strip_prefix(&context_rel)
+            .map_err(|_| {
+                Error::failed(format!(
+                    "the Dockerfile {} is not inside the build context {}",
+                    dockerfile_rel.display(),
+                    context_rel.display()
+                ))
+                .hint("move it into the context, or set [build] context to a folder above it")
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let context = ctx.workspace.join(&context_rel);
+        let dockerfile_path = context.join(&dockerfile);
+        if !dockerfile_path.is_file() {
+            return Err(Error::failed(format!(
+                "no Dockerfile for project {}: {} does not exist",
+                ctx.project,
+                dockerfile_path.display()
+            ))
+            .hint("write one there, or name it with `dockerfile =` under [build] in berth.toml"));
+        }
+        // `.rescued` lives in the workspace; the data root may too.
+        let real_context = crate::files::resolve(&context);
+        let rel_to_context = |path: &Path| {
+            crate::files::resolve(path)
+                .strip_prefix(&real_context)
+                .ok()
+                .map(|rel| rel.to_string_lossy().into_owned())
+                .filter(|rel| !rel.is_empty())
+        };
+        let mut never = Vec::new();
+        never.extend(rel_to_context(&ctx.workspace.join(".rescued")));
+        for root in ctx
+            .settings
+            .data_roots
+            .iter()
+            .filter(|r| !r.value.raw.is_empty())
+        {
+            never.extend(rel_to_context(&root.value.base.join(&root.value.raw)));
+        }
+        Ok(Self {
+            context,
+            dockerfile,
+            args: section
+                .args
+                .iter()
+                .map(|(key, value)| (key.clone(), value.0.clone()))
+                .collect(),
+            target: section.target.clone(),
+            max_context: section.max_context.as_ref().map_or(MAX_CONTEXT, |s| s.0),
+            never,
+        })
+    }
+}
+
+/// `raw` as a path inside the folder it is relative to, with `.` and `..` resolved;
+/// `None` when it is absolute or climbs out.
+fn relative_inside(raw: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in Path::new(raw).components() {
+        match part {
+            Component::CurDir => {}
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Builds the project's image unless one of the same inputs exists.
+pub async fn build_project(engine: &Engine, ctx: &Context, printer: &Printer) -> Result<Built> {
+    let inputs = Inputs::of(ctx)?;
+    let ignore_path = inputs.context.join(".dockerignore");
+    let ignore = match crate::config::file::read_text(&ignore_path, "text")? {
+        Some(text) => Ignore::parse(&text)
+            .map_err(|why| Error::failed(format!("{}: {why}", ignore_path.display())))?,
+        None => Ignore::default(),
+    };
+    let always = vec![inputs.dockerfile.clone(), ".dockerignore".to_string()];
+    let (context, never) = (inputs.context.clone(), inputs.never.clone());
+    let (ignore_for_walk, always_for_walk) = (ignore.clone(), always.clone());
+    let measured = tokio::task::spawn_blocking(move || {
+        let rules = Rules {
+            ignore: &ignore_for_walk,
+            never: &never,
+            always: &always_for_walk,
+        };
+        context::measure(&context, &rules)
+    })
+    .await
+    .map_err(|err| Error::failed(format!("cannot walk the build context: {err}")))?
+    .map_err(refused)?;
+    if measured.bytes > inputs.max_context {
+        return Err(too_large(&inputs, &measured));
+    }
+
+    let dockerfile = std::fs::read_to_string(inputs.context.join(&inputs.dockerfile))
+        .map_err(|err| Error::io("read", &inputs.context.join(&inputs.dockerfile), err))?;
+    let mut hasher = Hasher::default();
+    hasher.input("context", measured.hash.as_bytes());
+    hasher.input("dockerfile", inputs.dockerfile.as_bytes());
+    for (key, value) in &inputs.args {
+        hasher.input("arg", format!("{key}={value}").as_bytes());
+    }
+    hasher.input(
+        "target",
+        inputs.target.as_deref().unwrap_or_default().as_bytes(),
+    );
+    for base in base_images(&dockerfile, &inputs.args) {
+        let id = engine.image_id(&base).await?.unwrap_or_default();
+        hasher.input("base", format!("{base}@{id}").as_bytes());
+    }
+    let input = hasher.finish();
+    let repo = image_repo(&ctx.user.name, ctx.project.as_str());
+    let tag = input[..12].to_string();
+    let image = format!("{repo}:{tag}");
+    if engine.image_id(&image).await?.is_some() {
+        return Ok(Built {
+            image,
+            fresh: false,
+        });
+    }
+    printer.note(&format!(
+        "building {image}: {} file(s), {} of context",
+        measured.files,
+        human_size(measured.bytes)
+    ));
+
+    let request = BuildRequest {
+        dockerfile: inputs.dockerfile.clone(),
+        args: inputs.args.clone(),
+        labels: BTreeMap::from([
+            (label::PROJECT.to_string(), ctx.project.to_string()),
+            (label::USER.to_string(), ctx.user.uid.to_string()),
+            (INPUT.to_string(), input.clone()),
+        ]),
+        target: inputs.target.clone(),
+    };
+    let log_path = ctx
+        .paths
+        .state_dir
+        .join("builds")
+        .join(ctx.project.as_str())
+        .join(format!("{tag}.log"));
+    let mut log = open_log(&log_path);
+    let (sender, receiver) = mpsc::channel::<Bytes>(8);
+    let context = inputs.context.clone();
+    let never = inputs.never.clone();
+    let sending = tokio::task::spawn_blocking(move || {
+        let rules = Rules {
+            ignore: &ignore,
+            never: &never,
+            always: &always,
+        };
+        send_context(&context, &rules, sender)
+    });
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let built = engine
+        .build(&request, body, |line| {
+            if let Some(log) = log.as_mut() {
+                writeln!(log, "{line}").ok();
+            }
+            printer.note(line);
+        })
+        .await;
+    let sent = sending
+        .await
+        .map_err(|err| Error::failed(format!("cannot send the build context: {err}")))?;
+    let kept = format!("the build's output is in {}", log_path.display());
+    let id = built.map_err(|err| {
+        err.details([kept.clone()])
+            .hint("the project's previous image, if it has one, stays in use")
+    })?;
+    match sent {
+        Ok(hash) if hash == measured.hash => {}
+        Ok(_) => {
+            engine.remove_image(&id).await.ok();
+            return Err(Error::failed(
+                "the build context changed while it was sent: the image would not be what \
+                 its tag says, so it was removed",
+            )
+            .hint("build again once nothing writes into the context"));
+        }
+        Err(refusal) => {
+            engine.remove_image(&id).await.ok();
+            return Err(refused(refusal));
+        }
+    }
+    engine.tag(&id, &repo, &tag).await?;
+    Ok(Built { image, fresh: true })
+}
+
+fn refused(refusal: Refusal) -> Error {
+    Error::failed(refusal.to_string()).hint("leave it out with a line in .dockerignore")
+}
+
+/// The refusal of a context over the limit: its largest top-level entries, and the
+/// `.dockerignore` lines that would leave them out.
+fn too_large(inputs: &Inputs, measured: &Measure) -> Error {
+    let mut largest: Vec<(&String, &u64)> = measured.by_top.iter().collect();
+    largest.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let largest: Vec<_> = largest
+        .into_iter()
+        .filter(|(name, _)| **name != inputs.dockerfile)
+        .take(5)
+        .collect();
+    let mut details: Vec<String> = largest
+        .iter()
+        .map(|(name, bytes)| format!("{:>10}  {name}", human_size(**bytes)))
+        .collect();
+    details.push("add to .dockerignore, for example:".to_string());
+    details.extend(largest.iter().take(3).map(|(name, _)| format!("  {name}")));
+    Error::failed(format!(
+        "the build context {} holds {} in {} file(s), more than the {} limit \
+         ([build] max_context)",
+        inputs.context.display(),
+        human_size(measured.bytes),
+        measured.files,
+        human_size(inputs.max_context)
+    ))
+    .details(details)
+    .hint("nothing was sent; leave the data out with .dockerignore, or raise max_context")
+}
+
+/// The images the Dockerfile builds on: each `FROM` that is not an earlier stage,
+/// with `${ARG}` filled in from the build args where it can be.
+fn base_images(dockerfile: &str, args: &BTreeMap<String, String>) -> Vec<String> {
+    let mut stages: Vec<String> = Vec::new();
+    let mut bases = Vec::new();
+    for line in dockerfile.lines() {
+        let mut words = line.split_whitespace();
+        if !words
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case("FROM"))
+        {
+            continue;
+        }
+        let mut words = words.filter(|word| !word.starts_with("--"));
+        let Some(image) = words.next() else { continue };
+        let mut image = image.to_string();
+        for (key, value) in args {
+            image = image
+                .replace(&format!("${{{key}}}"), value)
+                .replace(&format!("${key}"), value);
+        }
+        if words.next().is_some_and(|w| w.eq_ignore_ascii_case("AS")) {
+            if let Some(name) = words.next() {
+                stages.push(name.to_ascii_lowercase());
+            }
+        }
+        if !stages
+            .iter()
+            .any(|stage| *stage == image.to_ascii_lowercase())
+            && image != "scratch"
+            && !bases.contains(&image)
+        {
+            bases.push(image);
+        }
+    }
+    bases
+}
+
+/// The build log, made where it can be; a build without one still runs.
+fn open_log(path: &Path) -> Option<std::fs::File> {
+    std::fs::create_dir_all(path.parent()?).ok()?;
+    std::fs::File::create(path).ok()
+}
+
+/// Writes the context as a tar stream into `sender`, hashing it on the way; returns
+/// the hash of what was sent.
+fn send_context(
+    root: &Path,
+    rules: &Rules<'_>,
+    sender: mpsc::Sender<Bytes>,
+) -> std::result::Result<String, Refusal> {
+    let mut hasher = Hasher::default();
+    let mut tar = tar::Builder::new(Chunks::new(sender));
+    context::walk(root, rules, &mut |mut entry| {
+        hasher.meta(&entry);
+        let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(entry.path);
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(entry.mode);
+        header.set_mtime(u64::try_from(entry.mtime).unwrap_or(0));
+        header.set_uid(0);
+        header.set_gid(0);
+        match entry.kind {
+            Kind::Dir => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                tar.append_data(&mut header, path, io::empty())
+            }
+            Kind::Symlink => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                let target = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                    entry.target.as_deref().unwrap_or_default(),
+                );
+                tar.append_link(&mut header, path, target)
+            }
+            Kind::File => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(entry.size);
+                let file = entry.file.as_mut().expect("a file entry holds its file");
+                let mut content = hasher.content(file, entry.size);
+                tar.append_data(&mut header, path, &mut content)?;
+                content.finish()
+            }
+        }
+    })?;
+    let chunks = tar
+        .into_inner()
+        .map_err(|err| Refusal::Io("the context".into(), err))?;
+    chunks
+        .finish()
+        .map_err(|err| Refusal::Io("the context".into(), err))?;
+    Ok(hasher.finish())
+}
+
+/// A writer that hands what it is given to the engine's request in chunks.
+struct Chunks {
+    sender: mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl Chunks {
+    const SIZE: usize = 256 * 1024;
+
+    fn new(sender: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            sender,
+            buffer: Vec::with_capacity(Self::SIZE),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(Self::SIZE),
+        ));
+        self.sender
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::other("the engine stopped reading the build context"))
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= Self::SIZE {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_images_are_the_froms_that_are_not_stages() {
+        let dockerfile = "ARG V=1\nFROM python:${V} AS base\nRUN x\nFROM --platform=linux/amd64 base AS two\nfrom busybox\nFROM scratch\nFROM python:3.11\n";
+        let args = BTreeMap::from([("V".to_string(), "3.11".to_string())]);
+        assert_eq!(base_images(dockerfile, &args), ["python:3.11", "busybox"]);
+    }
+
+    #[test]
+    fn paths_stay_inside_what_they_are_relative_to() {
+        assert_eq!(relative_inside("."), Some(PathBuf::new()));
+        assert_eq!(
+            relative_inside("./docker/../app"),
+            Some(PathBuf::from("app"))
+        );
+        assert_eq!(relative_inside("../elsewhere"), None);
+        assert_eq!(relative_inside("/etc"), None);
+    }
+}

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub data: DataSection,
     #[serde(default)]
     pub retire: RetireSection,
+    #[serde(default)]
+    pub build: BuildSection,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -52,6 +54,23 @@ pub struct DataSection {
 pub struct RetireSection {
     /// Paths whose changes never block a retire (replaces the default list).
     pub disposable: Option<Vec<String>>,
+}
+
+/// `[build]`: how `berth build` builds the project's image. Paths are relative to the
+/// workspace; read from the project's berth.toml only.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    /// The Dockerfile, `Dockerfile` in the context by default.
+    pub dockerfile: Option<String>,
+    /// The context folder, the workspace by default.
+    pub context: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, ScalarText>,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
+    /// The largest context sent; 1 GiB by default.
+    pub max_context: Option<Size>,
 }
 
 /// Reads and checks one file. A file that does not exist is `Ok(None)`.

@@ -58,9 +58,12 @@ pub enum Source {
     },
     /// The project's existing container (its image, when nothing else names one).
     Container(String),
-    /// What the project's last deploy used, at this time (RFC 3339), when nothing else
-    /// names one and it has no container.
-    Remembered(String),
+    /// What the project's last deploy used or build made (`by`), at this time (RFC
+    /// 3339), when nothing else names one and it has no container.
+    Remembered {
+        by: String,
+        at: String,
+    },
 }
 
 impl Source {
@@ -80,7 +83,7 @@ impl Source {
             | Self::CommandLine
             | Self::Env(_)
             | Self::Container(_)
-            | Self::Remembered(_) => cwd.to_path_buf(),
+            | Self::Remembered { .. } => cwd.to_path_buf(),
         }
     }
 }
@@ -97,7 +100,7 @@ impl fmt::Display for Source {
             Self::Env(name) => write!(f, "environment {name}"),
             Self::EnvFile { path, line } => write!(f, "{}:{line}", path.display()),
             Self::Container(name) => write!(f, "container {name}"),
-            Self::Remembered(at) => write!(f, "remembered: the last deploy, {at}"),
+            Self::Remembered { by, at } => write!(f, "remembered: the last {by}, {at}"),
         }
     }
 }
@@ -149,6 +152,9 @@ pub struct Settings {
     /// project file (in the workspace, which the container can write) makes disposable
     /// beyond these is shown by name, never hidden.
     pub disposable_vouched: Vec<String>,
+    /// `[build]` of the project's berth.toml, and that file; the default without one.
+    #[serde(skip)]
+    pub build: (Option<PathBuf>, file::BuildSection),
 }
 
 /// Refuses a `[retire] disposable` pattern that would make every change disposable
@@ -404,6 +410,11 @@ pub fn layer(
             .filter(|(source, _)| !matches!(source, Source::Project(_)))
             .find_map(|(_, config)| config.retire.disposable.clone())
             .unwrap_or_else(default_disposable),
+        build: files
+            .project
+            .as_ref()
+            .map(|(path, config)| (Some(path.clone()), config.build.clone()))
+            .unwrap_or_default(),
     }
 }
 

@@ -162,11 +162,7 @@ impl Target {
         };
         Self {
             workspace,
-            image_repo: format!(
-                "berth/{}/{}",
-                image_component(&ctx.user.name),
-                image_component(ctx.project.as_str())
-            ),
+            image_repo: image_repo(&ctx.user.name, ctx.project.as_str()),
             disposable: ctx.settings.disposable.value.clone(),
             disposable_from_project: match &ctx.settings.disposable.source {
                 Source::Project(file) => {
@@ -181,6 +177,15 @@ impl Target {
 
 /// A name as an image path component: lowercase letters and digits, runs of anything
 /// else turned into one `-` (`Alice.Smith` → `alice-smith`).
+/// `berth/<user>/<project>`: where a user's images of a project go, commits and builds.
+pub fn image_repo(user: &str, project: &str) -> String {
+    format!(
+        "berth/{}/{}",
+        image_component(user),
+        image_component(project)
+    )
+}
+
 pub fn image_component(name: &str) -> String {
     let parts: Vec<String> = name
         .split(|c: char| !c.is_ascii_alphanumeric())

@@ -38,7 +38,7 @@ use crate::ui::{self, Printer};
 use crate::units::human_size;
 use assess::{assess, Assessment, Disposable};
 use choices::own_repos;
-pub use choices::{image_component, Choices, CommitTo, RescueScope, Target};
+pub use choices::{image_component, image_repo, Choices, CommitTo, RescueScope, Target};
 use classify::{ByProject, Report};
 use scan::{
     berths_identity_files, find_dirs, identity_texts, measure, probe_volumes, resolve_in_container,
@@ -228,7 +228,7 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
         && !container.run
         && remember::image(state_dir, ctx.project.as_str()).is_none()
     {
-        remember::remember_image(state_dir, ctx.project.as_str(), &container.image).ok();
+        remember::remember_image(state_dir, ctx.project.as_str(), &container.image, "deploy").ok();
     }
     if args.json {
         printer.json(&outcome);

@@ -473,9 +473,10 @@ impl Drop for Sandbox {
         for id in ids.split_whitespace() {
             docker(&["rm", "-f", "-v", id]);
         }
-        // Images that `retire --commit` made.
+        // Images that `retire --commit` and `berth build` made, tagged or not.
         let reference = format!("reference=berth/*/{}", self.project);
-        let images = stdout(&docker(&["images", "-q", "--filter", &reference]));
+        let mut images = stdout(&docker(&["images", "-q", "--filter", &reference]));
+        images += &stdout(&docker(&["images", "-aq", "--filter", &filter]));
         for id in images.split_whitespace() {
             docker(&["rmi", "-f", id]);
         }

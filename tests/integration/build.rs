@@ -1,0 +1,155 @@
+//! `berth build`: the project's Dockerfile built through the Engine API from the
+//! offline test image, tagged by its inputs, never re-pointed, and deployed when
+//! nothing else names an image.
+
+use std::fs;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn write(sb: &Sandbox, path: &str, text: &str) {
+    let path = sb.workspace().join(path);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+fn image_of(out: &std::process::Output) -> String {
+    let image = stdout(out).trim().to_string();
+    assert!(image.starts_with("berth/"), "{image:?}: {}", stderr(out));
+    image
+}
+
+fn labels(image: &str) -> Value {
+    let out = docker(&["image", "inspect", image]);
+    assert_code(&out, 0);
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    inspected[0]["Config"]["Labels"].clone()
+}
+
+#[test]
+fn a_build_is_tagged_by_its_inputs_and_deployed_when_nothing_names_an_image() {
+    let sb = Sandbox::new();
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nCOPY . /ctx/\n", sb.image.tag),
+    );
+    write(&sb, "src/a.txt", "hello\n");
+    write(&sb, "data/big.bin", &"x".repeat(100_000));
+    write(&sb, ".rescued/old/lost.txt", "rescued\n");
+    write(&sb, ".dockerignore", "# the data stays home\ndata\n");
+
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, " : COPY . /ctx/");
+    let first = image_of(&out);
+    let labels = labels(&first);
+    assert_eq!(labels["berth.project"], sb.project.as_str());
+    let input = labels["berth.input"].as_str().unwrap();
+    assert!(
+        first.ends_with(&format!(":{}", &input[..12])),
+        "{first} {input}"
+    );
+    let listing = docker(&["run", "--rm", &first, "find", "/ctx"]);
+    let listing = stdout(&listing);
+    assert!(listing.contains("/ctx/src/a.txt"), "{listing}");
+    assert!(!listing.contains("big.bin"), "ignored: {listing}");
+    assert!(!listing.contains(".rescued"), "never sent: {listing}");
+
+    // The same inputs: no build, the same tag.
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "is up to date");
+    assert!(!stderr(&out).contains("Step 1/"), "{}", stderr(&out));
+    assert_eq!(image_of(&out), first);
+    // Ignored files change nothing either.
+    write(&sb, "data/big.bin", "changed");
+    assert_eq!(image_of(&sb.berth(&["build", &sb.project])), first);
+
+    // A changed Dockerfile: a new tag, and the old image stays.
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nCOPY . /ctx/\nENV BUILT=2\n", sb.image.tag),
+    );
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 0);
+    let second = image_of(&out);
+    assert_ne!(second, first);
+    assert_code(&docker(&["image", "inspect", &first]), 0);
+
+    // Deploy with no image named starts the newest build.
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "the one this project's last build made");
+    assert_eq!(sb.inspect().unwrap()["Config"]["Image"], second.as_str());
+}
+
+#[test]
+fn a_failed_build_names_its_step_and_keeps_the_image_in_use() {
+    let sb = Sandbox::new();
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nRUN true\n", sb.image.tag),
+    );
+    let good = image_of(&sb.berth(&["build", &sb.project]));
+
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nRUN exit 7\n", sb.image.tag),
+    );
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    // The engine counts berth's labels as steps too: `Step 2/5`.
+    assert_stderr_has(&out, "the build failed at Step 2/");
+    assert_stderr_has(&out, " : RUN exit 7: ");
+    assert_stderr_has(&out, "the build's output is in");
+    let memory =
+        fs::read_to_string(sb.state_dir().join(format!("projects/{}.json", sb.project))).unwrap();
+    assert!(memory.contains(&good), "{memory}");
+}
+
+#[test]
+fn bad_build_input_is_a_clear_error_and_builds_nothing() {
+    let sb = Sandbox::new();
+    // No Dockerfile.
+    fs::create_dir_all(sb.workspace()).unwrap();
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "no Dockerfile for project");
+
+    // A context outside the workspace.
+    sb.project_toml("[build]\ncontext = \"../..\"\n");
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "is outside the workspace");
+
+    // A link out of the context.
+    sb.project_toml("");
+    write(&sb, "Dockerfile", &format!("FROM {}\n", sb.image.tag));
+    std::os::unix::fs::symlink("/etc/passwd", sb.workspace().join("passwd")).unwrap();
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(
+        &out,
+        "passwd in the build context is a symbolic link to /etc/passwd",
+    );
+    fs::remove_file(sb.workspace().join("passwd")).unwrap();
+
+    // Too large: refused before anything is sent, with the largest paths named.
+    sb.project_toml("[build]\nmax_context = \"64k\"\n");
+    write(&sb, "data/big.bin", &"x".repeat(200_000));
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "more than the 64.0 KiB limit");
+    assert_stderr_has(&out, "  data");
+
+    let reference = format!("reference=berth/*/{}", sb.project);
+    assert_eq!(
+        stdout(&docker(&["images", "-q", "--filter", &reference])),
+        ""
+    );
+}

@@ -215,6 +215,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub recreate: bool,
 
+    /// Deploy the project's newest build as it is, even when its Dockerfile or context
+    /// changed since.
+    #[arg(long)]
+    pub no_build: bool,
+
     /// Watch the started container this long (like 2s) and fail, with its exit code
     /// and last lines, if it exits meanwhile. Without it, deploy checks once, right
     /// after the start, and adds nothing to the engine's own time.

@@ -58,9 +58,14 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         false => Some(Engine::connect().await?),
     };
     let mut prepared = launch::prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
-    if let Some(Source::Remembered { by, at }) =
-        prepared.ctx.settings.image.as_ref().map(|i| &i.source)
-    {
+    let source = prepared.ctx.settings.image.as_ref().map(|i| &i.source);
+    if let Some(Source::Build(state)) = source {
+        printer.note(&format!(
+            "image {}: the project's Dockerfile, build {state}",
+            prepared.plan.image
+        ));
+    }
+    if let Some(Source::Remembered { by, at }) = source {
         let what = match by.as_str() {
             "build" => "this project's last build made",
             _ => "this project's last deploy used",

@@ -201,6 +201,28 @@ fn suggest_name(raw: &str) -> Option<String> {
     (trimmed != raw && name_problem(trimmed).is_none()).then(|| trimmed.to_string())
 }
 
+/// `berth/<user>/<project>`: where a user's images of a project go, commits and builds.
+pub fn image_repo(user: &str, project: &str) -> String {
+    format!(
+        "berth/{}/{}",
+        image_component(user),
+        image_component(project)
+    )
+}
+
+pub fn image_component(name: &str) -> String {
+    let parts: Vec<String> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if parts.is_empty() {
+        "unnamed".to_string()
+    } else {
+        parts.join("-")
+    }
+}
+
 /// Where the policy lives when nobody (or a non-root user) says otherwise.
 pub const DEFAULT_POLICY: &str = "/etc/berth/policy.toml";
 
@@ -240,6 +262,13 @@ mod tests {
             policy_path(1000, Some(Path::new(DEFAULT_POLICY))),
             (PathBuf::from(DEFAULT_POLICY), None)
         );
+    }
+
+    #[test]
+    fn image_components_are_valid_repository_names() {
+        assert_eq!(image_component("Alice.Smith"), "alice-smith");
+        assert_eq!(image_component("my_proj..x"), "my-proj-x");
+        assert_eq!(image_component("__"), "unnamed");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::build;
 use crate::cli::DeployArgs;
 use crate::config::{self, Source, Sourced};
 use crate::container::ContainerInfo;
@@ -16,6 +17,7 @@ use crate::files;
 use crate::guard::policy::{Joined, NamedVolume, OwnMount};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::label;
+use crate::lock::{self, Lock};
 use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::remember;
@@ -49,19 +51,41 @@ pub async fn prepare(
     let mut ctx = Context::load(project, &command_line)?;
     ctx.warn(printer);
     if let Some(engine) = engine {
-        adopt_image(&mut ctx, engine).await?;
+        let building = match args {
+            Some(args) if args.no_build => Building::No,
+            Some(args) if !args.dry_run => Building::Build,
+            _ => Building::Report,
+        };
+        adopt_image(&mut ctx, engine, building, printer).await?;
     }
     let prepared = prepare_in(ctx, args.is_some_and(|a| a.new))?;
     prepared.check_policy(&prepared.plan.to_spec())?;
     Ok(prepared)
 }
 
+/// What a deploy does with the project's Dockerfile when nothing names an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Building {
+    /// Build it first, unless an image of the same inputs exists (a deploy).
+    Build,
+    /// Only say whether it is up to date (`check`, `deploy --dry-run`).
+    Report,
+    /// Use the newest build as it is (`deploy --no-build`).
+    No,
+}
+
 /// Where a project names no image (no `--image`, nothing in berth.toml, the user
 /// config or the policy): its container's image, so that `container-deploy P` starts
-/// what `--image` made and `check P` reads it; else the image its last deploy used
-/// ([`remember`]), so that a retired project comes back as it was. With neither,
-/// nothing changes, and the plan says there is no image.
-async fn adopt_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
+/// what `--image` made and `check P` reads it; else, where it has a Dockerfile, its
+/// build ([`Building`]); else the image its last deploy or build used ([`remember`]),
+/// so that a retired project comes back as it was. With none, nothing changes, and
+/// the plan says there is no image.
+async fn adopt_image(
+    ctx: &mut Context,
+    engine: &Engine,
+    building: Building,
+    printer: &Printer,
+) -> Result<()> {
     if ctx.settings.image.is_some() {
         return Ok(());
     }
@@ -70,7 +94,39 @@ async fn adopt_image(ctx: &mut Context, engine: &Engine) -> Result<()> {
             value: container.image,
             source: Source::Container(container.name),
         });
-    } else if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
+        return Ok(());
+    }
+    if building != Building::No && build::applies(ctx) {
+        let (image, state) = match building {
+            Building::Report => {
+                let planned = build::plan_project(engine, ctx).await?;
+                let state = if planned.exists {
+                    "up to date"
+                } else {
+                    "stale: deploy builds it first"
+                };
+                (planned.image, state)
+            }
+            _ => {
+                // Builds of one project take turns: the second finds the first's image.
+                let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
+                let _held = Lock::acquire(&path, &lock::PROJECT, printer).await?;
+                let built = build::build_project(engine, ctx, printer).await?;
+                let state = if built.fresh {
+                    "built now"
+                } else {
+                    "up to date"
+                };
+                (built.image, state)
+            }
+        };
+        ctx.settings.image = Some(Sourced {
+            value: image,
+            source: Source::Build(state),
+        });
+        return Ok(());
+    }
+    if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
         ctx.settings.image = Some(Sourced {
             value: memory.image,
             source: Source::Remembered {

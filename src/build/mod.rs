@@ -19,10 +19,10 @@ use crate::cli::BuildArgs;
 use crate::context::Context;
 use crate::engine::{BuildRequest, Engine};
 use crate::error::{Error, Result};
+use crate::host::image_repo;
 use crate::label;
 use crate::lock::{self, Lock};
 use crate::remember;
-use crate::retire::image_repo;
 use crate::ui::Printer;
 use crate::units::human_size;
 use context::{Hasher, Kind, Measure, Refusal, Rules};
@@ -185,7 +185,39 @@ fn relative_inside(raw: &str) -> Option<PathBuf> {
 
 /// Builds the project's image unless one of the same inputs exists.
 pub async fn build_project(engine: &Engine, ctx: &Context, printer: &Printer) -> Result<Built> {
-    let inputs = Inputs::of(ctx)?;
+    let planned = plan(engine, ctx, Inputs::of(ctx)?).await?;
+    run(engine, ctx, planned, printer).await
+}
+
+/// Whether the project builds its image: it has a `[build]` table, or a
+/// `<workspace>/Dockerfile`.
+pub fn applies(ctx: &Context) -> bool {
+    let (_, section) = &ctx.settings.build;
+    *section != Default::default() || ctx.workspace.join("Dockerfile").is_file()
+}
+
+/// A build decided: its inputs measured and hashed, its tag known; nothing sent.
+pub struct Planned {
+    inputs: Inputs,
+    ignore: Ignore,
+    always: Vec<String>,
+    measured: Measure,
+    input: String,
+    repo: String,
+    tag: String,
+    /// `berth/<user>/<project>:<tag>`.
+    pub image: String,
+    /// Whether the engine has it: then there is nothing to build.
+    pub exists: bool,
+}
+
+/// Measures and hashes what a build of the project would read, and asks the engine
+/// whether an image of those inputs exists. Reads files; changes nothing.
+pub async fn plan_project(engine: &Engine, ctx: &Context) -> Result<Planned> {
+    plan(engine, ctx, Inputs::of(ctx)?).await
+}
+
+async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned> {
     let ignore_path = inputs.context.join(".dockerignore");
     let ignore = match crate::config::file::read_text(&ignore_path, "text")? {
         Some(text) => Ignore::parse(&text)
@@ -230,7 +262,39 @@ pub async fn build_project(engine: &Engine, ctx: &Context, printer: &Printer) ->
     let repo = image_repo(&ctx.user.name, ctx.project.as_str());
     let tag = input[..12].to_string();
     let image = format!("{repo}:{tag}");
-    if engine.image_id(&image).await?.is_some() {
+    let exists = engine.image_id(&image).await?.is_some();
+    Ok(Planned {
+        inputs,
+        ignore,
+        always,
+        measured,
+        input,
+        repo,
+        tag,
+        image,
+        exists,
+    })
+}
+
+/// Builds what `planned` decided, unless the image exists.
+pub async fn run(
+    engine: &Engine,
+    ctx: &Context,
+    planned: Planned,
+    printer: &Printer,
+) -> Result<Built> {
+    let Planned {
+        inputs,
+        ignore,
+        always,
+        measured,
+        input,
+        repo,
+        tag,
+        image,
+        exists,
+    } = planned;
+    if exists {
         return Ok(Built {
             image,
             fresh: false,

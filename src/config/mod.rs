@@ -64,6 +64,9 @@ pub enum Source {
         by: String,
         at: String,
     },
+    /// The project's Dockerfile, built by `berth build` or the deploy: `up to date`,
+    /// `built now`, or `stale` (a deploy would build it first).
+    Build(&'static str),
 }
 
 impl Source {
@@ -83,7 +86,8 @@ impl Source {
             | Self::CommandLine
             | Self::Env(_)
             | Self::Container(_)
-            | Self::Remembered { .. } => cwd.to_path_buf(),
+            | Self::Remembered { .. }
+            | Self::Build(_) => cwd.to_path_buf(),
         }
     }
 }
@@ -101,6 +105,7 @@ impl fmt::Display for Source {
             Self::EnvFile { path, line } => write!(f, "{}:{line}", path.display()),
             Self::Container(name) => write!(f, "container {name}"),
             Self::Remembered { by, at } => write!(f, "remembered: the last {by}, {at}"),
+            Self::Build(state) => write!(f, "the project's Dockerfile, build {state}"),
         }
     }
 }
@@ -660,6 +665,7 @@ mod tests {
             volume: vec![],
             publish: vec![],
             recreate: false,
+            no_build: false,
             settle: None,
             new: false,
             dry_run: false,

@@ -31,7 +31,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::host::{passwd_name, HostUser, Paths, ProjectName};
-use crate::retire::{self, image_component, Action, Choices, RescueScope, Target, STOP_TIMEOUT};
+use crate::retire::{self, Action, Choices, RescueScope, Target, STOP_TIMEOUT};
 use crate::ui::Printer;
 
 /// The notice berth leaves in a workspace whose container it stopped or retired.
@@ -322,11 +322,7 @@ impl Reaper<'_> {
             .unwrap_or_else(|| container.user.clone());
         let target = Target {
             workspace: workspace.to_path_buf(),
-            image_repo: format!(
-                "berth/{}/{}",
-                image_component(&owner),
-                image_component(&container.project)
-            ),
+            image_repo: crate::host::image_repo(&owner, &container.project),
             // The owner's own config may add to these; reap reads only the policy's,
             // so it rescues at least as much as the owner's retire would.
             disposable: self

@@ -162,7 +162,7 @@ impl Target {
         };
         Self {
             workspace,
-            image_repo: image_repo(&ctx.user.name, ctx.project.as_str()),
+            image_repo: crate::host::image_repo(&ctx.user.name, ctx.project.as_str()),
             disposable: ctx.settings.disposable.value.clone(),
             disposable_from_project: match &ctx.settings.disposable.source {
                 Source::Project(file) => {
@@ -177,28 +177,6 @@ impl Target {
 
 /// A name as an image path component: lowercase letters and digits, runs of anything
 /// else turned into one `-` (`Alice.Smith` → `alice-smith`).
-/// `berth/<user>/<project>`: where a user's images of a project go, commits and builds.
-pub fn image_repo(user: &str, project: &str) -> String {
-    format!(
-        "berth/{}/{}",
-        image_component(user),
-        image_component(project)
-    )
-}
-
-pub fn image_component(name: &str) -> String {
-    let parts: Vec<String> = name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    if parts.is_empty() {
-        "unnamed".to_string()
-    } else {
-        parts.join("-")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,12 +225,5 @@ mod tests {
             CommitTo::Reference("me/snap".into(), None).resolve("berth/a/p", "T"),
             ("me/snap".to_string(), "T".to_string())
         );
-    }
-
-    #[test]
-    fn image_components_are_valid_repository_names() {
-        assert_eq!(image_component("Alice.Smith"), "alice-smith");
-        assert_eq!(image_component("my_proj..x"), "my-proj-x");
-        assert_eq!(image_component("__"), "unnamed");
     }
 }

@@ -38,7 +38,7 @@ use crate::ui::{self, Printer};
 use crate::units::human_size;
 use assess::{assess, Assessment, Disposable};
 use choices::own_repos;
-pub use choices::{image_component, image_repo, Choices, CommitTo, RescueScope, Target};
+pub use choices::{Choices, CommitTo, RescueScope, Target};
 use classify::{ByProject, Report};
 use scan::{
     berths_identity_files, find_dirs, identity_texts, measure, probe_volumes, resolve_in_container,

@@ -79,11 +79,45 @@ fn a_build_is_tagged_by_its_inputs_and_deployed_when_nothing_names_an_image() {
     assert_ne!(second, first);
     assert_code(&docker(&["image", "inspect", &first]), 0);
 
-    // Deploy with no image named starts the newest build.
+    // Deploy with no image named starts the newest build, up to date.
+    let out = sb.berth(&["check", &sb.project]);
+    assert!(
+        stdout(&out).contains("build up to date"),
+        "{}",
+        stdout(&out)
+    );
     let out = sb.berth(&["deploy", &sb.project]);
     assert_code(&out, 0);
-    assert_stderr_has(&out, "the one this project's last build made");
+    assert_stderr_has(&out, "the project's Dockerfile, build up to date");
     assert_eq!(sb.inspect().unwrap()["Config"]["Image"], second.as_str());
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+
+    // Changed inputs: check says the build is stale; --no-build deploys the newest
+    // build as it is; a plain deploy builds first.
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nCOPY . /ctx/\nENV BUILT=3\n", sb.image.tag),
+    );
+    let out = sb.berth(&["check", &sb.project]);
+    assert!(
+        stdout(&out).contains("build stale: deploy builds it first"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sb.berth(&["deploy", &sb.project, "--no-build"]);
+    assert_code(&out, 0);
+    assert_eq!(sb.inspect().unwrap()["Config"]["Image"], second.as_str());
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "build built now");
+    let third = sb.inspect().unwrap()["Config"]["Image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(third != first && third != second, "{third}");
+    assert_code(&docker(&["image", "inspect", &second]), 0);
 }
 
 #[test]
@@ -152,4 +186,41 @@ fn bad_build_input_is_a_clear_error_and_builds_nothing() {
         stdout(&docker(&["images", "-q", "--filter", &reference])),
         ""
     );
+}
+
+/// Two deploys of a project with a Dockerfile at once: one builds, the other waits for
+/// it and finds the image; both succeed, with one container of one image.
+#[test]
+fn concurrent_deploys_build_once_and_use_the_same_image() {
+    let sb = Sandbox::new();
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nRUN sleep 1 && touch /built\n", sb.image.tag),
+    );
+    let spawn = || {
+        sb.command(env!("CARGO_BIN_EXE_berth"), &["deploy", &sb.project])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (one, two) = (spawn(), spawn());
+    let outs = [
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    ];
+    for out in &outs {
+        assert_code(out, 0);
+    }
+    let builds = outs
+        .iter()
+        .filter(|out| stderr(out).contains("build built now"))
+        .count();
+    assert_eq!(builds, 1, "one deploy builds, the other finds its image");
+    let reference = format!("reference=berth/*/{}", sb.project);
+    let images = stdout(&docker(&["images", "-q", "--filter", &reference]));
+    assert_eq!(images.lines().count(), 1, "{images}");
+    assert_eq!(sb.container_ids().lines().count(), 1);
 }

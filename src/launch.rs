@@ -100,10 +100,12 @@ async fn adopt_image(
         let (image, state) = match building {
             Building::Report => {
                 let planned = build::plan_project(engine, ctx).await?;
-                let state = if planned.exists {
-                    "up to date"
-                } else {
-                    "stale: deploy builds it first"
+                let state = match (planned.exists, build::changes(ctx, &planned)) {
+                    (true, _) => "up to date".to_string(),
+                    (false, Some(changed)) => {
+                        format!("stale: {changed} changed; deploy builds it first")
+                    }
+                    (false, None) => "stale: deploy builds it first".to_string(),
                 };
                 (planned.image, state)
             }
@@ -117,7 +119,7 @@ async fn adopt_image(
                 } else {
                     "up to date"
                 };
-                (built.image, state)
+                (built.image, state.to_string())
             }
         };
         ctx.settings.image = Some(Sourced {

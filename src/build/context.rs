@@ -39,10 +39,37 @@ pub struct Entry<'a> {
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
+    /// A regular file's identity and times: unchanged, its content is unchanged.
+    pub stamp: Option<Stamp>,
     /// A symbolic link's target.
     pub target: Option<Vec<u8>>,
-    /// A regular file, open for reading.
-    pub file: Option<std::fs::File>,
+    /// A regular file, once [`Entry::open`] opened it.
+    file: Option<std::fs::File>,
+    /// Where a regular file is: its folder, open, and its name.
+    at: Option<(&'a OwnedFd, &'a OsStr)>,
+}
+
+impl Entry<'_> {
+    /// A regular file, opened from its folder (never through a symbolic link) and
+    /// checked to be the file the walk statted, not one swapped in since.
+    pub fn open(&mut self) -> io::Result<&mut std::fs::File> {
+        if self.file.is_none() {
+            let (dir, name) = self.at.ok_or_else(|| io::Error::other("not a file"))?;
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+            let opened = rustix::fs::fstat(&fd)?;
+            let same = self.stamp.is_some_and(|stamp| {
+                stamp.ino == opened.st_ino as u64
+                    && stamp.dev == opened.st_dev as u64
+                    && stamp.size == opened.st_size as u64
+            });
+            if !same {
+                return Err(io::Error::other("it changed while it was read"));
+            }
+            self.file = Some(std::fs::File::from(fd));
+        }
+        Ok(self.file.as_mut().expect("opened above"))
+    }
 }
 
 /// What the walk was told to leave out besides `.dockerignore`, and to keep whatever
@@ -213,33 +240,32 @@ fn walk_entry(
                     mode,
                     size: 0,
                     mtime: stat.st_mtime as i64,
+                    stamp: None,
                     target: None,
                     file: None,
+                    at: None,
                 };
                 visit(entry).map_err(|e| io(path, e))?;
             }
             walk_dir(&fd, path, rules, visit, depth + 1)
         }
         FileType::RegularFile => {
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => return Ok(()),
-                Err(errno) => return Err(io(path, errno.into())),
-            };
-            // What was opened is what was statted, not something swapped in since.
-            let opened = rustix::fs::fstat(&fd).map_err(|e| io(path, e.into()))?;
-            if opened.st_ino != stat.st_ino || opened.st_dev != stat.st_dev {
-                return Err(io(path, io::Error::other("it changed while it was read")));
-            }
             let entry = Entry {
                 path,
                 kind: Kind::File,
                 mode,
-                size: opened.st_size as u64,
-                mtime: opened.st_mtime as i64,
+                size: stat.st_size as u64,
+                mtime: stat.st_mtime as i64,
+                stamp: Some(Stamp {
+                    size: stat.st_size as u64,
+                    mtime: (stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+                    ctime: (stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+                    ino: stat.st_ino as u64,
+                    dev: stat.st_dev as u64,
+                }),
                 target: None,
-                file: Some(std::fs::File::from(fd)),
+                file: None,
+                at: Some((dir, name)),
             };
             visit(entry).map_err(|e| io(path, e))
         }
@@ -259,8 +285,10 @@ fn walk_entry(
                 mode,
                 size: 0,
                 mtime: stat.st_mtime as i64,
+                stamp: None,
                 target: Some(target),
                 file: None,
+                at: None,
             };
             visit(entry).map_err(|e| io(path, e))
         }
@@ -296,17 +324,20 @@ fn escapes(path: &[u8], target: &[u8]) -> bool {
 /// See [`Hasher::content`].
 pub struct Content<'a> {
     file: &'a mut std::fs::File,
-    hasher: &'a mut Sha256,
+    hasher: &'a mut Hasher,
+    digest: Sha256,
     left: u64,
 }
 
 impl Content<'_> {
-    /// Checks that every byte promised was read.
-    pub fn finish(self) -> io::Result<()> {
-        match self.left {
-            0 => Ok(()),
-            _ => Err(io::Error::other("it shrank while it was read")),
+    /// Checks that every byte promised was read, and adds the content's digest.
+    pub fn finish(self) -> io::Result<[u8; 32]> {
+        if self.left != 0 {
+            return Err(io::Error::other("it shrank while it was read"));
         }
+        let digest: [u8; 32] = self.digest.finalize().into();
+        self.hasher.file_digest(&digest);
+        Ok(digest)
     }
 }
 
@@ -322,7 +353,7 @@ impl Read for Content<'_> {
         if n == 0 {
             return Err(io::Error::other("it shrank while it was read"));
         }
-        self.hasher.update(&buf[..n]);
+        self.digest.update(&buf[..n]);
         self.left -= n as u64;
         Ok(n)
     }
@@ -337,26 +368,112 @@ pub struct Measure {
     pub by_top: std::collections::BTreeMap<String, u64>,
     /// The hash of everything sent: paths, kinds, modes, link targets and contents.
     pub hash: String,
+    /// Files whose content was read (the rest had a known digest).
+    pub read: u64,
 }
 
-/// Walks the context, measuring and hashing what would be sent.
-pub fn measure(root: &Path, rules: &Rules<'_>) -> Result<Measure, Refusal> {
+/// What makes a file the same file with the same content, short of reading it: its
+/// size, inode and device, and its modification and change times. The change time
+/// moves on every write and cannot be set back by the file's owner, so a file rewritten
+/// with its old size and modification time still reads as changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// The content digests of a context's files, by path, with the stamp each was read
+/// at: what [`measure`] need not read again. Kept in the caller's state dir, never in
+/// the workspace.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Digests {
+    files: std::collections::HashMap<String, (Stamp, String)>,
+}
+
+impl Digests {
+    /// `path`'s digest, if it was read at `stamp`.
+    fn get(&self, path: &[u8], stamp: &Stamp) -> Option<[u8; 32]> {
+        let (known, hex) = self.files.get(std::str::from_utf8(path).ok()?)?;
+        if known != stamp {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        for (at, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(at * 2..at * 2 + 2)?, 16).ok()?;
+        }
+        Some(digest)
+    }
+
+    fn insert(&mut self, path: &[u8], stamp: Stamp, digest: &[u8; 32]) {
+        if let Ok(path) = std::str::from_utf8(path) {
+            self.files.insert(path.to_string(), (stamp, hex(digest)));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Each path's content digest.
+    pub fn paths(&self) -> std::collections::BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|(path, (_, digest))| (path.clone(), digest.clone()))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Walks the context, measuring and hashing what would be sent. A file whose stamp
+/// `known` holds is not read; returns the digests of this walk, for the next.
+pub fn measure(
+    root: &Path,
+    rules: &Rules<'_>,
+    known: &Digests,
+) -> Result<(Measure, Digests), Refusal> {
     let mut measure = Measure::default();
+    let mut digests = Digests::default();
     let mut hasher = Hasher::default();
     walk(root, rules, &mut |mut entry| {
-        if entry.kind == Kind::File {
-            measure.bytes += entry.size;
-            measure.files += 1;
-            let top = entry.path.split(|b| *b == b'/').next().unwrap_or_default();
-            *measure
-                .by_top
-                .entry(String::from_utf8_lossy(top).into_owned())
-                .or_default() += entry.size;
-        }
-        hasher.entry(&mut entry, &mut io::sink())
+        hasher.meta(&entry);
+        let Some(stamp) = entry.stamp else {
+            return Ok(());
+        };
+        measure.bytes += entry.size;
+        measure.files += 1;
+        let top = entry.path.split(|b| *b == b'/').next().unwrap_or_default();
+        *measure
+            .by_top
+            .entry(String::from_utf8_lossy(top).into_owned())
+            .or_default() += entry.size;
+        let digest = match known.get(entry.path, &stamp) {
+            Some(digest) => {
+                hasher.file_digest(&digest);
+                digest
+            }
+            None => {
+                measure.read += 1;
+                let size = entry.size;
+                let mut content = hasher.content(entry.open()?, size);
+                io::copy(&mut content, &mut io::sink())?;
+                content.finish()?
+            }
+        };
+        digests.insert(entry.path, stamp, &digest);
+        Ok(())
     })?;
     measure.hash = hasher.finish();
-    Ok(measure)
+    Ok((measure, digests))
 }
 
 /// Hashes entries as they are sent: each one's path, kind, mode, target and content.
@@ -369,15 +486,17 @@ impl Hasher {
     /// Adds `entry`, copying a file's content into `out` on the way.
     pub fn entry(&mut self, entry: &mut Entry<'_>, out: &mut dyn Write) -> io::Result<()> {
         self.meta(entry);
-        if let Some(file) = entry.file.as_mut() {
-            let mut reader = self.content(file, entry.size);
+        if entry.kind == Kind::File {
+            let size = entry.size;
+            let mut reader = self.content(entry.open()?, size);
             io::copy(&mut reader, out)?;
             reader.finish()?;
         }
         Ok(())
     }
 
-    /// Adds what `entry` is, but not a file's content: [`Hasher::content`] does.
+    /// Adds what `entry` is, but not a file's content: [`Hasher::content`] or
+    /// [`Hasher::file_digest`] does.
     pub fn meta(&mut self, entry: &Entry<'_>) {
         let kind = match entry.kind {
             Kind::File => b'f',
@@ -392,17 +511,23 @@ impl Hasher {
             self.all.update((target.len() as u64).to_le_bytes());
             self.all.update(target);
         }
-        if entry.file.is_some() {
+        if entry.kind == Kind::File {
             self.all.update(entry.size.to_le_bytes());
         }
     }
 
-    /// A reader of exactly `size` bytes of `file` that hashes what it reads; an error
-    /// should the file be shorter.
+    /// Adds a file's content by its digest (SHA-256 of the bytes).
+    pub fn file_digest(&mut self, digest: &[u8; 32]) {
+        self.all.update(digest);
+    }
+
+    /// A reader of exactly `size` bytes of `file` that digests what it reads; its
+    /// [`Content::finish`] adds the digest (an error should the file be shorter).
     pub fn content<'a>(&'a mut self, file: &'a mut std::fs::File, size: u64) -> Content<'a> {
         Content {
             file,
-            hasher: &mut self.all,
+            hasher: self,
+            digest: Sha256::new(),
             left: size,
         }
     }
@@ -417,11 +542,7 @@ impl Hasher {
     }
 
     pub fn finish(self) -> String {
-        self.all
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&self.all.finalize())
     }
 }
 
@@ -504,15 +625,27 @@ mod tests {
             never: &[],
             always: &[],
         };
-        let first = measure(root, &rules).unwrap();
-        assert_eq!((first.files, first.bytes), (2, 8));
+        let cold = |root: &Path| measure(root, &rules, &Digests::default()).unwrap().0;
+        let (first, digests) = measure(root, &rules, &Digests::default()).unwrap();
+        assert_eq!((first.files, first.bytes, first.read), (2, 8, 2));
+        assert_eq!(digests.len(), 2);
+        // Known digests: nothing is read, and the hash is the same.
+        let (again, _) = measure(root, &rules, &digests).unwrap();
+        assert_eq!((again.hash.as_str(), again.read), (first.hash.as_str(), 0));
+        // Rewritten with the same content: read again (its change time moved).
         filetime_touch(&root.join("a"));
-        assert_eq!(measure(root, &rules).unwrap().hash, first.hash);
+        let (touched, _) = measure(root, &rules, &digests).unwrap();
+        assert_eq!(
+            (touched.hash.as_str(), touched.read),
+            (first.hash.as_str(), 1)
+        );
+        // New content, same size: a new hash, as a walk with no digests says.
         fs::write(root.join("a"), "2").unwrap();
-        let changed = measure(root, &rules).unwrap().hash;
-        assert_ne!(changed, first.hash);
+        let (changed, _) = measure(root, &rules, &digests).unwrap();
+        assert_ne!(changed.hash, first.hash);
+        assert_eq!(changed.hash, cold(root).hash);
         fs::set_permissions(root.join("a"), fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(measure(root, &rules).unwrap().hash, changed);
+        assert_ne!(cold(root).hash, changed.hash);
     }
 
     /// Rewrites a file with the same content: a new modification time.

@@ -25,7 +25,7 @@ use crate::lock::{self, Lock};
 use crate::remember;
 use crate::ui::Printer;
 use crate::units::human_size;
-use context::{Hasher, Kind, Measure, Refusal, Rules};
+use context::{Digests, Hasher, Kind, Measure, Refusal, Rules};
 use ignore::Ignore;
 
 /// The label that carries a build's input hash.
@@ -209,6 +209,56 @@ pub struct Planned {
     pub image: String,
     /// Whether the engine has it: then there is nothing to build.
     pub exists: bool,
+    /// What the build reads, for the next one to say what changed.
+    manifest: Manifest,
+}
+
+/// What one build read, kept beside its log (`<tag>.json`), so that a later check can
+/// say what changed since: each file's content digest, the Dockerfile's path, the base
+/// images' ids, the args and the target.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    files: BTreeMap<String, String>,
+    dockerfile: String,
+    bases: BTreeMap<String, String>,
+    args: BTreeMap<String, String>,
+    target: Option<String>,
+}
+
+impl Manifest {
+    /// What differs from `before`, as a person says it: `the Dockerfile, 3 context
+    /// files and the base image`.
+    fn changes_since(&self, before: &Manifest) -> Option<String> {
+        let mut parts = Vec::new();
+        let dockerfile = |m: &Manifest| m.files.get(&m.dockerfile).cloned();
+        if self.dockerfile != before.dockerfile || dockerfile(self) != dockerfile(before) {
+            parts.push("the Dockerfile".to_string());
+        }
+        let paths: std::collections::BTreeSet<&String> =
+            self.files.keys().chain(before.files.keys()).collect();
+        let files = paths
+            .into_iter()
+            .filter(|path| **path != self.dockerfile && **path != before.dockerfile)
+            .filter(|path| self.files.get(*path) != before.files.get(*path))
+            .count();
+        if files > 0 {
+            parts.push(format!(
+                "{files} context file{}",
+                if files == 1 { "" } else { "s" }
+            ));
+        }
+        if self.bases != before.bases {
+            parts.push("the base image".to_string());
+        }
+        if self.args != before.args || self.target != before.target {
+            parts.push("the build args or target".to_string());
+        }
+        let last = parts.pop()?;
+        Some(match parts.is_empty() {
+            true => last,
+            false => format!("{} and {last}", parts.join(", ")),
+        })
+    }
 }
 
 /// Measures and hashes what a build of the project would read, and asks the engine
@@ -227,17 +277,31 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
     let always = vec![inputs.dockerfile.clone(), ".dockerignore".to_string()];
     let (context, never) = (inputs.context.clone(), inputs.never.clone());
     let (ignore_for_walk, always_for_walk) = (ignore.clone(), always.clone());
-    let measured = tokio::task::spawn_blocking(move || {
+    // The content digests of the last walk: a file whose stamp is unchanged is not
+    // read again, so an unchanged context costs a walk of stats.
+    let digests_path = builds_dir(ctx).join("digests.json");
+    let known: Digests = std::fs::read(&digests_path)
+        .ok()
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or_default();
+    let (measured, digests) = tokio::task::spawn_blocking(move || {
         let rules = Rules {
             ignore: &ignore_for_walk,
             never: &never,
             always: &always_for_walk,
         };
-        context::measure(&context, &rules)
+        context::measure(&context, &rules, &known)
     })
     .await
     .map_err(|err| Error::failed(format!("cannot walk the build context: {err}")))?
     .map_err(refused)?;
+    if measured.read > 0 || !digests_path.exists() {
+        let text = serde_json::to_vec(&digests).unwrap_or_default();
+        if let Some(dir) = digests_path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        crate::files::write_atomically(&digests_path, &text).ok();
+    }
     if measured.bytes > inputs.max_context {
         return Err(too_large(&inputs, &measured));
     }
@@ -254,10 +318,19 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         "target",
         inputs.target.as_deref().unwrap_or_default().as_bytes(),
     );
+    let mut bases = BTreeMap::new();
     for base in base_images(&dockerfile, &inputs.args) {
         let id = engine.image_id(&base).await?.unwrap_or_default();
         hasher.input("base", format!("{base}@{id}").as_bytes());
+        bases.insert(base, id);
     }
+    let manifest = Manifest {
+        files: digests.paths(),
+        dockerfile: inputs.dockerfile.clone(),
+        bases,
+        args: inputs.args.clone(),
+        target: inputs.target.clone(),
+    };
     let input = hasher.finish();
     let repo = image_repo(&ctx.user.name, ctx.project.as_str());
     let tag = input[..12].to_string();
@@ -273,7 +346,18 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         tag,
         image,
         exists,
+        manifest,
     })
+}
+
+/// What changed since the project's newest build (the one berth remembers), where
+/// `planned` would build anew and that build's manifest is kept.
+pub fn changes(ctx: &Context, planned: &Planned) -> Option<String> {
+    let newest = remember::image(&ctx.paths.state_dir, ctx.project.as_str())?;
+    let tag = newest.image.rsplit_once(':')?.1.to_string();
+    let text = std::fs::read(builds_dir(ctx).join(format!("{tag}.json"))).ok()?;
+    let before: Manifest = serde_json::from_slice(&text).ok()?;
+    planned.manifest.changes_since(&before)
 }
 
 /// Builds what `planned` decided, unless the image exists.
@@ -293,6 +377,7 @@ pub async fn run(
         tag,
         image,
         exists,
+        manifest,
     } = planned;
     if exists {
         return Ok(Built {
@@ -316,12 +401,7 @@ pub async fn run(
         ]),
         target: inputs.target.clone(),
     };
-    let log_path = ctx
-        .paths
-        .state_dir
-        .join("builds")
-        .join(ctx.project.as_str())
-        .join(format!("{tag}.log"));
+    let log_path = builds_dir(ctx).join(format!("{tag}.log"));
     let mut log = open_log(&log_path);
     let (sender, receiver) = mpsc::channel::<Bytes>(8);
     let context = inputs.context.clone();
@@ -369,6 +449,9 @@ pub async fn run(
         }
     }
     engine.tag(&id, &repo, &tag).await?;
+    let manifest_path = builds_dir(ctx).join(format!("{tag}.json"));
+    let text = serde_json::to_vec(&manifest).unwrap_or_default();
+    crate::files::write_atomically(&manifest_path, &text).ok();
     Ok(Built { image, fresh: true })
 }
 
@@ -442,6 +525,14 @@ fn base_images(dockerfile: &str, args: &BTreeMap<String, String>) -> Vec<String>
     bases
 }
 
+/// Where the project's build logs and file digests are kept, in the state dir.
+fn builds_dir(ctx: &Context) -> PathBuf {
+    ctx.paths
+        .state_dir
+        .join("builds")
+        .join(ctx.project.as_str())
+}
+
 /// The build log, made where it can be; a build without one still runs.
 fn open_log(path: &Path) -> Option<std::fs::File> {
     std::fs::create_dir_all(path.parent()?).ok()?;
@@ -482,10 +573,10 @@ fn send_context(
             Kind::File => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(entry.size);
-                let file = entry.file.as_mut().expect("a file entry holds its file");
-                let mut content = hasher.content(file, entry.size);
+                let size = entry.size;
+                let mut content = hasher.content(entry.open()?, size);
                 tar.append_data(&mut header, path, &mut content)?;
-                content.finish()
+                content.finish().map(drop)
             }
         }
     })?;
@@ -555,6 +646,32 @@ mod tests {
         let dockerfile = "ARG V=1\nFROM python:${V} AS base\nRUN x\nFROM --platform=linux/amd64 base AS two\nfrom busybox\nFROM scratch\nFROM python:3.11\n";
         let args = BTreeMap::from([("V".to_string(), "3.11".to_string())]);
         assert_eq!(base_images(dockerfile, &args), ["python:3.11", "busybox"]);
+    }
+
+    #[test]
+    fn a_stale_build_says_what_changed() {
+        let files = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(p, d)| (p.to_string(), d.to_string()))
+                .collect()
+        };
+        let before = Manifest {
+            files: files(&[("Dockerfile", "1"), ("a", "1"), ("b", "1")]),
+            dockerfile: "Dockerfile".into(),
+            bases: BTreeMap::from([("busybox".into(), "sha256:1".into())]),
+            ..Default::default()
+        };
+        assert_eq!(before.changes_since(&before), None);
+        let mut now = before.clone();
+        now.files = files(&[("Dockerfile", "1"), ("a", "2"), ("c", "1")]);
+        assert_eq!(now.changes_since(&before).unwrap(), "3 context files");
+        now.files.insert("Dockerfile".into(), "2".into());
+        now.bases.insert("busybox".into(), "sha256:2".into());
+        assert_eq!(
+            now.changes_since(&before).unwrap(),
+            "the Dockerfile, 3 context files and the base image"
+        );
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub enum Source {
     },
     /// The project's Dockerfile, built by `berth build` or the deploy: `up to date`,
     /// `built now`, or `stale` (a deploy would build it first).
-    Build(&'static str),
+    Build(String),
 }
 
 impl Source {

@@ -99,9 +99,12 @@ fn a_build_is_tagged_by_its_inputs_and_deployed_when_nothing_names_an_image() {
         "Dockerfile",
         &format!("FROM {}\nCOPY . /ctx/\nENV BUILT=3\n", sb.image.tag),
     );
+    write(&sb, "src/b.txt", "new\n");
     let out = sb.berth(&["check", &sb.project]);
     assert!(
-        stdout(&out).contains("build stale: deploy builds it first"),
+        stdout(&out).contains(
+            "build stale: the Dockerfile and 1 context file changed; deploy builds it first"
+        ),
         "{}",
         stdout(&out)
     );

@@ -132,6 +132,9 @@ pub enum Command {
     /// Build the project's Dockerfile as berth/<user>/<project>:<input hash>; a build
     /// whose inputs did not change is not built again.
     Build(BuildArgs),
+    /// Your images of berth's (builds and commits), with size, age and the containers
+    /// that use each.
+    Images(ImagesArgs),
     /// Drop-in `docker run`: docker's flags, plus the project's workspace, data root,
     /// user mapping, labels and guards.
     #[command(disable_help_flag = true)]
@@ -764,6 +767,16 @@ pub struct CheckArgs {
 pub struct BuildArgs {
     /// The project whose image to build.
     pub project: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only this project's images.
+    pub project: Option<String>,
+
+    /// Print them as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -609,6 +609,36 @@ impl Engine {
             .collect())
     }
 
+    /// The images whose name matches `reference` (docker's `reference` filter:
+    /// `berth/alice/*`), one entry per tag.
+    pub async fn images_named(&self, reference: &str) -> Result<Vec<ImageInfo>> {
+        let options = bollard::query_parameters::ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "reference".to_string(),
+                vec![reference.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|err| self.failed("list the images", &err))?;
+        let mut listed = Vec::new();
+        for image in images {
+            for tag in image.repo_tags.iter().filter(|t| *t != "<none>:<none>") {
+                listed.push(ImageInfo {
+                    id: image.id.clone(),
+                    tag: tag.clone(),
+                    size: u64::try_from(image.size).unwrap_or(0),
+                    created: image.created,
+                    labels: image.labels.clone().into_iter().collect(),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
     /// Removes image `image` (an id or a tag), unless a container uses it.
     pub async fn remove_image(&self, image: &str) -> Result<()> {
         self.docker
@@ -962,6 +992,17 @@ pub struct BuildRequest {
     pub args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub target: Option<String>,
+}
+
+/// An image as [`Engine::images_named`] lists it: one tag of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub tag: String,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub created: i64,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One event of a pull, as the engine reports it: a layer's status (`id` is the layer's

@@ -27,6 +27,7 @@ pub mod gpu;
 pub mod guard;
 pub mod host;
 pub mod identity;
+pub mod images;
 pub mod label;
 pub mod launch;
 pub mod layer;
@@ -175,6 +176,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 Command::Reap(args) => done(reap::reap(args, printer).await),
                 Command::Check(args) => done(check::check(args, printer).await),
                 Command::Build(args) => done(build::build(args, printer).await),
+                Command::Images(args) => done(images::images(args, printer).await),
                 Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
                 Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
                 Command::Shell(args) => shell::shell(args, printer).await,

@@ -227,3 +227,54 @@ fn concurrent_deploys_build_once_and_use_the_same_image() {
     assert_eq!(images.lines().count(), 1, "{images}");
     assert_eq!(sb.container_ids().lines().count(), 1);
 }
+
+/// `berth images` lists the project's builds, newest first, with the containers that
+/// use them; another project's images are not in a project's list.
+#[test]
+fn images_lists_the_builds_and_who_uses_them() {
+    let sb = Sandbox::new();
+    write(&sb, "Dockerfile", &format!("FROM {}\n", sb.image.tag));
+    let old = image_of(&sb.berth(&["build", &sb.project]));
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nENV V=2\n", sb.image.tag),
+    );
+    // Created times are in seconds: the second build must be newer.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let new = image_of(&sb.berth(&["build", &sb.project]));
+    assert_code(&sb.berth(&["deploy", &sb.project]), 0);
+
+    let out = sb.berth(&["images", &sb.project, "--json"]);
+    assert_code(&out, 0);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images: Vec<(String, String, Vec<Value>)> = listed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["image"].as_str().unwrap().to_string(),
+                i["kind"].as_str().unwrap().to_string(),
+                i["used_by"].as_array().unwrap().clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        images,
+        [
+            (
+                new.clone(),
+                "build".to_string(),
+                vec![Value::from(sb.container())]
+            ),
+            (old.clone(), "build".to_string(), vec![]),
+        ]
+    );
+    let out = sb.berth(&["images"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&old) && stdout(&out).contains(&new));
+    let out = sb.berth(&["images", "other-project"]);
+    assert_code(&out, 0);
+    assert!(!stdout(&out).contains(&new), "{}", stdout(&out));
+}

@@ -20,12 +20,7 @@ use support::median;
 const IMAGE: &str = "berth-bench/busybox:build";
 
 fn main() {
-    let number = |name: &str, default: usize| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let number = support::number;
     let rounds = number("BERTH_BENCH_ROUNDS", 15);
     let files = number("BERTH_BENCH_FILES", 1000);
     let ignored = number("BERTH_BENCH_IGNORED", 100_000);

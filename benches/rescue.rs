@@ -24,12 +24,7 @@ mod support;
 use futures_util::TryStreamExt;
 
 fn main() {
-    let number = |name: &str, default: usize| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let number = support::number;
     let rounds = number("BERTH_BENCH_ROUNDS", 3);
     let files = number("BERTH_BENCH_FILES", 30_000);
     let big_mib = number("BERTH_BENCH_BIG_MIB", 1024);

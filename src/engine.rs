@@ -335,14 +335,13 @@ impl Engine {
             .list_images(None::<bollard::query_parameters::ListImagesOptions>)
             .await
             .map_err(|err| self.failed("list the images", &err))?;
-        let mut tags: Vec<String> = images
+        let mut all: Vec<String> = images
             .into_iter()
-            .flat_map(|image| image.repo_tags)
-            .filter(|tag| tag != "<none>:<none>")
+            .flat_map(|image| tags(image.repo_tags))
             .collect();
-        tags.sort();
-        tags.dedup();
-        Ok(tags)
+        all.sort();
+        all.dedup();
+        Ok(all)
     }
 
     /// Pulls `image`, telling `progress` each event the engine reports.
@@ -584,52 +583,25 @@ impl Engine {
         key: &str,
         value: &str,
     ) -> Result<Vec<(String, Vec<String>)>> {
-        let options = bollard::query_parameters::ListImagesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("{key}={value}")],
-            )])),
-            ..Default::default()
-        };
         let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|err| self.failed("list the images", &err))?;
+            .images_filtered("label", &format!("{key}={value}"))
+            .await?;
         Ok(images
             .into_iter()
-            .map(|image| {
-                let tags = image
-                    .repo_tags
-                    .into_iter()
-                    .filter(|tag| tag != "<none>:<none>")
-                    .collect();
-                (image.id, tags)
-            })
+            .map(|image| (image.id, tags(image.repo_tags)))
             .collect())
     }
 
     /// The images whose name matches `reference` (docker's `reference` filter:
     /// `berth/alice/*`), one entry per tag.
     pub async fn images_named(&self, reference: &str) -> Result<Vec<ImageInfo>> {
-        let options = bollard::query_parameters::ListImagesOptions {
-            filters: Some(HashMap::from([(
-                "reference".to_string(),
-                vec![reference.to_string()],
-            )])),
-            ..Default::default()
-        };
-        let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|err| self.failed("list the images", &err))?;
+        let images = self.images_filtered("reference", reference).await?;
         let mut listed = Vec::new();
         for image in images {
-            for tag in image.repo_tags.iter().filter(|t| *t != "<none>:<none>") {
+            for tag in tags(image.repo_tags) {
                 listed.push(ImageInfo {
                     id: image.id.clone(),
-                    tag: tag.clone(),
+                    tag,
                     size: u64::try_from(image.size).unwrap_or(0),
                     created: image.created,
                     labels: image.labels.clone().into_iter().collect(),
@@ -637,6 +609,22 @@ impl Engine {
             }
         }
         Ok(listed)
+    }
+
+    /// `GET /images/json` with one filter.
+    async fn images_filtered(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<bollard::models::ImageSummary>> {
+        let options = bollard::query_parameters::ListImagesOptions {
+            filters: Some(HashMap::from([(key.to_string(), vec![value.to_string()])])),
+            ..Default::default()
+        };
+        self.docker
+            .list_images(Some(options))
+            .await
+            .map_err(|err| self.failed("list the images", &err))
     }
 
     /// Removes image `image` (an id or a tag), unless a container uses it.
@@ -992,6 +980,14 @@ pub struct BuildRequest {
     pub args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub target: Option<String>,
+}
+
+/// An image's tags, without the `<none>:<none>` of an untagged one.
+fn tags(repo_tags: Vec<String>) -> Vec<String> {
+    repo_tags
+        .into_iter()
+        .filter(|tag| tag != "<none>:<none>")
+        .collect()
 }
 
 /// An image as [`Engine::images_named`] lists it: one tag of it.

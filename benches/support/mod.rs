@@ -27,6 +27,14 @@ pub fn engine() -> (tokio::runtime::Runtime, Docker) {
     (runtime, docker)
 }
 
+/// The number in environment variable `name`, else `default`.
+pub fn number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn median(times: &mut [Duration]) -> Duration {
     times.sort();
     times[times.len() / 2]

@@ -203,9 +203,7 @@ pub struct Planned {
     always: Vec<String>,
     measured: Measure,
     input: String,
-    repo: String,
-    tag: String,
-    /// `berth/<user>/<project>:<tag>`.
+    /// `berth/<user>/<project>:<tag>`, the tag the input hash's first 12 digits.
     pub image: String,
     /// Whether the engine has it: then there is nothing to build.
     pub exists: bool,
@@ -332,9 +330,11 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         target: inputs.target.clone(),
     };
     let input = hasher.finish();
-    let repo = image_repo(&ctx.user.name, ctx.project.as_str());
-    let tag = input[..12].to_string();
-    let image = format!("{repo}:{tag}");
+    let image = format!(
+        "{}:{}",
+        image_repo(&ctx.user.name, ctx.project.as_str()),
+        &input[..12]
+    );
     let exists = engine.image_id(&image).await?.is_some();
     Ok(Planned {
         inputs,
@@ -342,8 +342,6 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         always,
         measured,
         input,
-        repo,
-        tag,
         image,
         exists,
         manifest,
@@ -373,8 +371,6 @@ pub async fn run(
         always,
         measured,
         input,
-        repo,
-        tag,
         image,
         exists,
         manifest,
@@ -385,6 +381,7 @@ pub async fn run(
             fresh: false,
         });
     }
+    let (repo, tag) = image.rsplit_once(':').expect("a planned image has a tag");
     printer.note(&format!(
         "building {image}: {} file(s), {} of context",
         measured.files,
@@ -448,7 +445,7 @@ pub async fn run(
             return Err(refused(refusal));
         }
     }
-    engine.tag(&id, &repo, &tag).await?;
+    engine.tag(&id, repo, tag).await?;
     let manifest_path = builds_dir(ctx).join(format!("{tag}.json"));
     let text = serde_json::to_vec(&manifest).unwrap_or_default();
     crate::files::write_atomically(&manifest_path, &text).ok();

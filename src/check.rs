@@ -56,6 +56,7 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
                     unsaved_files: report.unsaved_files(),
                     unsaved_volumes: report.volumes.len(),
                     read_by: report.read_by,
+                    packages: report.packages,
                 })
             }
             None => None,
@@ -94,6 +95,14 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
                 "unsaved      {}",
                 container.unsaved(&args.project)
             ));
+            if !container.packages.is_empty() {
+                printer.line(&format!(
+                    "packages     {}; `berth retire {} --save-packages` keeps them for \
+                     the next deploy",
+                    container.packages_named(),
+                    args.project
+                ));
+            }
         }
         printer.line(&format!(
             "verdict      {}",
@@ -114,9 +123,27 @@ pub(crate) struct Existing {
     unsaved_volumes: usize,
     /// Who listed its changes: berth's walk of the layer, or the engine.
     read_by: crate::layer::ReadBy,
+    /// The packages its layer installed, as retire names them.
+    packages: Vec<retire::classify::Package>,
 }
 
 impl Existing {
+    /// `pip: six==1.16.0, requests==2.31.0; apt: htop=3.2.2-2`.
+    fn packages_named(&self) -> String {
+        let mut by_manager: Vec<(&str, Vec<String>)> = Vec::new();
+        for package in &self.packages {
+            match by_manager.iter_mut().find(|(m, _)| *m == package.manager) {
+                Some((_, names)) => names.push(package.requirement()),
+                None => by_manager.push((package.manager, vec![package.requirement()])),
+            }
+        }
+        by_manager
+            .into_iter()
+            .map(|(manager, names)| format!("{manager}: {}", names.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     fn unsaved(&self, project: &str) -> String {
         if self.unsaved_files == 0 && self.unsaved_volumes == 0 {
             return format!(

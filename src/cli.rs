@@ -771,8 +771,23 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// Only this project's images.
+    /// Only this project's images; with --prune, also one of your images by name.
+    #[arg(value_name = "PROJECT|IMAGE")]
     pub project: Option<String>,
+
+    /// Remove the builds no container uses, past the newest --keep of each project;
+    /// a commit only when named.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// With --prune: how many of each project's newest builds stay [default: 3, or
+    /// the policy's `[images] keep`, which is also the most].
+    #[arg(long, value_name = "N", requires = "prune")]
+    pub keep: Option<usize>,
+
+    /// With --prune: say what would be removed, and remove nothing.
+    #[arg(long, requires = "prune")]
+    pub dry_run: bool,
 
     /// Print them as JSON.
     #[arg(long)]

@@ -59,11 +59,8 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     };
     let mut prepared = launch::prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
     let source = prepared.ctx.settings.image.as_ref().map(|i| &i.source);
-    if let Some(Source::Build(state)) = source {
-        printer.note(&format!(
-            "image {}: the project's Dockerfile, build {state}",
-            prepared.plan.image
-        ));
+    if let Some(source @ (Source::Build(_) | Source::Generated { .. })) = source {
+        printer.note(&format!("image {}: {source}", prepared.plan.image));
     }
     if let Some(Source::Remembered { by, at }) = source {
         let what = match by.as_str() {
@@ -171,8 +168,13 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
 /// deploy after a retire. Failing to is a warning: the container runs.
 fn remember_image(prepared: &Prepared, printer: &Printer) {
     let (ctx, image) = (&prepared.ctx, &prepared.plan.image);
+    let base = match ctx.settings.image.as_ref().map(|i| &i.source) {
+        Some(Source::Generated { base, .. }) => Some(base.as_str()),
+        _ => None,
+    };
+    let state_dir = &ctx.paths.state_dir;
     if let Err(err) =
-        remember::remember_image(&ctx.paths.state_dir, ctx.project.as_str(), image, "deploy")
+        remember::remember_image(state_dir, ctx.project.as_str(), image, "deploy", base)
     {
         printer.warn(&format!(
             "cannot remember {image} for the next deploy of {}: {err}",

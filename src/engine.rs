@@ -286,8 +286,20 @@ impl Engine {
     /// The id of local image `image` (`sha256:…`), or `None` when the engine has no
     /// such image.
     pub async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        Ok(self.image_facts(image).await?.map(|facts| facts.id))
+    }
+
+    /// What berth reads of image `image`, or `None` when the engine has no such image.
+    pub async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>> {
         match self.docker.inspect_image(image).await {
-            Ok(details) => Ok(Some(details.id.unwrap_or_default())),
+            Ok(details) => Ok(Some(ImageFacts {
+                id: details.id.unwrap_or_default(),
+                user: details.config.and_then(|c| c.user).unwrap_or_default(),
+                created: details
+                    .created
+                    .as_deref()
+                    .and_then(crate::clock::parse_rfc3339),
+            })),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
@@ -640,6 +652,40 @@ impl Engine {
             .map_err(|err| self.failed(&format!("remove image {image}"), &err))
     }
 
+    /// Removes the tag `image` (the image with it, when it has no other), unless a
+    /// container uses it: then `Ok(false)`, and nothing changes.
+    pub async fn remove_unused_image(&self, image: &str) -> Result<bool> {
+        match self
+            .docker
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(false),
+            Err(err) => Err(self.failed(&format!("remove image {image}"), &err)),
+        }
+    }
+
+    /// The ids of the images that containers, anyone's and of any state, are made from.
+    pub async fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        let options = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|err| self.failed("list containers", &err))?;
+        Ok(summaries.into_iter().filter_map(|c| c.image_id).collect())
+    }
+
     /// Builds an image from `context`, a tar stream, with the classic builder (every
     /// engine from API 1.41 on has it). Each line of output goes to `output` as it
     /// comes. Returns the image's id; a failed build is an error that names the step
@@ -988,6 +1034,16 @@ fn tags(repo_tags: Vec<String>) -> Vec<String> {
         .into_iter()
         .filter(|tag| tag != "<none>:<none>")
         .collect()
+}
+
+/// An image as [`Engine::image_facts`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    pub id: String,
+    /// The user it runs as (its `USER`); empty for root.
+    pub user: String,
+    /// When it was made, to the nanosecond.
+    pub created: Option<std::time::SystemTime>,
 }
 
 /// An image as [`Engine::images_named`] lists it: one tag of it.

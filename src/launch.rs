@@ -78,66 +78,132 @@ pub enum Building {
 /// config or the policy): its container's image, so that `container-deploy P` starts
 /// what `--image` made and `check P` reads it; else, where it has a Dockerfile, its
 /// build ([`Building`]); else the image its last deploy or build used ([`remember`]),
-/// so that a retired project comes back as it was. With none, nothing changes, and
-/// the plan says there is no image.
+/// so that a retired project comes back as it was. Then, where the workspace has
+/// saved package lists and no Dockerfile, the image is the generated build: those
+/// packages on that image ([`build::plan_generated`]). With none, nothing changes,
+/// and the plan says there is no image.
 async fn adopt_image(
     ctx: &mut Context,
     engine: &Engine,
     building: Building,
     printer: &Printer,
 ) -> Result<()> {
-    if ctx.settings.image.is_some() {
+    let named = ctx.settings.image.is_some();
+    if !named {
+        if let Some(container) = engine.find(ctx.project.as_str(), ctx.user.uid).await? {
+            ctx.settings.image = Some(Sourced {
+                value: container.image,
+                source: Source::Container(container.name),
+            });
+            return Ok(());
+        }
+        if building != Building::No && build::applies(ctx) {
+            return build_first(ctx, engine, building, printer).await;
+        }
+        if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
+            // A generated build is made again from its base, so that changed lists
+            // are seen; `--no-build` takes it as it is.
+            let image = match building {
+                Building::No => memory.image,
+                _ => memory.base.unwrap_or(memory.image),
+            };
+            ctx.settings.image = Some(Sourced {
+                value: image,
+                source: Source::Remembered {
+                    by: memory.by,
+                    at: memory.deployed,
+                },
+            });
+        }
+    }
+    if building == Building::No || build::applies(ctx) {
         return Ok(());
     }
-    if let Some(container) = engine.find(ctx.project.as_str(), ctx.user.uid).await? {
-        ctx.settings.image = Some(Sourced {
-            value: container.image,
-            source: Source::Container(container.name),
-        });
+    let Some(base) = ctx.settings.image.as_ref().map(|i| i.value.clone()) else {
+        return Ok(());
+    };
+    // A project's container keeps its image; without a name, it was looked for above.
+    if !build::generated::Lists::read(&ctx.workspace).any()
+        || (named
+            && engine
+                .find(ctx.project.as_str(), ctx.user.uid)
+                .await?
+                .is_some())
+    {
         return Ok(());
     }
-    if building != Building::No && build::applies(ctx) {
-        let (image, state) = match building {
-            Building::Report => {
-                let planned = build::plan_project(engine, ctx).await?;
-                let state = match (planned.exists, build::changes(ctx, &planned)) {
-                    (true, _) => "up to date".to_string(),
-                    (false, Some(changed)) => {
-                        format!("stale: {changed} changed; deploy builds it first")
-                    }
-                    (false, None) => "stale: deploy builds it first".to_string(),
-                };
-                (planned.image, state)
-            }
-            _ => {
-                // Builds of one project take turns: the second finds the first's image.
-                let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
-                let _held = Lock::acquire(&path, &lock::PROJECT, printer).await?;
-                let built = build::build_project(engine, ctx, printer).await?;
-                let state = if built.fresh {
-                    "built now"
-                } else {
-                    "up to date"
-                };
-                (built.image, state.to_string())
-            }
-        };
-        ctx.settings.image = Some(Sourced {
-            value: image,
-            source: Source::Build(state),
-        });
-        return Ok(());
-    }
-    if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
-        ctx.settings.image = Some(Sourced {
-            value: memory.image,
-            source: Source::Remembered {
-                by: memory.by,
-                at: memory.deployed,
-            },
-        });
-    }
+    let (image, state) = match building {
+        Building::Report => {
+            let Some(planned) = build::plan_generated(engine, ctx, &base).await? else {
+                return Ok(());
+            };
+            let state = report(ctx, &planned);
+            (planned.image, state)
+        }
+        _ => {
+            let _held = lock_project(ctx, printer).await?;
+            let Some(planned) = build::plan_generated(engine, ctx, &base).await? else {
+                return Ok(());
+            };
+            let built = build::run(engine, ctx, planned, printer).await?;
+            (built.image, built_state(built.fresh))
+        }
+    };
+    ctx.settings.image = Some(Sourced {
+        value: image,
+        source: Source::Generated { base, state },
+    });
     Ok(())
+}
+
+/// The project's Dockerfile build: only planned for a [`Building::Report`], else built
+/// unless an image of the same inputs exists.
+async fn build_first(
+    ctx: &mut Context,
+    engine: &Engine,
+    building: Building,
+    printer: &Printer,
+) -> Result<()> {
+    let (image, state) = match building {
+        Building::Report => {
+            let planned = build::plan_project(engine, ctx).await?;
+            let state = report(ctx, &planned);
+            (planned.image, state)
+        }
+        _ => {
+            let _held = lock_project(ctx, printer).await?;
+            let built = build::build_project(engine, ctx, printer).await?;
+            (built.image, built_state(built.fresh))
+        }
+    };
+    ctx.settings.image = Some(Sourced {
+        value: image,
+        source: Source::Build(state),
+    });
+    Ok(())
+}
+
+/// Builds of one project take turns: the second finds the first's image.
+async fn lock_project(ctx: &Context, printer: &Printer) -> Result<Lock> {
+    let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
+    Lock::acquire(&path, &lock::PROJECT, printer).await
+}
+
+/// A planned build's state, as check says it.
+fn report(ctx: &Context, planned: &build::Planned) -> String {
+    match (planned.exists, build::changes(ctx, planned)) {
+        (true, _) => "up to date".to_string(),
+        (false, Some(changed)) => format!("stale: {changed} changed; deploy builds it first"),
+        (false, None) => "stale: deploy builds it first".to_string(),
+    }
+}
+
+fn built_state(fresh: bool) -> String {
+    match fresh {
+        true => "built now",
+        false => "up to date",
+    }
+    .to_string()
 }
 
 /// [`prepare`] with the command line's layer given (`berth run` makes its own, and

@@ -21,6 +21,10 @@ pub struct Image {
     /// `deploy` or `build`: what chose it.
     #[serde(default = "by_deploy")]
     pub by: String,
+    /// The image a generated build was made from (the saved package lists on top of
+    /// it): the next generated build starts from it again, never from its own result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 fn by_deploy() -> String {
@@ -41,15 +45,34 @@ pub fn image(state_dir: &Path, project: &str) -> Option<Image> {
     (!image.image.is_empty()).then_some(image)
 }
 
-/// Remembers `image` as `project`'s, chosen `by` a `deploy` or a `build`, unless it
-/// already is.
+/// Every project's memory in `state_dir`: the images that its next deploys start, or
+/// build on.
+pub fn all(state_dir: &Path) -> Vec<(String, Image)> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("projects")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let project = name.strip_suffix(".json")?.to_string();
+            let image = image(state_dir, &project)?;
+            Some((project, image))
+        })
+        .collect()
+}
+
+/// Remembers `image` as `project`'s, chosen `by` a `deploy` or a `build` (and built
+/// on `base`, where it is a generated build), unless it already is.
 pub fn remember_image(
     state_dir: &Path,
     project: &str,
     image: &str,
     by: &str,
+    base: Option<&str>,
 ) -> std::io::Result<()> {
-    if self::image(state_dir, project).is_some_and(|known| known.image == image) {
+    if self::image(state_dir, project)
+        .is_some_and(|known| known.image == image && known.base.as_deref() == base)
+    {
         return Ok(());
     }
     let path = path(state_dir, project);
@@ -60,6 +83,7 @@ pub fn remember_image(
         image: image.to_string(),
         deployed: clock::rfc3339(SystemTime::now()),
         by: by.to_string(),
+        base: base.map(str::to_string),
     };
     let text = serde_json::to_string_pretty(&memory).unwrap_or_default();
     files::write_atomically(&path, format!("{text}\n").as_bytes())
@@ -73,12 +97,18 @@ mod tests {
     fn an_image_is_remembered_per_project_and_replaced_by_the_next() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(image(dir.path(), "p"), None);
-        remember_image(dir.path(), "p", "img:1", "deploy").unwrap();
+        remember_image(dir.path(), "p", "img:1", "deploy", None).unwrap();
         assert_eq!(image(dir.path(), "p").unwrap().image, "img:1");
         assert_eq!(image(dir.path(), "q"), None);
-        remember_image(dir.path(), "p", "img:2", "build").unwrap();
+        remember_image(dir.path(), "p", "img:2", "build", None).unwrap();
         assert_eq!(image(dir.path(), "p").unwrap().by, "build");
         assert_eq!(image(dir.path(), "p").unwrap().image, "img:2");
+        assert_eq!(image(dir.path(), "p").unwrap().base, None);
+        remember_image(dir.path(), "p", "img:3", "deploy", Some("img:1")).unwrap();
+        assert_eq!(
+            image(dir.path(), "p").unwrap().base.as_deref(),
+            Some("img:1")
+        );
     }
 
     #[test]

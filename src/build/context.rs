@@ -430,6 +430,11 @@ impl Digests {
     }
 }
 
+/// The content digest of `bytes`, as [`Digests`] keeps it.
+pub fn digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

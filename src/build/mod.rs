@@ -6,6 +6,7 @@
 //! remembered as the project's, so a deploy that names no image starts it.
 
 pub mod context;
+pub mod generated;
 pub mod ignore;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::remember;
 use crate::ui::Printer;
 use crate::units::human_size;
 use context::{Digests, Hasher, Kind, Measure, Refusal, Rules};
+use generated::Lists;
 use ignore::Ignore;
 
 /// The label that carries a build's input hash.
@@ -43,12 +45,22 @@ pub async fn build(args: &BuildArgs, printer: &Printer) -> Result<()> {
     // first built, and builds nothing.
     let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
     let _held = Lock::acquire(&path, &lock::PROJECT, printer).await?;
-    let built = build_project(&engine, &ctx, printer).await?;
+    let (built, base) = match applies(&ctx) {
+        true => (build_project(&engine, &ctx, printer).await?, None),
+        false => {
+            let base = generated_base(&ctx).ok_or_else(|| no_dockerfile(&ctx))?;
+            let planned = plan_generated(&engine, &ctx, &base)
+                .await?
+                .ok_or_else(|| no_dockerfile(&ctx))?;
+            (run(&engine, &ctx, planned, printer).await?, Some(base))
+        }
+    };
     if let Err(err) = remember::remember_image(
         &ctx.paths.state_dir,
         ctx.project.as_str(),
         &built.image,
         "build",
+        base.as_deref(),
     ) {
         printer.warn(&format!(
             "cannot remember {} as the project's image: {err}",
@@ -64,6 +76,32 @@ pub async fn build(args: &BuildArgs, printer: &Printer) -> Result<()> {
     }
     printer.line(&built.image);
     Ok(())
+}
+
+/// The refusal of `berth build` for a project with nothing to build.
+fn no_dockerfile(ctx: &Context) -> Error {
+    Error::failed(format!(
+        "nothing to build for project {}: {} does not exist, and there are no saved \
+         package lists on a known image",
+        ctx.project,
+        ctx.workspace.join("Dockerfile").display()
+    ))
+    .hint(format!(
+        "write a Dockerfile there, or save packages with `berth retire {} --save-packages` \
+         from a container of the image",
+        ctx.project
+    ))
+}
+
+/// The image a generated build starts from, where nothing else is deployed: the one
+/// the configuration names, else the base of the project's last generated build, else
+/// the image it last used.
+pub fn generated_base(ctx: &Context) -> Option<String> {
+    if let Some(image) = &ctx.settings.image {
+        return Some(image.value.clone());
+    }
+    let memory = remember::image(&ctx.paths.state_dir, ctx.project.as_str())?;
+    Some(memory.base.unwrap_or(memory.image))
 }
 
 /// A project's image, built or found.
@@ -85,6 +123,8 @@ struct Inputs {
     max_context: u64,
     /// What is never sent, relative to the context.
     never: Vec<String>,
+    /// A generated build's Dockerfile, sent as [`generated::DOCKERFILE`].
+    generated: Option<String>,
 }
 
 impl Inputs {
@@ -160,7 +200,26 @@ impl Inputs {
             target: section.target.clone(),
             max_context: section.max_context.as_ref().map_or(MAX_CONTEXT, |s| s.0),
             never,
+            generated: None,
         })
+    }
+
+    /// The generated build's: the workspace's lists folder alone, and `dockerfile`.
+    fn generated(ctx: &Context, dockerfile: String) -> Self {
+        let (_, section) = &ctx.settings.build;
+        Self {
+            context: ctx.workspace.clone(),
+            dockerfile: generated::DOCKERFILE.to_string(),
+            args: section
+                .args
+                .iter()
+                .map(|(key, value)| (key.clone(), value.0.clone()))
+                .collect(),
+            target: None,
+            max_context: section.max_context.as_ref().map_or(MAX_CONTEXT, |s| s.0),
+            never: Vec::new(),
+            generated: Some(dockerfile),
+        }
     }
 }
 
@@ -189,11 +248,45 @@ pub async fn build_project(engine: &Engine, ctx: &Context, printer: &Printer) ->
     run(engine, ctx, planned, printer).await
 }
 
-/// Whether the project builds its image: it has a `[build]` table, or a
-/// `<workspace>/Dockerfile`.
+/// Whether the project builds its image from a Dockerfile: it names one (or a
+/// context) under `[build]`, or has a `<workspace>/Dockerfile`. (Build args and
+/// `max_context` alone also serve the generated build.)
 pub fn applies(ctx: &Context) -> bool {
     let (_, section) = &ctx.settings.build;
-    *section != Default::default() || ctx.workspace.join("Dockerfile").is_file()
+    section.dockerfile.is_some()
+        || section.context.is_some()
+        || section.target.is_some()
+        || ctx.workspace.join("Dockerfile").is_file()
+}
+
+/// Plans the generated build of the project on `base`: `None` when the workspace has
+/// no saved package lists. `base` must be on the engine: the build never pulls it.
+pub async fn plan_generated(engine: &Engine, ctx: &Context, base: &str) -> Result<Option<Planned>> {
+    let lists = Lists::read(&ctx.workspace);
+    if !lists.any() {
+        return Ok(None);
+    }
+    if !generated::fit_for_from(base) {
+        return Err(Error::failed(format!(
+            "{base:?} cannot be the base of project {}'s generated build: it is not an \
+             image name",
+            ctx.project
+        )));
+    }
+    let Some(facts) = engine.image_facts(base).await? else {
+        return Err(Error::failed(format!(
+            "project {} builds on {base} with {}, and {base} is not on this engine",
+            ctx.project,
+            lists.describe()
+        ))
+        .hint(format!(
+            "pull or load {base} first, or name an image that is here with --image; \
+             --no-build deploys the last build as it is"
+        )));
+    };
+    let dockerfile = generated::dockerfile(base, &facts.user, &lists);
+    let planned = plan(engine, ctx, Inputs::generated(ctx, dockerfile)).await?;
+    Ok(Some(planned))
 }
 
 /// A build decided: its inputs measured and hashed, its tag known; nothing sent.
@@ -240,8 +333,12 @@ impl Manifest {
             .filter(|path| self.files.get(*path) != before.files.get(*path))
             .count();
         if files > 0 {
+            let what = match self.dockerfile == generated::DOCKERFILE {
+                true => "saved package file",
+                false => "context file",
+            };
             parts.push(format!(
-                "{files} context file{}",
+                "{files} {what}{}",
                 if files == 1 { "" } else { "s" }
             ));
         }
@@ -267,12 +364,20 @@ pub async fn plan_project(engine: &Engine, ctx: &Context) -> Result<Planned> {
 
 async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned> {
     let ignore_path = inputs.context.join(".dockerignore");
-    let ignore = match crate::config::file::read_text(&ignore_path, "text")? {
-        Some(text) => Ignore::parse(&text)
-            .map_err(|why| Error::failed(format!("{}: {why}", ignore_path.display())))?,
-        None => Ignore::default(),
+    let (ignore, always) = match &inputs.generated {
+        Some(_) => (
+            Ignore::parse(generated::IGNORE).expect("the generated build's ignore parses"),
+            Vec::new(),
+        ),
+        None => (
+            match crate::config::file::read_text(&ignore_path, "text")? {
+                Some(text) => Ignore::parse(&text)
+                    .map_err(|why| Error::failed(format!("{}: {why}", ignore_path.display())))?,
+                None => Ignore::default(),
+            },
+            vec![inputs.dockerfile.clone(), ".dockerignore".to_string()],
+        ),
     };
-    let always = vec![inputs.dockerfile.clone(), ".dockerignore".to_string()];
     let (context, never) = (inputs.context.clone(), inputs.never.clone());
     let (ignore_for_walk, always_for_walk) = (ignore.clone(), always.clone());
     // The content digests of the last walk: a file whose stamp is unchanged is not
@@ -304,10 +409,18 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         return Err(too_large(&inputs, &measured));
     }
 
-    let dockerfile = std::fs::read_to_string(inputs.context.join(&inputs.dockerfile))
-        .map_err(|err| Error::io("read", &inputs.context.join(&inputs.dockerfile), err))?;
+    let dockerfile = match &inputs.generated {
+        Some(text) => text.clone(),
+        None => std::fs::read_to_string(inputs.context.join(&inputs.dockerfile))
+            .map_err(|err| Error::io("read", &inputs.context.join(&inputs.dockerfile), err))?,
+    };
     let mut hasher = Hasher::default();
     hasher.input("context", measured.hash.as_bytes());
+    let mut files = digests.paths();
+    if let Some(text) = &inputs.generated {
+        hasher.input("generated", text.as_bytes());
+        files.insert(inputs.dockerfile.clone(), context::digest(text.as_bytes()));
+    }
     hasher.input("dockerfile", inputs.dockerfile.as_bytes());
     for (key, value) in &inputs.args {
         hasher.input("arg", format!("{key}={value}").as_bytes());
@@ -323,7 +436,7 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         bases.insert(base, id);
     }
     let manifest = Manifest {
-        files: digests.paths(),
+        files,
         dockerfile: inputs.dockerfile.clone(),
         bases,
         args: inputs.args.clone(),
@@ -403,13 +516,17 @@ pub async fn run(
     let (sender, receiver) = mpsc::channel::<Bytes>(8);
     let context = inputs.context.clone();
     let never = inputs.never.clone();
+    let extra = inputs
+        .generated
+        .clone()
+        .map(|text| (inputs.dockerfile.clone(), text.into_bytes()));
     let sending = tokio::task::spawn_blocking(move || {
         let rules = Rules {
             ignore: &ignore,
             never: &never,
             always: &always,
         };
-        send_context(&context, &rules, sender)
+        send_context(&context, &rules, extra, sender)
     });
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
@@ -536,15 +653,25 @@ fn open_log(path: &Path) -> Option<std::fs::File> {
     std::fs::File::create(path).ok()
 }
 
-/// Writes the context as a tar stream into `sender`, hashing it on the way; returns
-/// the hash of what was sent.
+/// Writes the context as a tar stream into `sender`, `extra` (a generated Dockerfile,
+/// held in memory) first, hashing the walk on the way; returns the hash of what the
+/// walk sent.
 fn send_context(
     root: &Path,
     rules: &Rules<'_>,
+    extra: Option<(String, Vec<u8>)>,
     sender: mpsc::Sender<Bytes>,
 ) -> std::result::Result<String, Refusal> {
     let mut hasher = Hasher::default();
     let mut tar = tar::Builder::new(Chunks::new(sender));
+    if let Some((name, content)) = extra {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(content.len() as u64);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, content.as_slice())
+            .map_err(|err| Refusal::Io("the generated Dockerfile".into(), err))?;
+    }
     context::walk(root, rules, &mut |mut entry| {
         hasher.meta(&entry);
         let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(entry.path);

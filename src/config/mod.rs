@@ -67,6 +67,12 @@ pub enum Source {
     /// The project's Dockerfile, built by `berth build` or the deploy: `up to date`,
     /// `built now`, or `stale` (a deploy would build it first).
     Build(String),
+    /// The saved package lists on `base` (a generated build), in `state` as for
+    /// [`Source::Build`].
+    Generated {
+        base: String,
+        state: String,
+    },
 }
 
 impl Source {
@@ -87,7 +93,8 @@ impl Source {
             | Self::Env(_)
             | Self::Container(_)
             | Self::Remembered { .. }
-            | Self::Build(_) => cwd.to_path_buf(),
+            | Self::Build(_)
+            | Self::Generated { .. } => cwd.to_path_buf(),
         }
     }
 }
@@ -106,6 +113,10 @@ impl fmt::Display for Source {
             Self::Container(name) => write!(f, "container {name}"),
             Self::Remembered { by, at } => write!(f, "remembered: the last {by}, {at}"),
             Self::Build(state) => write!(f, "the project's Dockerfile, build {state}"),
+            Self::Generated { base, state } => write!(
+                f,
+                "{base} with the packages saved in .berth/packages, build {state}"
+            ),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Policy {
     pub reap: Reap,
     #[serde(default)]
     pub events: Events,
+    #[serde(default)]
+    pub images: Images,
 }
 
 /// An option the policy may forbid, named as in `forbid = [...]`.
@@ -180,6 +182,18 @@ impl Default for Reap {
             idle_cpu: Self::DEFAULT_IDLE_CPU,
         }
     }
+}
+
+/// `berth images --prune`: how many builds each project keeps, and how much each user's
+/// images may take.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// The newest builds kept per project (3 when unset); `--keep` may ask for fewer.
+    pub keep: Option<usize>,
+    /// The most a user's berth images may take, as `docker images` sizes them: prune
+    /// removes unused builds past it, oldest first.
+    pub budget: Option<Size>,
 }
 
 #[derive(Debug, Default, Deserialize)]

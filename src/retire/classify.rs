@@ -96,7 +96,8 @@ pub struct Package {
 
 impl Package {
     /// How to ask for this package in a requirements file or an install line.
-    pub(super) fn requirement(&self) -> String {
+    /// As a list names it, pinned: `six==1.16.0` (pip), `numpy=1.26.4` (conda, apt).
+    pub fn requirement(&self) -> String {
         let separator = if self.manager == "pip" { "==" } else { "=" };
         match &self.version {
             Some(version) => format!("{}{separator}{version}", self.name),
@@ -579,7 +580,7 @@ impl Report {
         if !self.packages.is_empty() {
             lines.push(format!(
                 "  packages: --save-packages writes them, pinned, to \
-                 {rescue_to}/{}/ for the next build",
+                 {rescue_to}/{}/; the next deploy installs them",
                 super::save::DIR
             ));
         }

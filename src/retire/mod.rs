@@ -228,7 +228,14 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
         && !container.run
         && remember::image(state_dir, ctx.project.as_str()).is_none()
     {
-        remember::remember_image(state_dir, ctx.project.as_str(), &container.image, "deploy").ok();
+        remember::remember_image(
+            state_dir,
+            ctx.project.as_str(),
+            &container.image,
+            "deploy",
+            None,
+        )
+        .ok();
     }
     if args.json {
         printer.json(&outcome);
@@ -383,6 +390,21 @@ fn save_packages(
     Ok(saved)
 }
 
+/// The first few packages, pinned, and how many more: `six==1.16.0, numpy=1.26.4 and 3
+/// more`.
+fn named(packages: &[classify::Package]) -> String {
+    const SHOWN: usize = 3;
+    let mut text: Vec<String> = packages
+        .iter()
+        .take(SHOWN)
+        .map(classify::Package::requirement)
+        .collect();
+    if packages.len() > SHOWN {
+        text.push(format!("{} more", packages.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
 /// Milliseconds since `paused_at`, for the outcome and the event log.
 fn paused_for(paused_at: Option<std::time::Instant>) -> Option<u64> {
     paused_at.map(|at| at.elapsed().as_millis().try_into().unwrap_or(u64::MAX))
@@ -486,7 +508,18 @@ async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Ste
         ));
         return Ok(Step::Stay(outcome));
     }
-    if choices.save_packages {
+    let mut save = choices.save_packages;
+    if !save && holds_work && !choices.decided() && !outcome.report.packages.is_empty() {
+        // On a terminal, the packages are offered before the container is.
+        save = ask(format!(
+            "Save its packages ({}) to {} for the next deploy?",
+            named(&outcome.report.packages),
+            target.workspace.join(save::DIR).display()
+        ))
+        .await?
+            == Some(true);
+    }
+    if save {
         outcome.saved_packages = save_packages(&target.workspace, &outcome.report, printer)?;
     }
     if holds_work && !choices.decided() {

@@ -156,7 +156,7 @@ fn bad_build_input_is_a_clear_error_and_builds_nothing() {
     fs::create_dir_all(sb.workspace()).unwrap();
     let out = sb.berth(&["build", &sb.project]);
     assert_code(&out, 1);
-    assert_stderr_has(&out, "no Dockerfile for project");
+    assert_stderr_has(&out, "nothing to build for project");
 
     // A context outside the workspace.
     sb.project_toml("[build]\ncontext = \"../..\"\n");
@@ -277,4 +277,126 @@ fn images_lists_the_builds_and_who_uses_them() {
     let out = sb.berth(&["images", "other-project"]);
     assert_code(&out, 0);
     assert!(!stdout(&out).contains(&new), "{}", stdout(&out));
+}
+
+/// `berth images --prune` keeps each project's newest builds, what a container uses
+/// (anyone's, berth's or not), what the next deploy starts, and every commit; a commit
+/// goes only by name, and nothing that is not yours goes at all.
+#[test]
+fn prune_keeps_what_is_in_use_the_newest_and_the_commits() {
+    let sb = Sandbox::new();
+    let mut builds = Vec::new();
+    for n in 1..=5 {
+        write(
+            &sb,
+            "Dockerfile",
+            &format!("FROM {}\nENV BUILT={n}\n", sb.image.tag),
+        );
+        builds.push(image_of(&sb.berth(&["build", &sb.project])));
+    }
+    // The oldest, used by a container berth did not make.
+    let user = format!("berth.project={}", sb.project);
+    let holder = format!("holder-{}", sb.project);
+    let out = docker(&[
+        "create", "--name", &holder, "--label", &user, &builds[0], "true",
+    ]);
+    assert_code(&out, 0);
+    // A commit of yours.
+    let commit = format!("{}:20261207T000000Z", builds[0].rsplit_once(':').unwrap().0);
+    let uid = format!("LABEL berth.user={}", stdout(&sb.run("id", &["-u"])).trim());
+    let out = docker(&["commit", "--change", &uid, &holder, &commit]);
+    assert_code(&out, 0);
+
+    let out = sb.berth(&[
+        "images",
+        &sb.project,
+        "--prune",
+        "--keep",
+        "2",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_code(&out, 0);
+    let pruned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let removed: Vec<&str> = pruned["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        [builds[2].as_str(), builds[1].as_str()],
+        "{pruned:#}"
+    );
+    let why = |image: &str| {
+        pruned["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kept| kept["image"] == image)
+            .map(|kept| kept["why"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(why(&builds[0]), "in use");
+    assert_eq!(why(&commit), "a commit: removed only by name");
+    assert_eq!(
+        why(&builds[4]),
+        "a project's next deploy starts it or builds on it"
+    );
+    assert_eq!(why(&builds[3]), "one of its project's newest builds");
+    assert_code(&docker(&["image", "inspect", &builds[1]]), 0);
+
+    let out = sb.berth(&["images", &sb.project, "--prune", "--keep", "2"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("removed  {}", builds[1])),
+        "{}",
+        stdout(&out)
+    );
+    for (n, build) in builds.iter().enumerate() {
+        let gone = docker(&["image", "inspect", build]).status.code() != Some(0);
+        assert_eq!(gone, n == 1 || n == 2, "{build}");
+    }
+
+    // By name: the commit goes, an image in use stays (exit 3), and an image that is
+    // not berth's is not touched.
+    let out = sb.berth(&["images", &commit, "--prune"]);
+    assert_code(&out, 0);
+    assert_ne!(
+        docker(&["image", "inspect", &commit]).status.code(),
+        Some(0)
+    );
+    let out = sb.berth(&["images", &builds[0], "--prune"]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "is in use: not removed");
+    let out = sb.berth(&["images", &sb.image.tag, "--prune"]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "is not one of your berth images");
+    assert_code(&docker(&["image", "inspect", &sb.image.tag]), 0);
+
+    // The policy: one build kept per project at most, and a budget nothing fits in.
+    fs::write(&sb.policy, "[images]\nkeep = 1\nbudget = \"1\"\n").unwrap();
+    let args = [
+        "images",
+        &sb.project,
+        "--prune",
+        "--keep",
+        "4",
+        "--dry-run",
+        "--json",
+    ];
+    let out = sb.berth(&args);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "the policy keeps at most 1 build(s) per project");
+    assert_stderr_has(&out, "over the policy's budget");
+    let pruned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        pruned["removed"][0]["image"],
+        builds[3].as_str(),
+        "{pruned:#}"
+    );
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned:#}");
+    assert!(pruned["over_budget"].as_u64().unwrap() > 0, "{pruned:#}");
+    docker(&["rm", "-f", &holder]);
 }

@@ -423,3 +423,125 @@ fn packages_are_saved_into_the_workspace(root: bool) {
 as_root_and_as_a_user!(packages_are_saved_into_the_workspace:
     on_debian_packages_are_saved_into_the_workspace_as_root,
     on_debian_packages_are_saved_into_the_workspace_as_a_user);
+
+/// Done as a user would: `pip install` in the container, `retire --save-packages`,
+/// and the next plain deploy has the package, from a generated build of the image the
+/// project used plus the saved lists. The build reads pip's settings from `[build]
+/// args` (here: no index, the wheel saved beside the lists), and a second deploy of
+/// unchanged lists builds nothing.
+#[test]
+fn on_debian_saved_packages_are_installed_by_the_next_deploy() {
+    let sb = sandbox(Layout::Debian, false);
+    sb.project_toml("[build]\nargs = { PIP_NO_INDEX = \"1\" }\n");
+    deploy(&sb);
+    let wheels = sb.workspace().join(".berth/packages/wheels");
+    fs::create_dir_all(&wheels).unwrap();
+    let wheel = six_wheel(&wheels);
+    if let RunAs::Other { uid, gid } = sb.run_as {
+        let out = std::process::Command::new("chown")
+            .args(["-R", &format!("{uid}:{gid}")])
+            .arg(sb.workspace().join(".berth"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let wheel = wheel.replace("/workspace/", "/workspace/.berth/packages/wheels/");
+    let out = sb.exec_as_root(&format!("pip install -q --break-system-packages {wheel}"));
+    assert_code(&out, 0);
+
+    let out = sb.berth(&["retire", &sb.project, "--save-packages", "--yes"]);
+    assert_code(&out, 0);
+    assert!(!sb.exists());
+
+    // Nothing names an image: the project's last one, with the packages on top.
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    let said = stdout(&out) + &stderr(&out);
+    assert!(
+        said.contains("with the packages saved in .berth/packages, build stale"),
+        "{said}"
+    );
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "pip install");
+    assert_stderr_has(&out, format!("{} with the packages saved", sb.image.tag));
+    let out = sb.exec("python3 -c 'import six; print(six.__version__)'");
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "1.16.0");
+    let image = sb.inspect().unwrap()["Config"]["Image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(image.starts_with("berth/"), "{image}");
+
+    // The generated image adds nothing to the layer: retire removes it at once, and
+    // the next deploy finds the same build, built on the same base.
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 0);
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    let said = stdout(&out) + &stderr(&out);
+    assert!(said.contains("build up to date"), "{said}");
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("pip install"), "{}", stderr(&out));
+    assert_eq!(sb.inspect().unwrap()["Config"]["Image"], image.as_str());
+
+    // A list that changes is a new build on the same base, never on the last build.
+    fs::write(
+        sb.workspace().join(".berth/packages/requirements.txt"),
+        "# pinned by hand\nsix==1.16.0\n",
+    )
+    .unwrap();
+    let out = sb.berth(&["retire", &sb.project]);
+    assert_code(&out, 0);
+    let out = sb.berth(&["check", &sb.project]);
+    let said = stdout(&out) + &stderr(&out);
+    assert!(said.contains("1 saved package file changed"), "{said}");
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 0);
+    let rebuilt = stdout(&out).trim().to_string();
+    assert!(
+        rebuilt.starts_with("berth/") && rebuilt != image,
+        "{rebuilt}"
+    );
+    let out = sb.berth(&["deploy", &sb.project]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "build up to date");
+    assert_eq!(sb.inspect().unwrap()["Config"]["Image"], rebuilt.as_str());
+    let layers = |image: &str| {
+        let out = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RootFS.Layers}}",
+            image,
+        ]);
+        stdout(&out).trim().parse::<usize>().unwrap()
+    };
+    assert_eq!(
+        layers(&rebuilt),
+        layers(&image),
+        "built on the base, not on {image}"
+    );
+}
+
+/// A generated build on an image the engine does not have, and cannot pull, is a clear
+/// error that creates nothing.
+#[test]
+fn a_generated_build_on_a_missing_image_creates_nothing() {
+    let sb = Sandbox::new();
+    let lists = sb.workspace().join(".berth/packages");
+    fs::create_dir_all(&lists).unwrap();
+    fs::write(lists.join("requirements.txt"), "six==1.16.0\n").unwrap();
+    let missing = format!("berth-test/missing-{}:1", sb.project);
+    let out = sb.berth(&["deploy", &sb.project, "--image", &missing]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, format!("{missing} is not on this engine"));
+    assert!(!sb.exists());
+    let reference = format!("reference=berth/*/{}", sb.project);
+    assert_eq!(
+        stdout(&docker(&["images", "-q", "--filter", &reference])),
+        ""
+    );
+}

@@ -169,6 +169,39 @@ fn yes_at_the_prompt_removes_the_container() {
 }
 
 #[test]
+fn the_prompt_offers_to_save_the_packages_first() {
+    let sb = Sandbox::new();
+    deploy(&sb, &[]);
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
+             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+        ),
+        0,
+    );
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!(
+            "packages     pip: six==1.16.0; `berth retire {} --save-packages`",
+            sb.project
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let mut pty = sb.berth_pty(&["retire", &sb.project]);
+    pty.expect("Save its packages (six==1.16.0)", PROMPT);
+    pty.send("y\n");
+    pty.expect("lose its", PROMPT);
+    pty.send("n\n");
+    let status = pty.wait(PROMPT);
+    assert_eq!(status.code(), Some(3), "{}", pty.output());
+    let list = sb.workspace().join(".berth/packages/requirements.txt");
+    assert_eq!(fs::read_to_string(list).unwrap(), "six==1.16.0\n");
+    assert_eq!(sb.state(), "running", "saving the packages is not consent");
+}
+
+#[test]
 fn ctrl_c_at_the_prompt_unpauses_and_removes_nothing() {
     let sb = Sandbox::new();
     deploy(&sb, &[]);

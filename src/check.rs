@@ -21,11 +21,16 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
     let verdict = async {
         // The engine is asked too, so that check answers as deploy would.
         let engine = Engine::connect().await?;
-        let prepared = launch::prepare(&args.project, None, Some(&engine), printer).await?;
+        let mut prepared = launch::prepare(&args.project, None, Some(&engine), printer).await?;
         prepared.check_group(&engine).await?;
-        let existing = engine
-            .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
-            .await?;
+        let existing = match prepared.learned.container.take() {
+            Some(known) => known,
+            None => {
+                engine
+                    .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
+                    .await?
+            }
+        };
         let mut gpus = None;
         if existing.is_none() {
             prepared

@@ -57,6 +57,13 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         true => Engine::connect().await.ok(),
         false => Some(Engine::connect().await?),
     };
+    // One deploy or retire of a project at a time: the others wait, then find its
+    // container as that one left it. Taken first, so that what prepare learns (the
+    // container, the build) still holds when the deploy acts on it.
+    let _deploying = match args.dry_run {
+        true => None,
+        false => Some(lock_project(&args.project, printer).await?),
+    };
     let mut prepared = launch::prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
     let source = prepared.ctx.settings.image.as_ref().map(|i| &i.source);
     if let Some(source @ (Source::Build(_) | Source::Generated { .. })) = source {
@@ -81,15 +88,27 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         }
         return Ok("dry-run");
     };
-    // One deploy or retire of a project at a time: the others wait, then find its
-    // container as that one left it.
-    let lock = lock::project_path(&prepared.ctx.paths.state_dir, prepared.ctx.project.as_str());
-    let _deploying = Lock::acquire(&lock, &lock::PROJECT, printer).await?;
-    // Three questions to the engine that do not depend on each other, asked at once.
+    // Three questions to the engine that do not depend on each other, asked at once,
+    // unless prepare knows the answer.
+    let learned = std::mem::take(&mut prepared.learned);
     let (group, existing, image_id) = tokio::join!(
         prepared.check_group(&engine),
-        engine.find(prepared.ctx.project.as_str(), prepared.ctx.user.uid),
-        engine.image_id(&prepared.plan.image),
+        async {
+            match learned.container {
+                Some(known) => Ok(known),
+                None => {
+                    engine
+                        .find(prepared.ctx.project.as_str(), prepared.ctx.user.uid)
+                        .await
+                }
+            }
+        },
+        async {
+            match learned.image_id {
+                Some(id) => Ok(Some(id)),
+                None => engine.image_id(&prepared.plan.image).await,
+            }
+        },
     );
     group?;
     let mut existing = existing?;
@@ -162,6 +181,14 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         });
     }
     Ok(action)
+}
+
+/// The project's deploy lock, taken before its context is read.
+async fn lock_project(project: &str, printer: &Printer) -> Result<Lock> {
+    let project = crate::host::ProjectName::parse(project)?;
+    let state_dir = crate::host::Paths::from_env()?.state_dir;
+    let path = lock::project_path(&state_dir, project.as_str());
+    Lock::acquire(&path, &lock::PROJECT, printer).await
 }
 
 /// Remembers the image a new container was created from, for the project's next

@@ -17,7 +17,6 @@ use crate::files;
 use crate::guard::policy::{Joined, NamedVolume, OwnMount};
 use crate::guard::{self, data::Identity, data::Row, workspace::Workspace};
 use crate::label;
-use crate::lock::{self, Lock};
 use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::remember;
@@ -33,11 +32,14 @@ pub struct Prepared {
     pub workspace: Workspace,
     pub data_rows: Vec<Row>,
     pub plan: LaunchPlan,
+    pub learned: Learned,
 }
 
-/// Resolves and guards everything, the policy included; changes nothing. The engine,
-/// where there is one, is asked only when the project names no image: then its
-/// existing container's image is the one, else the last deploy's ([`adopt_image`]).
+/// Resolves and guards everything, the policy included; changes nothing but a build
+/// (a deploy's, which holds the project's lock). The engine, where there is one, is
+/// asked only when the project names no image or has saved packages: then its existing
+/// container's image is the one, else its build, else the last deploy's
+/// ([`adopt_image`]).
 pub async fn prepare(
     project: &str,
     args: Option<&DeployArgs>,
@@ -50,15 +52,17 @@ pub async fn prepare(
     };
     let mut ctx = Context::load(project, &command_line)?;
     ctx.warn(printer);
+    let mut learned = Learned::default();
     if let Some(engine) = engine {
         let building = match args {
             Some(args) if args.no_build => Building::No,
             Some(args) if !args.dry_run => Building::Build,
             _ => Building::Report,
         };
-        adopt_image(&mut ctx, engine, building, printer).await?;
+        learned = adopt_image(&mut ctx, engine, building, printer).await?;
     }
-    let prepared = prepare_in(ctx, args.is_some_and(|a| a.new))?;
+    let mut prepared = prepare_in(ctx, args.is_some_and(|a| a.new))?;
+    prepared.learned = learned;
     prepared.check_policy(&prepared.plan.to_spec())?;
     Ok(prepared)
 }
@@ -74,6 +78,17 @@ pub enum Building {
     No,
 }
 
+/// What [`prepare`] learned from the engine on the way, so that a deploy, which holds
+/// the project's lock throughout, need not ask again.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// The project's container: `None` where nobody asked, `Some(None)` where it has
+    /// none.
+    pub container: Option<Option<ContainerInfo>>,
+    /// The id of the image chosen, where a build found or made it.
+    pub image_id: Option<String>,
+}
+
 /// Where a project names no image (no `--image`, nothing in berth.toml, the user
 /// config or the policy): its container's image, so that `container-deploy P` starts
 /// what `--image` made and `check P` reads it; else, where it has a Dockerfile, its
@@ -81,24 +96,44 @@ pub enum Building {
 /// so that a retired project comes back as it was. Then, where the workspace has
 /// saved package lists and no Dockerfile, the image is the generated build: those
 /// packages on that image ([`build::plan_generated`]). With none, nothing changes,
-/// and the plan says there is no image.
+/// and the plan says there is no image. A deploy holds the project's lock meanwhile,
+/// so builds of one project take turns: the second finds the first's image.
 async fn adopt_image(
     ctx: &mut Context,
     engine: &Engine,
     building: Building,
     printer: &Printer,
-) -> Result<()> {
+) -> Result<Learned> {
+    let mut learned = Learned::default();
     let named = ctx.settings.image.is_some();
+    let find = || engine.find(ctx.project.as_str(), ctx.user.uid);
     if !named {
-        if let Some(container) = engine.find(ctx.project.as_str(), ctx.user.uid).await? {
+        // The container and the build's plan, asked at once: a container wins.
+        let (found, planned) = match building != Building::No && build::applies(ctx) {
+            true => {
+                let (found, planned) = tokio::join!(find(), build::plan_project(engine, ctx));
+                (found?, Some(planned))
+            }
+            false => (find().await?, None),
+        };
+        if let Some(container) = found {
             ctx.settings.image = Some(Sourced {
-                value: container.image,
-                source: Source::Container(container.name),
+                value: container.image.clone(),
+                source: Source::Container(container.name.clone()),
             });
-            return Ok(());
+            learned.container = Some(Some(container));
+            return Ok(learned);
         }
-        if building != Building::No && build::applies(ctx) {
-            return build_first(ctx, engine, building, printer).await;
+        learned.container = Some(None);
+        if let Some(planned) = planned {
+            let (image, id, state) =
+                build_planned(ctx, engine, building, planned?, printer).await?;
+            ctx.settings.image = Some(Sourced {
+                value: image,
+                source: Source::Build(state),
+            });
+            learned.image_id = id;
+            return Ok(learned);
         }
         if let Some(memory) = remember::image(&ctx.paths.state_dir, ctx.project.as_str()) {
             // A generated build is made again from its base, so that changed lists
@@ -117,93 +152,64 @@ async fn adopt_image(
         }
     }
     if building == Building::No || build::applies(ctx) {
-        return Ok(());
+        return Ok(learned);
     }
     let Some(base) = ctx.settings.image.as_ref().map(|i| i.value.clone()) else {
-        return Ok(());
+        return Ok(learned);
     };
-    // A project's container keeps its image; without a name, it was looked for above.
-    if !build::generated::Lists::read(&ctx.workspace).any()
-        || (named
-            && engine
-                .find(ctx.project.as_str(), ctx.user.uid)
-                .await?
-                .is_some())
-    {
-        return Ok(());
+    if !build::generated::Lists::read(&ctx.workspace).any() {
+        return Ok(learned);
     }
-    let (image, state) = match building {
-        Building::Report => {
-            let Some(planned) = build::plan_generated(engine, ctx, &base).await? else {
-                return Ok(());
-            };
-            let state = report(ctx, &planned);
-            (planned.image, state)
+    // A project's container keeps its image.
+    if learned.container.is_none() {
+        let found = find().await?;
+        let exists = found.is_some();
+        learned.container = Some(found);
+        if exists {
+            return Ok(learned);
         }
-        _ => {
-            let _held = lock_project(ctx, printer).await?;
-            let Some(planned) = build::plan_generated(engine, ctx, &base).await? else {
-                return Ok(());
-            };
-            let built = build::run(engine, ctx, planned, printer).await?;
-            (built.image, built_state(built.fresh))
-        }
+    }
+    let Some(planned) = build::plan_generated(engine, ctx, &base).await? else {
+        return Ok(learned);
     };
+    let (image, id, state) = build_planned(ctx, engine, building, planned, printer).await?;
     ctx.settings.image = Some(Sourced {
         value: image,
         source: Source::Generated { base, state },
     });
-    Ok(())
+    learned.image_id = id;
+    Ok(learned)
 }
 
-/// The project's Dockerfile build: only planned for a [`Building::Report`], else built
-/// unless an image of the same inputs exists.
-async fn build_first(
-    ctx: &mut Context,
+/// A planned build, only reported for a [`Building::Report`], else built unless an
+/// image of the same inputs exists: its image, the image's id where the engine has it,
+/// and its state as check and deploy say it.
+async fn build_planned(
+    ctx: &Context,
     engine: &Engine,
     building: Building,
+    planned: build::Planned,
     printer: &Printer,
-) -> Result<()> {
-    let (image, state) = match building {
-        Building::Report => {
-            let planned = build::plan_project(engine, ctx).await?;
-            let state = report(ctx, &planned);
-            (planned.image, state)
-        }
-        _ => {
-            let _held = lock_project(ctx, printer).await?;
-            let built = build::build_project(engine, ctx, printer).await?;
-            (built.image, built_state(built.fresh))
-        }
+) -> Result<(String, Option<String>, String)> {
+    if building == Building::Report {
+        let state = report(ctx, &planned);
+        return Ok((planned.image, planned.id, state));
+    }
+    let built = build::run(engine, ctx, planned, printer).await?;
+    let state = match built.fresh {
+        true => "built now",
+        false => "up to date",
     };
-    ctx.settings.image = Some(Sourced {
-        value: image,
-        source: Source::Build(state),
-    });
-    Ok(())
-}
-
-/// Builds of one project take turns: the second finds the first's image.
-async fn lock_project(ctx: &Context, printer: &Printer) -> Result<Lock> {
-    let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
-    Lock::acquire(&path, &lock::PROJECT, printer).await
+    Ok((built.image, Some(built.id), state.to_string()))
 }
 
 /// A planned build's state, as check says it.
 fn report(ctx: &Context, planned: &build::Planned) -> String {
-    match (planned.exists, build::changes(ctx, planned)) {
-        (true, _) => "up to date".to_string(),
-        (false, Some(changed)) => format!("stale: {changed} changed; deploy builds it first"),
-        (false, None) => "stale: deploy builds it first".to_string(),
+    match (&planned.id, build::changes(ctx, planned)) {
+        (Some(_), _) => "up to date".to_string(),
+        (None, Some(changed)) => format!("stale: {changed} changed; deploy builds it first"),
+        (None, None) => "stale: deploy builds it first".to_string(),
     }
-}
-
-fn built_state(fresh: bool) -> String {
-    match fresh {
-        true => "built now",
-        false => "up to date",
-    }
-    .to_string()
 }
 
 /// [`prepare`] with the command line's layer given (`berth run` makes its own, and
@@ -249,6 +255,7 @@ fn prepare_in(ctx: Context, allow_new: bool) -> Result<Prepared> {
         workspace,
         data_rows,
         plan,
+        learned: Learned::default(),
     })
 }
 

@@ -108,6 +108,7 @@ pub fn generated_base(ctx: &Context) -> Option<String> {
 pub struct Built {
     /// `berth/<user>/<project>:<tag>`.
     pub image: String,
+    pub id: String,
     /// Whether this call built it (else an image of the same inputs existed).
     pub fresh: bool,
 }
@@ -298,8 +299,9 @@ pub struct Planned {
     input: String,
     /// `berth/<user>/<project>:<tag>`, the tag the input hash's first 12 digits.
     pub image: String,
-    /// Whether the engine has it: then there is nothing to build.
-    pub exists: bool,
+    /// The id of the image of these inputs, where the engine has it: then there is
+    /// nothing to build.
+    pub id: Option<String>,
     /// What the build reads, for the next one to say what changed.
     manifest: Manifest,
 }
@@ -383,21 +385,39 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
     // The content digests of the last walk: a file whose stamp is unchanged is not
     // read again, so an unchanged context costs a walk of stats.
     let digests_path = builds_dir(ctx).join("digests.json");
-    let known: Digests = std::fs::read(&digests_path)
-        .ok()
-        .and_then(|text| serde_json::from_slice(&text).ok())
-        .unwrap_or_default();
-    let (measured, digests) = tokio::task::spawn_blocking(move || {
+    let known_path = digests_path.clone();
+    let walking = tokio::task::spawn_blocking(move || {
+        let known: Digests = std::fs::read(&known_path)
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default();
         let rules = Rules {
             ignore: &ignore_for_walk,
             never: &never,
             always: &always_for_walk,
         };
         context::measure(&context, &rules, &known)
-    })
-    .await
-    .map_err(|err| Error::failed(format!("cannot walk the build context: {err}")))?
-    .map_err(refused)?;
+    });
+    // The engine names the base images while the walk goes on.
+    let read_dockerfile = || match &inputs.generated {
+        Some(text) => Ok(text.clone()),
+        None => std::fs::read_to_string(inputs.context.join(&inputs.dockerfile))
+            .map_err(|err| Error::io("read", &inputs.context.join(&inputs.dockerfile), err)),
+    };
+    let mut dockerfile = read_dockerfile()?;
+    let (walked, mut bases) = tokio::join!(walking, base_ids(engine, &dockerfile, &inputs.args));
+    let (measured, digests) = walked
+        .map_err(|err| Error::failed(format!("cannot walk the build context: {err}")))?
+        .map_err(refused)?;
+    let mut files = digests.paths();
+    if inputs.generated.is_none()
+        && files.get(&inputs.dockerfile) != Some(&context::digest(dockerfile.as_bytes()))
+    {
+        // Rewritten between the read and the walk: the bases are the walked one's.
+        dockerfile = read_dockerfile()?;
+        bases = base_ids(engine, &dockerfile, &inputs.args).await;
+    }
+    let bases = bases?;
     if measured.read > 0 || !digests_path.exists() {
         let text = serde_json::to_vec(&digests).unwrap_or_default();
         if let Some(dir) = digests_path.parent() {
@@ -409,14 +429,8 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         return Err(too_large(&inputs, &measured));
     }
 
-    let dockerfile = match &inputs.generated {
-        Some(text) => text.clone(),
-        None => std::fs::read_to_string(inputs.context.join(&inputs.dockerfile))
-            .map_err(|err| Error::io("read", &inputs.context.join(&inputs.dockerfile), err))?,
-    };
     let mut hasher = Hasher::default();
     hasher.input("context", measured.hash.as_bytes());
-    let mut files = digests.paths();
     if let Some(text) = &inputs.generated {
         hasher.input("generated", text.as_bytes());
         files.insert(inputs.dockerfile.clone(), context::digest(text.as_bytes()));
@@ -429,11 +443,8 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         "target",
         inputs.target.as_deref().unwrap_or_default().as_bytes(),
     );
-    let mut bases = BTreeMap::new();
-    for base in base_images(&dockerfile, &inputs.args) {
-        let id = engine.image_id(&base).await?.unwrap_or_default();
+    for (base, id) in &bases {
         hasher.input("base", format!("{base}@{id}").as_bytes());
-        bases.insert(base, id);
     }
     let manifest = Manifest {
         files,
@@ -448,7 +459,7 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         image_repo(&ctx.user.name, ctx.project.as_str()),
         &input[..12]
     );
-    let exists = engine.image_id(&image).await?.is_some();
+    let id = engine.image_id(&image).await?;
     Ok(Planned {
         inputs,
         ignore,
@@ -456,7 +467,7 @@ async fn plan(engine: &Engine, ctx: &Context, inputs: Inputs) -> Result<Planned>
         measured,
         input,
         image,
-        exists,
+        id,
         manifest,
     })
 }
@@ -485,12 +496,13 @@ pub async fn run(
         measured,
         input,
         image,
-        exists,
+        id,
         manifest,
     } = planned;
-    if exists {
+    if let Some(id) = id {
         return Ok(Built {
             image,
+            id,
             fresh: false,
         });
     }
@@ -566,7 +578,11 @@ pub async fn run(
     let manifest_path = builds_dir(ctx).join(format!("{tag}.json"));
     let text = serde_json::to_vec(&manifest).unwrap_or_default();
     crate::files::write_atomically(&manifest_path, &text).ok();
-    Ok(Built { image, fresh: true })
+    Ok(Built {
+        image,
+        id,
+        fresh: true,
+    })
 }
 
 fn refused(refusal: Refusal) -> Error {
@@ -599,6 +615,21 @@ fn too_large(inputs: &Inputs, measured: &Measure) -> Error {
     ))
     .details(details)
     .hint("nothing was sent; leave the data out with .dockerignore, or raise max_context")
+}
+
+/// Each base image of `dockerfile` with its id (empty where the engine has none), in
+/// name order.
+async fn base_ids(
+    engine: &Engine,
+    dockerfile: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut bases = BTreeMap::new();
+    for base in base_images(dockerfile, args) {
+        let id = engine.image_id(&base).await?.unwrap_or_default();
+        bases.insert(base, id);
+    }
+    Ok(bases)
 }
 
 /// The images the Dockerfile builds on: each `FROM` that is not an earlier stage,

@@ -205,10 +205,12 @@ async fn build_planned(
 
 /// A planned build's state, as check says it.
 fn report(ctx: &Context, planned: &build::Planned) -> String {
-    match (&planned.id, build::changes(ctx, planned)) {
-        (Some(_), _) => "up to date".to_string(),
-        (None, Some(changed)) => format!("stale: {changed} changed; deploy builds it first"),
-        (None, None) => "stale: deploy builds it first".to_string(),
+    if planned.id.is_some() {
+        return "up to date".to_string();
+    }
+    match build::changes(ctx, planned) {
+        Some(changed) => format!("stale: {changed} changed; deploy builds it first"),
+        None => "stale: deploy builds it first".to_string(),
     }
 }
 

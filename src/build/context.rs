@@ -435,8 +435,15 @@ pub fn digest(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Lower-case hex, two digits a byte: the walk writes one per file, so no `format!`.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 /// Walks the context, measuring and hashing what would be sent. A file whose stamp
@@ -447,7 +454,9 @@ pub fn measure(
     known: &Digests,
 ) -> Result<(Measure, Digests), Refusal> {
     let mut measure = Measure::default();
-    let mut digests = Digests::default();
+    let mut digests = Digests {
+        files: std::collections::HashMap::with_capacity(known.len()),
+    };
     let mut hasher = Hasher::default();
     walk(root, rules, &mut |mut entry| {
         hasher.meta(&entry);
@@ -554,6 +563,12 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(digest(b"").len(), 64);
+    }
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 

@@ -8,6 +8,7 @@
 pub mod context;
 pub mod generated;
 pub mod ignore;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -525,6 +526,10 @@ pub async fn run(
     };
     let log_path = builds_dir(ctx).join(format!("{tag}.log"));
     let mut log = open_log(&log_path);
+    // The tar adds a header a file and pads each to 512 bytes: at most this much.
+    let tar_bytes = measured.bytes + (measured.files + 2) * 1024;
+    let shown = progress::Shown::new(printer, &image, tar_bytes);
+    let counter = shown.counter();
     let (sender, receiver) = mpsc::channel::<Bytes>(8);
     let context = inputs.context.clone();
     let never = inputs.never.clone();
@@ -538,7 +543,7 @@ pub async fn run(
             never: &never,
             always: &always,
         };
-        send_context(&context, &rules, extra, sender)
+        send_context(&context, &rules, extra, Chunks::new(sender, counter))
     });
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
@@ -548,15 +553,25 @@ pub async fn run(
             if let Some(log) = log.as_mut() {
                 writeln!(log, "{line}").ok();
             }
-            printer.note(line);
+            shown.line(line);
         })
         .await;
     let sent = sending
         .await
         .map_err(|err| Error::failed(format!("cannot send the build context: {err}")))?;
     let kept = format!("the build's output is in {}", log_path.display());
+    let dockerfile = match inputs.generated {
+        Some(_) => format!(
+            "the Dockerfile is berth's, generated for the lists in {}",
+            generated::LISTS
+        ),
+        None => format!(
+            "the Dockerfile is {}",
+            inputs.context.join(&inputs.dockerfile).display()
+        ),
+    };
     let id = built.map_err(|err| {
-        err.details([kept.clone()])
+        err.details([dockerfile, kept.clone()])
             .hint("the project's previous image, if it has one, stays in use")
     })?;
     match sent {
@@ -691,10 +706,10 @@ fn send_context(
     root: &Path,
     rules: &Rules<'_>,
     extra: Option<(String, Vec<u8>)>,
-    sender: mpsc::Sender<Bytes>,
+    chunks: Chunks,
 ) -> std::result::Result<String, Refusal> {
     let mut hasher = Hasher::default();
-    let mut tar = tar::Builder::new(Chunks::new(sender));
+    let mut tar = tar::Builder::new(chunks);
     if let Some((name, content)) = extra {
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
@@ -744,19 +759,22 @@ fn send_context(
     Ok(hasher.finish())
 }
 
-/// A writer that hands what it is given to the engine's request in chunks.
+/// A writer that hands what it is given to the engine's request in chunks, and counts
+/// them on the build's status line.
 struct Chunks {
     sender: mpsc::Sender<Bytes>,
     buffer: Vec<u8>,
+    sent: indicatif::ProgressBar,
 }
 
 impl Chunks {
     const SIZE: usize = 256 * 1024;
 
-    fn new(sender: mpsc::Sender<Bytes>) -> Self {
+    fn new(sender: mpsc::Sender<Bytes>, sent: indicatif::ProgressBar) -> Self {
         Self {
             sender,
             buffer: Vec::with_capacity(Self::SIZE),
+            sent,
         }
     }
 
@@ -768,13 +786,17 @@ impl Chunks {
             &mut self.buffer,
             Vec::with_capacity(Self::SIZE),
         ));
+        self.sent.inc(chunk.len() as u64);
         self.sender
             .blocking_send(chunk)
             .map_err(|_| io::Error::other("the engine stopped reading the build context"))
     }
 
     fn finish(mut self) -> io::Result<()> {
-        self.send()
+        self.send()?;
+        // Whatever the estimate, all of it is sent now.
+        self.sent.set_length(self.sent.position());
+        Ok(())
     }
 }
 

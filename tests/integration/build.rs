@@ -184,6 +184,36 @@ fn bad_build_input_is_a_clear_error_and_builds_nothing() {
     assert_stderr_has(&out, "more than the 64.0 KiB limit");
     assert_stderr_has(&out, "  data");
 
+    fs::remove_dir_all(sb.workspace().join("data")).unwrap();
+    sb.project_toml("");
+
+    // A Dockerfile the engine cannot parse: its line is named.
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nBOGUS x\n", sb.image.tag),
+    );
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "line 2");
+    assert_stderr_has(&out, "BOGUS");
+
+    // A base image that is not here and cannot be pulled (no registry answers).
+    let missing = format!("berth-test/missing-{}:1", sb.project);
+    write(&sb, "Dockerfile", &format!("FROM {missing}\n"));
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, &missing);
+    assert!(!sb.exists());
+
+    // A .dockerignore that is not one: its line is named.
+    write(&sb, "Dockerfile", &format!("FROM {}\n", sb.image.tag));
+    write(&sb, ".dockerignore", "# fine\n[unclosed\n");
+    let out = sb.berth(&["build", &sb.project]);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, ".dockerignore");
+    assert_stderr_has(&out, "line 2");
+
     let reference = format!("reference=berth/*/{}", sb.project);
     assert_eq!(
         stdout(&docker(&["images", "-q", "--filter", &reference])),
@@ -399,4 +429,23 @@ fn prune_keeps_what_is_in_use_the_newest_and_the_commits() {
     assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned:#}");
     assert!(pruned["over_budget"].as_u64().unwrap() > 0, "{pruned:#}");
     docker(&["rm", "-f", &holder]);
+}
+
+/// On a terminal a build keeps one status line below the engine's output: the step it
+/// is at and the context sent; the engine's own lines stay.
+#[test]
+fn a_build_on_a_terminal_shows_its_step_and_the_context_sent() {
+    let sb = Sandbox::new().env("TERM", "xterm");
+    write(
+        &sb,
+        "Dockerfile",
+        &format!("FROM {}\nRUN sleep 1\n", sb.image.tag),
+    );
+    let mut pty = sb.berth_pty_sized(&["build", &sb.project], 24, 200);
+    let status = pty.wait(std::time::Duration::from_secs(120));
+    let output = pty.output();
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert!(output.contains("of context sent"), "{output}");
+    assert!(output.contains(": step 2/"), "{output}");
+    assert!(output.contains("Step 2/"), "{output}");
 }

@@ -271,6 +271,9 @@ pub(crate) fn print_plan(prepared: &Prepared, printer: &Printer) {
         let text = match mount {
             Mount::Bind { source, target, .. } => format!("{target} <- {}", source.display()),
             Mount::Volume(spec) => format!("{} <- -v {}", spec.target, spec.to_arg()),
+            Mount::Persist { volume, target } => {
+                format!("{target} <- volume {volume} (persisted)")
+            }
         };
         rows.push(vec!["mount".into(), text, String::new()]);
     }

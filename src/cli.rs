@@ -210,6 +210,11 @@ pub struct DeployArgs {
     #[arg(short = 'v', long = "volume", value_name = "SPEC", value_hint = ValueHint::AnyPath)]
     pub volume: Vec<String>,
 
+    /// Keep this container path in the project's own named volume, across retires and
+    /// rebuilds (as `persist` in berth.toml).
+    #[arg(long, value_name = "PATH")]
+    pub persist: Vec<String>,
+
     /// Publish a port, in docker's -p syntax ([IP:][HOST:]CONTAINER[/PROTO]).
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,

@@ -304,7 +304,17 @@ async fn create(
     let claim = gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer)
         .await
         .map_err(take_back)?;
-    let created = engine.create(&spec).await.map_err(take_back)?;
+    let made = prepared.make_volumes(engine).await.map_err(take_back)?;
+    let created = match engine.create(&spec).await {
+        Ok(created) => created,
+        Err(err) => {
+            // Nothing mounted them: they go with the container that was not made.
+            for volume in &made {
+                engine.remove_volume(volume).await.ok();
+            }
+            return Err(take_back(err));
+        }
+    };
     if created.is_some() && folders.new_workspace {
         printer.note(&format!("created workspace {}", ctx.workspace.display()));
     }

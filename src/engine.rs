@@ -139,17 +139,8 @@ impl Engine {
         sizes: bool,
     ) -> Result<Vec<ContainerInfo>> {
         labels.push(label::PROJECT.to_string());
-        let options = ListContainersOptions {
-            all: true,
-            size: sizes,
-            filters: Some(HashMap::from([("label".to_string(), labels)])),
-            ..Default::default()
-        };
-        let summaries = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|err| self.failed("list containers", &err))?;
+        let filters = HashMap::from([("label".to_string(), labels)]);
+        let summaries = self.containers(Some(filters), sizes).await?;
         Ok(summaries
             .into_iter()
             .map(|c| {
@@ -305,6 +296,61 @@ impl Engine {
             }) => Ok(None),
             Err(err) => Err(self.failed(&format!("inspect image {image}"), &err)),
         }
+    }
+
+    /// The labels of named volume `name`, or `None` when there is no such volume.
+    pub async fn volume_labels(&self, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(volume) => Ok(Some(volume.labels.into_iter().collect())),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(self.failed(&format!("inspect volume {name}"), &err)),
+        }
+    }
+
+    /// Creates named volume `name` with `labels`, with the local driver.
+    pub async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        let options = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(options)
+            .await
+            .map(drop)
+            .map_err(|err| self.failed(&format!("create volume {name}"), &err))
+    }
+
+    /// The named volumes labelled with each of `labels` (`key` or `key=value`): each
+    /// name with its labels.
+    pub async fn volumes_labelled(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        let options = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
+        };
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|err| self.failed("list volumes", &err))?;
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|volume| (volume.name, volume.labels.into_iter().collect()))
+            .collect())
+    }
+
+    /// Removes named volume `name`.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+            .map_err(|err| self.failed(&format!("remove volume {name}"), &err))
     }
 
     /// The driver options of named volume `name` (`type`, `o`, `device` for the local
@@ -674,16 +720,26 @@ impl Engine {
 
     /// The ids of the images that containers, anyone's and of any state, are made from.
     pub async fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        let summaries = self.containers(None, false).await?;
+        Ok(summaries.into_iter().filter_map(|c| c.image_id).collect())
+    }
+
+    /// `GET /containers/json?all=1`, with `filters`, and sizes where asked.
+    async fn containers(
+        &self,
+        filters: Option<HashMap<String, Vec<String>>>,
+        sizes: bool,
+    ) -> Result<Vec<bollard::models::ContainerSummary>> {
         let options = ListContainersOptions {
             all: true,
+            size: sizes,
+            filters,
             ..Default::default()
         };
-        let summaries = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(|err| self.failed("list containers", &err))?;
-        Ok(summaries.into_iter().filter_map(|c| c.image_id).collect())
+            .map_err(|err| self.failed("list containers", &err))
     }
 
     /// Builds an image from `context`, a tar stream, with the classic builder (every

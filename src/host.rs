@@ -223,6 +223,34 @@ pub fn image_component(name: &str) -> String {
     }
 }
 
+/// The named volume that keeps container path `path` of `user`'s `project`:
+/// `berth.<user>.<project>.<slug>`, the slug the path's components joined by `-`
+/// (`/opt/conda` → `opt-conda`), each reduced to what a volume name may hold. `None`
+/// for a path that is not absolute and plain (`/`, `..`, an empty component).
+pub fn persist_volume(user: &str, project: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix('/')?;
+    let parts: Vec<String> = rest
+        .trim_end_matches('/')
+        .split('/')
+        .map(|part| match part {
+            "" | "." | ".." => None,
+            part => Some(
+                part.chars()
+                    .map(|c| match c.is_ascii_alphanumeric() || c == '_' {
+                        true => c,
+                        false => '_',
+                    })
+                    .collect(),
+            ),
+        })
+        .collect::<Option<_>>()?;
+    Some(format!(
+        "berth.{}.{project}.{}",
+        image_component(user),
+        parts.join("-")
+    ))
+}
+
 /// Where the policy lives when nobody (or a non-root user) says otherwise.
 pub const DEFAULT_POLICY: &str = "/etc/berth/policy.toml";
 
@@ -246,6 +274,17 @@ pub fn policy_path(uid: u32, named: Option<&Path>) -> (PathBuf, Option<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_persisted_path_has_a_volume_of_its_own() {
+        let name = |path| persist_volume("Alice", "alpha", path);
+        assert_eq!(name("/srv").unwrap(), "berth.alice.alpha.srv");
+        assert_eq!(name("/opt/conda/").unwrap(), "berth.alice.alpha.opt-conda");
+        assert_eq!(name("/a b/ü").unwrap(), "berth.alice.alpha.a_b-_");
+        for bad in ["srv", "/", "/a/../b", "/a//b", "/./a", ""] {
+            assert_eq!(name(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn only_root_may_name_another_policy() {

@@ -12,6 +12,8 @@ pub const DATA_ID: &str = "berth.data-id";
 /// Containers that must share one data root (`data.group`, default the project).
 pub const DATA_GROUP: &str = "berth.data-group";
 pub const VERSION: &str = "berth.version";
+/// On a `persist` volume: the container path it keeps.
+pub const PERSIST: &str = "berth.persist";
 /// Containers of `berth run`/`create`: deploy, retire and shell leave them alone.
 pub const RUN: &str = "berth.run";
 /// berth wrote the user into /etc/passwd and /etc/group ([`crate::identity`]); the

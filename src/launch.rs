@@ -4,6 +4,7 @@
 //! before a create: the policy's engine-side checks, the data root's identity, the
 //! workspace and home folders, and the image.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::build;
@@ -298,7 +299,7 @@ impl Prepared {
 
         let own = self.plan.mounts.iter().filter_map(|mount| match mount {
             Mount::Bind { source, .. } => Some(source.clone()),
-            Mount::Volume(_) => None,
+            Mount::Volume(_) | Mount::Persist { .. } => None,
         });
         let roots = guard::policy::Roots::new(
             [self.ctx.paths.workspace_root.clone()]
@@ -311,10 +312,59 @@ impl Prepared {
         guard::policy::check(path, policy, spec, &roots)
     }
 
+    /// The `persist` volumes, each with its labels where it exists: one that another
+    /// user or project made (or anyone by hand) is refused, not mounted.
+    async fn persisted(&self, engine: &Engine) -> Result<Vec<(String, String, bool)>> {
+        let mut volumes = Vec::new();
+        for mount in &self.plan.mounts {
+            let Mount::Persist { volume, target } = mount else {
+                continue;
+            };
+            let labels = engine.volume_labels(volume).await?;
+            if let Some(labels) = &labels {
+                let ours = labels.get(label::USER) == Some(&self.ctx.user.uid.to_string())
+                    && labels.get(label::PROJECT).map(String::as_str)
+                        == Some(self.ctx.project.as_str());
+                if !ours {
+                    return Err(Error::refused(format!(
+                        "the volume {volume} for persist {target:?} exists, and it is not \
+                         this project's: berth did not make it for you"
+                    ))
+                    .hint(format!(
+                        "look at it with `docker volume inspect {volume}`; persist another \
+                         path, or have its owner remove it"
+                    )));
+                }
+            }
+            volumes.push((volume.clone(), target.clone(), labels.is_some()));
+        }
+        Ok(volumes)
+    }
+
+    /// Makes the `persist` volumes that do not exist yet, labelled as the project's;
+    /// returns the names of those it made. The engine fills each from the image the
+    /// first time a container mounts it.
+    pub async fn make_volumes(&self, engine: &Engine) -> Result<Vec<String>> {
+        let mut made = Vec::new();
+        for (volume, target, exists) in self.persisted(engine).await? {
+            if !exists {
+                let labels = BTreeMap::from([
+                    (label::PROJECT.to_string(), self.ctx.project.to_string()),
+                    (label::USER.to_string(), self.ctx.user.uid.to_string()),
+                    (label::PERSIST.to_string(), target),
+                ]);
+                engine.create_volume(&volume, &labels).await?;
+                made.push(volume);
+            }
+        }
+        Ok(made)
+    }
+
     /// What only the engine can tell, asked when a container would be created: the
     /// user's container count (`max_containers_per_user`), the driver options of the
     /// named volumes `spec` mounts, and whose the containers it joins are.
     pub async fn check_with_engine(&self, engine: &Engine, spec: &ContainerSpec) -> Result<()> {
+        self.persisted(engine).await?;
         let Some((path, policy)) = &self.ctx.policy else {
             return Ok(());
         };

@@ -13,6 +13,18 @@ use crate::ui::{self, Printer};
 #[derive(Serialize)]
 struct Listing<'a> {
     containers: Vec<Row<'a>>,
+    /// The `persist` volumes, whether a container mounts them or not.
+    volumes: Vec<Persisted>,
+}
+
+/// A `persist` volume: it outlives the project's containers.
+#[derive(Serialize)]
+struct Persisted {
+    project: String,
+    /// The owner's uid.
+    user: String,
+    path: String,
+    volume: String,
 }
 
 /// One container as listed.
@@ -32,7 +44,26 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
     // tens of milliseconds a container, a hundred times what the list costs): as with
     // `docker ps`, asked only with --size.
     let sizes = args.size && !printer.quiet();
-    let containers = engine.list(uid, None, sizes).await?;
+    let mut filters = vec![crate::label::PERSIST.to_string()];
+    filters.extend(uid.map(|uid| format!("{}={uid}", crate::label::USER)));
+    let (containers, volumes) = tokio::join!(
+        engine.list(uid, None, sizes),
+        engine.volumes_labelled(filters)
+    );
+    let containers = containers?;
+    let mut volumes: Vec<Persisted> = volumes?
+        .into_iter()
+        .map(|(volume, labels)| {
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            Persisted {
+                project: label(crate::label::PROJECT),
+                user: label(crate::label::USER),
+                path: label(crate::label::PERSIST),
+                volume,
+            }
+        })
+        .collect();
+    volumes.sort_by(|a, b| (&a.project, &a.path).cmp(&(&b.project, &b.path)));
     let state_dir = crate::host::Paths::from_env()?.state_dir;
     let rows: Vec<Row> = containers
         .iter()
@@ -43,7 +74,10 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         })
         .collect();
     if args.json {
-        printer.json(&Listing { containers: rows });
+        printer.json(&Listing {
+            containers: rows,
+            volumes,
+        });
         return Ok(());
     }
     if printer.quiet() {
@@ -54,8 +88,26 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
         }
         return Ok(());
     }
+    let persisted = |printer: &Printer| {
+        if volumes.is_empty() {
+            return;
+        }
+        printer.line("");
+        let mut rows = vec![vec![
+            "PERSISTED".to_string(),
+            "PATH".to_string(),
+            "VOLUME".to_string(),
+        ]];
+        rows.extend(
+            volumes
+                .iter()
+                .map(|v| vec![v.project.clone(), v.path.clone(), v.volume.clone()]),
+        );
+        print_table(printer, &rows);
+    };
     if containers.is_empty() {
         printer.note("no berth containers; `berth deploy PROJECT` creates one");
+        persisted(printer);
         return Ok(());
     }
     let dash_if_empty = |text: String| if text.is_empty() { "-".into() } else { text };
@@ -90,12 +142,18 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
                 .collect()
         }))
         .collect();
-    let mut lines = ui::table(&rows).into_iter();
+    print_table(printer, &rows);
+    persisted(printer);
+    Ok(())
+}
+
+/// Rows in columns, the first a bold header.
+fn print_table(printer: &Printer, rows: &[Vec<String>]) {
+    let mut lines = ui::table(rows).into_iter();
     if let Some(header) = lines.next() {
         printer.line(&printer.bold(&header));
     }
     for line in lines {
         printer.line(&line);
     }
-    Ok(())
 }

@@ -38,6 +38,9 @@ pub enum Mount {
     },
     /// A user's `-v`, passed on with docker's own semantics.
     Volume(VolumeSpec),
+    /// A `persist` path: the project's own named volume, which the engine fills from
+    /// the image's content there the first time it is mounted.
+    Persist { volume: String, target: String },
 }
 
 impl Mount {
@@ -45,6 +48,7 @@ impl Mount {
         match self {
             Self::Bind { target, .. } => target,
             Self::Volume(spec) => &spec.target,
+            Self::Persist { target, .. } => target,
         }
     }
 }
@@ -116,6 +120,7 @@ impl LaunchPlan {
                     flag("--mount", spec);
                 }
                 Mount::Volume(spec) => flag("--volume", spec.to_arg()),
+                Mount::Persist { volume, target } => flag("--volume", format!("{volume}:{target}")),
             }
         }
         for (key, value) in &plan.env {
@@ -174,6 +179,7 @@ impl LaunchPlan {
                 Mount::Volume(volume) => {
                     spec.volumes.insert(volume.target.clone());
                 }
+                Mount::Persist { volume, target } => host.binds.push(format!("{volume}:{target}")),
             }
         }
         for port in &self.ports {
@@ -212,6 +218,54 @@ impl LaunchPlan {
 
 /// berth's own mounts that no user mount may shadow: the workspace, and the data root
 /// (`data`: its target and source) when there is one.
+/// The `persist` paths as mounts of the project's own volumes: each absolute and
+/// plain, none at, above or below the workspace, the data root or the home (which
+/// persists already), no two in one volume.
+fn persisted(
+    project: &ProjectName,
+    settings: &Settings,
+    host: &HostFacts,
+    home: &str,
+    data: Option<(&str, &Path)>,
+) -> Result<Vec<Mount>> {
+    let mut protected = protected(&host.workspace, data);
+    protected.push(Protected {
+        name: "the persistent home",
+        target: home,
+        source: &host.home,
+    });
+    let mut mounts: Vec<Mount> = Vec::new();
+    for path in &settings.persist {
+        let raw = &path.value;
+        let volume = crate::host::persist_volume(&host.user.name, project.as_str(), raw)
+            .ok_or_else(|| {
+                Error::failed(format!(
+                    "persist {raw:?} ({}) is not an absolute container path",
+                    path.source
+                ))
+                .hint("name it from the root, without `.` or `..`: persist = [\"/srv\"]")
+            })?;
+        let target = raw.trim_end_matches('/').to_string();
+        let mount = guard::mounts::UserMount {
+            spelled: format!("persist {raw:?}"),
+            source: Some(volume.clone()),
+            target: target.clone(),
+        };
+        guard::mounts::check_user(&protected, std::slice::from_ref(&mount))?;
+        if let Some(Mount::Persist { target: other, .. }) = mounts
+            .iter()
+            .find(|m| matches!(m, Mount::Persist { volume: v, .. } if *v == volume))
+        {
+            return Err(Error::failed(format!(
+                "persist {raw:?} and {other:?} would share the volume {volume}"
+            ))
+            .hint("persist one of them, or a folder above both"));
+        }
+        mounts.push(Mount::Persist { volume, target });
+    }
+    Ok(mounts)
+}
+
 pub fn protected<'a>(workspace: &'a Path, data: Option<(&'a str, &'a Path)>) -> Vec<Protected<'a>> {
     let mut protected = vec![Protected {
         name: "the workspace",
@@ -296,6 +350,7 @@ pub fn build(project: &ProjectName, settings: &Settings, host: &HostFacts) -> Re
         check_data_target(target, &settings.data_target.source, &home, &host.workspace)?;
     }
     mounts.extend(volumes.into_iter().map(Mount::Volume));
+    mounts.extend(persisted(project, settings, host, &home, data)?);
 
     let mut labels = BTreeMap::from([
         (label::PROJECT.to_string(), project.to_string()),

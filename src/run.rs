@@ -125,6 +125,12 @@ async fn run_inner(
     }
     // Taken back, while still empty, should the container not come to be.
     let folders = prepared.make_folders()?;
+    // The project's `persist` volumes, labelled as its own (the engine would make them
+    // unlabelled, and the next deploy would refuse them).
+    prepared
+        .make_volumes(&engine)
+        .await
+        .map_err(|err| folders.take_back(err))?;
     let identity = identity::prepare(
         &engine,
         &mut spec,

@@ -21,6 +21,8 @@ mod layer;
 mod layouts;
 #[path = "integration/output.rs"]
 mod output;
+#[path = "integration/persist.rs"]
+mod persist;
 #[path = "integration/policy.rs"]
 mod policy;
 #[path = "integration/pull.rs"]

@@ -33,6 +33,9 @@ pub struct FileConfig {
     pub ports: Vec<Port>,
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// Container paths kept in the project's own named volumes.
+    #[serde(default)]
+    pub persist: Vec<String>,
     #[serde(default)]
     pub data: DataSection,
     #[serde(default)]

@@ -159,6 +159,8 @@ pub struct Settings {
     pub ports: Vec<Sourced<PortSpec>>,
     /// Extra mounts, host paths already made absolute.
     pub volumes: Vec<Sourced<VolumeSpec>>,
+    /// Container paths kept in the project's named volumes (`persist`), each once.
+    pub persist: Vec<Sourced<String>>,
     /// Every place that names the data root, in precedence order.
     pub data_roots: Vec<Sourced<DataRootValue>>,
     pub data_target: Sourced<String>,
@@ -266,6 +268,7 @@ pub fn command_line_layer(args: &DeployArgs) -> Result<FileConfig> {
             .into_iter()
             .map(file::Volume)
             .collect(),
+        persist: args.persist.clone(),
         ..FileConfig::default()
     })
 }
@@ -337,7 +340,16 @@ pub fn layer(
     let mut env_files = Vec::new();
     let mut ports = Vec::new();
     let mut volumes = Vec::new();
+    let mut persist: Vec<Sourced<String>> = Vec::new();
     for (source, config) in layers.iter().rev() {
+        for path in &config.persist {
+            if !persist.iter().any(|known| known.value == *path) {
+                persist.push(Sourced {
+                    value: path.clone(),
+                    source: source.clone(),
+                });
+            }
+        }
         for (key, ScalarText(value)) in &config.env {
             let sourced = Sourced {
                 value: value.clone(),
@@ -411,6 +423,7 @@ pub fn layer(
         env_files,
         ports,
         volumes,
+        persist,
         data_roots,
         data_target: pick(&layers, |c| c.data.target.clone()).unwrap_or(Sourced {
             value: "/data".into(),
@@ -674,6 +687,7 @@ mod tests {
             shm_size: None,
             env: vec![],
             volume: vec![],
+            persist: vec![],
             publish: vec![],
             recreate: false,
             no_build: false,

@@ -209,7 +209,7 @@ fn json_parses_and_has_the_documented_shape() {
     let out = sb.berth(&["list", "--json"]);
     assert_code(&out, 0);
     let listing = json(&out);
-    assert_eq!(keys(&listing), ["containers"]);
+    assert_eq!(keys(&listing), ["containers", "volumes"]);
     let mine = listing["containers"]
         .as_array()
         .unwrap()

@@ -110,13 +110,7 @@ fn dry_run_shows_the_summary_as_json_and_changes_nothing() {
     let sb = Sandbox::new();
     deploy(&sb, &[]);
     make_work(&sb);
-    assert_code(
-        &sb.exec_as_root(
-            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
-             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
-        ),
-        0,
-    );
+    install_six(&sb);
     let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
@@ -172,13 +166,7 @@ fn yes_at_the_prompt_removes_the_container() {
 fn the_prompt_offers_to_save_the_packages_first() {
     let sb = Sandbox::new();
     deploy(&sb, &[]);
-    assert_code(
-        &sb.exec_as_root(
-            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
-             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
-        ),
-        0,
-    );
+    install_six(&sb);
     let out = sb.berth(&["check", &sb.project]);
     assert_code(&out, 0);
     assert!(
@@ -776,13 +764,7 @@ fn deploy_and_retire_racing_take_turns_and_say_what_happened() {
 fn save_packages_never_writes_through_a_planted_symlink() {
     let sb = Sandbox::new();
     deploy(&sb, &[]);
-    assert_code(
-        &sb.exec_as_root(
-            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
-             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
-        ),
-        0,
-    );
+    install_six(&sb);
     let canary = sb.path().join("canary.txt");
     std::fs::write(&canary, "untouched\n").unwrap();
     let lists = sb.workspace().join(".berth/packages");
@@ -794,4 +776,15 @@ fn save_packages_never_writes_through_a_planted_symlink() {
     assert_stderr_has(&out, "nothing was removed");
     assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched\n");
     assert_eq!(sb.state(), "running");
+}
+
+/// A pip install of six 1.16.0 as its records show it in the layer.
+fn install_six(sb: &Sandbox) {
+    assert_code(
+        &sb.exec_as_root(
+            "mkdir -p /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info \
+             && echo x > /usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+        ),
+        0,
+    );
 }

@@ -480,6 +480,14 @@ impl Drop for Sandbox {
         for id in images.split_whitespace() {
             docker(&["rmi", "-f", id]);
         }
+        // `persist` volumes, and any a test made under the project's names.
+        let volumes = stdout(&docker(&["volume", "ls", "-q", "--filter", &filter]));
+        let prefix = format!("berth.{}.{}.", whoami(), self.project);
+        let named = stdout(&docker(&["volume", "ls", "-q"]));
+        let named = named.split_whitespace().filter(|v| v.starts_with(&prefix));
+        for volume in volumes.split_whitespace().chain(named) {
+            docker(&["volume", "rm", "-f", volume]);
+        }
         // Files the containers wrote as another user must not stop the clean-up.
         Command::new("chmod")
             .args(["-R", "u+rwX"])

@@ -135,6 +135,9 @@ pub enum Command {
     /// Your images of berth's (builds and commits), with size, age and the containers
     /// that use each.
     Images(ImagesArgs),
+    /// Remove what a project keeps beyond its container: its persisted volumes, with
+    /// retire's consent rules.
+    Forget(ForgetArgs),
     /// Drop-in `docker run`: docker's flags, plus the project's workspace, data root,
     /// user mapping, labels and guards.
     #[command(disable_help_flag = true)]
@@ -772,6 +775,28 @@ pub struct CheckArgs {
 pub struct BuildArgs {
     /// The project whose image to build.
     pub project: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The project.
+    pub project: String,
+
+    /// Remove its persisted volumes (`persist`): what berth never removes otherwise.
+    #[arg(long)]
+    pub volumes: bool,
+
+    /// Remove volumes that hold data without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

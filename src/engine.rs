@@ -32,7 +32,7 @@ use crate::container::{
 use crate::endpoint::{self, Endpoint, Transport};
 use crate::error::{Error, Result};
 use crate::label::{self, Written};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, MountSpec};
 
 mod reader;
 mod watchdog;
@@ -853,12 +853,24 @@ impl Engine {
     /// [`label::HELPER`] `purpose`, to read the image's files through the archive
     /// endpoint. [`Engine::remove_helper`] removes it.
     pub async fn create_helper(&self, image: &str, purpose: &str) -> Result<String> {
+        self.create_helper_with(image, purpose, Vec::new()).await
+    }
+
+    /// [`Engine::create_helper`] with `mounts`: named volumes to read, say.
+    pub async fn create_helper_with(
+        &self,
+        image: &str,
+        purpose: &str,
+        mounts: Vec<MountSpec>,
+    ) -> Result<String> {
         let mut spec = ContainerSpec {
             image: image.to_string(),
             // Never run, but the engine refuses an image without a command.
             cmd: vec!["true".to_string()],
             ..Default::default()
         };
+        spec.host.mounts = mounts;
+        spec.host.network_mode = Some("none".into());
         spec.labels
             .insert(label::HELPER.to_string(), purpose.to_string());
         self.create(&spec)

@@ -22,6 +22,7 @@ pub mod envfile;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod forget;
 pub mod glob;
 pub mod gpu;
 pub mod guard;
@@ -177,6 +178,7 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 Command::Check(args) => done(check::check(args, printer).await),
                 Command::Build(args) => done(build::build(args, printer).await),
                 Command::Images(args) => done(images::images(args, printer).await),
+                Command::Forget(args) => done(forget::forget(args, printer).await),
                 Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
                 Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
                 Command::Shell(args) => shell::shell(args, printer).await,

@@ -99,3 +99,105 @@ fn a_persist_path_that_is_not_plain_or_a_volume_that_is_not_yours_is_refused() {
     assert_stderr_has(&out, "it is not this project's");
     assert!(!sb.exists());
 }
+
+/// `berth forget PROJECT --volumes` removes the persisted volumes with retire's
+/// consent rules: not while a container mounts them, an empty one without a question,
+/// one that holds files only with consent.
+#[test]
+fn forget_removes_the_volumes_with_retires_consent() {
+    let sb = Sandbox::new();
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--new",
+        "--persist",
+        "/srv",
+        "--persist",
+        "/opt/empty",
+    ]);
+    assert_code(&out, 0);
+    assert_code(&sb.exec_as_root("echo x > /srv/a.txt"), 0);
+    let (srv, empty) = (volume(&sb, "srv"), volume(&sb, "opt-empty"));
+
+    let forget = |args: &[&str]| {
+        let mut full = vec!["forget", sb.project.as_str(), "--volumes"];
+        full.extend_from_slice(args);
+        sb.berth(&full)
+    };
+    let out = forget(&[]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "`berth retire");
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+
+    let out = forget(&["--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["action"], "would_remove");
+    let files = |path: &str| {
+        outcome["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["path"] == path)
+            .map(|v| v["files"].as_u64().unwrap())
+    };
+    assert_eq!(files("/srv"), Some(1), "{outcome:#}");
+    assert_eq!(files("/opt/empty"), Some(0), "{outcome:#}");
+
+    // No terminal, no --yes: refused, and both stay.
+    let out = forget(&[]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "not removing them without your consent");
+    assert_code(&docker(&["volume", "inspect", &srv]), 0);
+    assert_code(&docker(&["volume", "inspect", &empty]), 0);
+
+    let out = forget(&["--yes"]);
+    assert_code(&out, 0);
+    assert_ne!(docker(&["volume", "inspect", &srv]).status.code(), Some(0));
+    assert_ne!(
+        docker(&["volume", "inspect", &empty]).status.code(),
+        Some(0)
+    );
+    let out = forget(&[]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "has no persisted volumes");
+    // No probe container is left behind.
+    let probes = docker(&["ps", "-aq", "--filter", "label=berth.helper=volume-probe"]);
+    assert_eq!(stdout(&probes), "");
+}
+
+/// On a terminal, forget asks before it removes a volume that holds files.
+#[test]
+fn forget_asks_on_a_terminal() {
+    let sb = Sandbox::new();
+    let out = sb.berth(&[
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--new",
+        "--persist",
+        "/srv",
+    ]);
+    assert_code(&out, 0);
+    assert_code(&sb.exec_as_root("echo x > /srv/a.txt"), 0);
+    assert_code(&sb.berth(&["retire", &sb.project]), 0);
+    let timeout = std::time::Duration::from_secs(30);
+    let mut pty = sb.berth_pty(&["forget", &sb.project, "--volumes"]);
+    pty.expect("lose the 1 file(s) in them? [y/N]", timeout);
+    pty.send("n\n");
+    assert_eq!(pty.wait(timeout).code(), Some(3), "{}", pty.output());
+    assert_code(&docker(&["volume", "inspect", &volume(&sb, "srv")]), 0);
+    let mut pty = sb.berth_pty(&["forget", &sb.project, "--volumes"]);
+    pty.expect("[y/N]", timeout);
+    pty.send("y\n");
+    assert_eq!(pty.wait(timeout).code(), Some(0), "{}", pty.output());
+    assert_ne!(
+        docker(&["volume", "inspect", &volume(&sb, "srv")])
+            .status
+            .code(),
+        Some(0)
+    );
+}

@@ -32,7 +32,11 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
             }
         };
         let mut gpus = None;
+        let mut hidden = Vec::new();
         if existing.is_none() {
+            if let Some(image_id) = engine.image_id(&prepared.plan.image).await? {
+                hidden = prepared.hidden(&engine, &image_id).await?;
+            }
             prepared
                 .check_with_engine(&engine, &prepared.plan.to_spec())
                 .await?;
@@ -66,10 +70,10 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
             }
             None => None,
         };
-        Ok::<_, Error>((prepared, existing, gpus))
+        Ok::<_, Error>((prepared, existing, gpus, hidden))
     }
     .await;
-    let (prepared, existing, gpus) = match verdict {
+    let (prepared, existing, gpus, hidden) = match verdict {
         Ok(ready) => ready,
         Err(err) if args.json && err.code() == 3 => {
             printer.json(&serde_json::json!({
@@ -82,9 +86,15 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         Err(err) => return Err(err),
     };
     if args.json {
-        printer.json(&report(&prepared, existing.as_ref()));
+        printer.json(&report(&prepared, existing.as_ref(), &hidden));
     } else {
         print_plan(&prepared, printer);
+        for mount in &hidden {
+            printer.line(&format!(
+                "hidden       {}",
+                mount.warning(&prepared.plan.image)
+            ));
+        }
         if let Some(gpus) = gpus.filter(|_| existing.is_none()) {
             printer.line(&format!(
                 "gpus free    {} (deploy would take them)",
@@ -183,6 +193,9 @@ pub(crate) struct Report<'a> {
     /// The project's container, where it exists (`check` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a Existing>,
+    /// What a new container's mounts would hide of its image (`check` only).
+    #[serde(skip_serializing_if = "<[launch::Hidden]>::is_empty")]
+    hidden: &'a [launch::Hidden],
     verdict: &'static str,
 }
 
@@ -203,7 +216,11 @@ fn source<T>(value: &Option<Sourced<T>>) -> Option<&Source> {
     value.as_ref().map(|v| &v.source)
 }
 
-pub(crate) fn report<'a>(prepared: &'a Prepared, existing: Option<&'a Existing>) -> Report<'a> {
+pub(crate) fn report<'a>(
+    prepared: &'a Prepared,
+    existing: Option<&'a Existing>,
+    hidden: &'a [launch::Hidden],
+) -> Report<'a> {
     let s = &prepared.ctx.settings;
     Report {
         project: prepared.ctx.project.as_str(),
@@ -223,6 +240,7 @@ pub(crate) fn report<'a>(prepared: &'a Prepared, existing: Option<&'a Existing>)
         plan: &prepared.plan,
         docker_run: prepared.plan.docker_run_line(),
         container: existing,
+        hidden,
         verdict: "ok",
     }
 }

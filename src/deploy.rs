@@ -34,6 +34,8 @@ struct DeployOutcome<'a> {
     /// `created`, `started`, `unpaused` or `running` (it already was).
     action: &'static str,
     image: &'a str,
+    /// What the new container's mounts hide of its image.
+    hidden: Vec<launch::Hidden>,
 }
 
 /// `berth deploy PROJECT`; one event for what it did or why not (a dry run changes
@@ -82,7 +84,7 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     }
     let Some(engine) = engine.filter(|_| !args.dry_run) else {
         if args.json {
-            printer.json(&check::report(&prepared, None));
+            printer.json(&check::report(&prepared, None, &[]));
         } else {
             check::print_plan(&prepared, printer);
         }
@@ -161,6 +163,20 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         existing = None;
     }
 
+    // What the new container's mounts hide of its image, said before it is made.
+    let mut hidden = Vec::new();
+    if let (None, Ok(Some(image_id))) = (&existing, &image_id) {
+        match prepared.hidden(&engine, image_id).await {
+            Ok(found) => hidden = found,
+            Err(err) => printer.warn(&format!(
+                "cannot tell what the mounts hide of {}: {}",
+                plan.image, err.message
+            )),
+        }
+        for mount in &hidden {
+            printer.warn(&mount.warning(&plan.image));
+        }
+    }
     let (id, action) = match existing {
         Some(container) => (
             container.id.clone(),
@@ -178,6 +194,7 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
             id,
             action,
             image: &plan.image,
+            hidden,
         });
     }
     Ok(action)

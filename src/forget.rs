@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::cli::ForgetArgs;
+use crate::content;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::host::{HostUser, Paths, ProjectName};
 use crate::label;
 use crate::lock::{self, Lock};
-use crate::retire::rescue;
 use crate::spec::{MountKind, MountSpec};
 use crate::ui::{self, Printer};
 use crate::units::human_size;
@@ -24,8 +24,6 @@ use crate::units::human_size;
 const PROBE_IMAGE: (&str, &str) = ("berth/empty", "1");
 /// The [`label::HELPER`] value of a probe.
 const PURPOSE: &str = "volume-probe";
-/// The most of a volume's contents read to count it, as retire counts volumes.
-const PROBE_BYTES: u64 = 64 << 20;
 
 /// One persisted volume, as forget found it.
 #[derive(Debug, Serialize)]
@@ -187,15 +185,16 @@ async fn probe(
         let mut found = Vec::new();
         for (at, (volume, labels)) in volumes.into_iter().enumerate() {
             let reader = engine.download_reader(&id, &format!("/v/{at}"));
-            let count = tokio::task::spawn_blocking(move || rescue::count(reader, PROBE_BYTES))
-                .await
-                .map_err(|err| Error::failed(format!("cannot read volume {volume}: {err}")))?
-                .map_err(|err| {
-                    Error::failed(format!(
-                        "cannot read volume {volume}: {}",
-                        crate::error::io_reason(&err)
-                    ))
-                })?;
+            let count =
+                tokio::task::spawn_blocking(move || content::count(reader, content::PROBE_BYTES))
+                    .await
+                    .map_err(|err| Error::failed(format!("cannot read volume {volume}: {err}")))?
+                    .map_err(|err| {
+                        Error::failed(format!(
+                            "cannot read volume {volume}: {}",
+                            crate::error::io_reason(&err)
+                        ))
+                    })?;
             found.push(Found {
                 path: labels.get(label::PERSIST).cloned().unwrap_or_default(),
                 volume,

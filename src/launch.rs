@@ -341,6 +341,53 @@ impl Prepared {
         Ok(volumes)
     }
 
+    /// The mounts over host folders that hold something, where the image has files at
+    /// the target: the image's files there are out of reach, not deleted. Asked of
+    /// the image (`image_id`, on the engine) once, then kept per image id.
+    pub async fn hidden(&self, engine: &Engine, image_id: &str) -> Result<Vec<Hidden>> {
+        let candidates: Vec<(String, PathBuf)> = self
+            .plan
+            .mounts
+            .iter()
+            .filter_map(|mount| match mount {
+                Mount::Bind { source, target, .. } => Some((target.clone(), source.clone())),
+                Mount::Volume(spec) if spec.is_host_path() => {
+                    let source = spec.source.as_deref()?;
+                    Some((spec.target.clone(), PathBuf::from(source)))
+                }
+                Mount::Volume(_) | Mount::Persist { .. } => None,
+            })
+            .filter(|(_, source)| {
+                std::fs::read_dir(source).is_ok_and(|mut entries| entries.next().is_some())
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets: Vec<String> = candidates.iter().map(|(t, _)| t.clone()).collect();
+        let holds = crate::content::image_holds(
+            engine,
+            &self.plan.image,
+            image_id,
+            &targets,
+            &self.ctx.paths.state_dir,
+        )
+        .await?;
+        Ok(candidates
+            .into_iter()
+            .filter_map(|(target, source)| {
+                let held = holds.get(&target).filter(|held| held.files > 0)?;
+                Some(Hidden {
+                    target,
+                    source,
+                    files: held.files,
+                    bytes: held.bytes,
+                    complete: held.complete,
+                })
+            })
+            .collect())
+    }
+
     /// Makes the `persist` volumes that do not exist yet, labelled as the project's;
     /// returns the names of those it made. The engine fills each from the image the
     /// first time a container mounts it.
@@ -457,6 +504,33 @@ impl Prepared {
             fresh,
             new_workspace,
         })
+    }
+}
+
+/// What a mount hides of the image: its files at `target`, out of reach under the
+/// host folder `source`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Hidden {
+    pub target: String,
+    pub source: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+    /// False where the count stopped at 64 MiB: "at least".
+    pub complete: bool,
+}
+
+impl Hidden {
+    /// The warning a deploy and check give.
+    pub fn warning(&self, image: &str) -> String {
+        let at_least = if self.complete { "" } else { "at least " };
+        format!(
+            "the mount of {} at {} hides {at_least}{} file(s) ({}) that {image} has \
+             there: they are not deleted, only out of reach in the container",
+            self.source.display(),
+            self.target,
+            self.files,
+            crate::units::human_size(self.bytes)
+        )
     }
 }
 

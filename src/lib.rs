@@ -11,6 +11,7 @@ pub mod clock;
 pub mod complete;
 pub mod config;
 pub mod container;
+pub mod content;
 pub mod context;
 pub mod dataroot;
 pub mod deploy;

@@ -613,40 +613,7 @@ fn split(path: &[u8]) -> (&[u8], &OsStr) {
     )
 }
 
-/// How much an archive holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Count {
-    /// Entries that are not directories.
-    pub files: u64,
-    pub bytes: u64,
-    /// False when the count stopped at the budget.
-    pub complete: bool,
-}
-
-/// Counts an archive's files and bytes, reading at most `budget` bytes of their
-/// contents: enough to tell a volume holds data without streaming all of it.
-pub fn count(archive: impl Read, budget: u64) -> io::Result<Count> {
-    let mut count = Count {
-        files: 0,
-        bytes: 0,
-        complete: true,
-    };
-    let mut archive = tar::Archive::new(archive);
-    for entry in archive.entries()? {
-        let entry = entry?;
-        if entry.header().entry_type() == tar::EntryType::Directory {
-            continue;
-        }
-        count.files += 1;
-        count.bytes += entry.size();
-        if count.bytes > budget {
-            // Reading on would stream the rest of the volume.
-            count.complete = false;
-            break;
-        }
-    }
-    Ok(count)
-}
+pub use crate::content::{count, Count};
 
 #[cfg(test)]
 mod tests {

@@ -200,7 +200,7 @@ fn json_parses_and_has_the_documented_shape() {
     let deployed = json(&out);
     assert_eq!(
         keys(&deployed),
-        sorted(&["project", "container", "id", "action", "image"])
+        sorted(&["project", "container", "id", "action", "image", "hidden"])
     );
     assert_eq!(deployed["action"], "created");
     let out = sb.berth(&["deploy", &sb.project, "--json"]);

@@ -180,3 +180,43 @@ fn forget_asks_on_a_terminal() {
         Some(0)
     );
 }
+
+/// A mount over a host folder that holds files hides what the image has at its
+/// target: check and deploy say so, with a count, and the count is kept per image id.
+#[test]
+fn a_mount_that_hides_what_the_image_has_is_warned_about() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.workspace()).unwrap();
+    fs::write(
+        sb.workspace().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN mkdir -p /workspace && echo shipped > /workspace/shipped.txt\n",
+            sb.image.tag
+        ),
+    )
+    .unwrap();
+    assert_code(&sb.berth(&["build", &sb.project]), 0);
+    let said = format!(
+        "the mount of {} at /workspace hides 1 file(s)",
+        sb.workspace().display()
+    );
+    let out = sb.berth(&["check", &sb.project]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("hidden       {said}")),
+        "{}",
+        stdout(&out)
+    );
+    let out = sb.berth(&["check", &sb.project, "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["hidden"][0]["target"], "/workspace", "{report:#}");
+    assert_eq!(report["hidden"][0]["files"], 1);
+    let kept = fs::read_dir(sb.state_dir().join("images")).unwrap().count();
+    assert_eq!(kept, 1, "the count is kept per image id");
+
+    let out = sb.berth(&["deploy", &sb.project, "--json"]);
+    assert_code(&out, 0);
+    assert_stderr_has(&out, &said);
+    let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(deployed["hidden"][0]["files"], 1, "{deployed:#}");
+}

@@ -50,6 +50,17 @@ pub fn count(archive: impl Read, budget: u64) -> io::Result<Count> {
     Ok(count)
 }
 
+/// Counts what `path` holds in container `id`, up to [`PROBE_BYTES`]; `what` names it
+/// in an error (`volume x`).
+pub async fn count_in(engine: &Engine, id: &str, path: &str, what: &str) -> Result<Count> {
+    let reader = engine.download_reader(id, path);
+    let cannot = |why: String| Error::failed(format!("cannot read {what}: {why}"));
+    tokio::task::spawn_blocking(move || count(reader, PROBE_BYTES))
+        .await
+        .map_err(|err| cannot(err.to_string()))?
+        .map_err(|err| cannot(crate::error::io_reason(&err)))
+}
+
 /// What `image` (whose id is `image_id`) holds at each of `paths`; a path it does not
 /// have holds nothing. Counted once per image id.
 pub async fn image_holds(
@@ -76,16 +87,7 @@ pub async fn image_holds(
                         ..Default::default()
                     },
                     Some(_) => {
-                        let reader = engine.download_reader(&helper, path);
-                        tokio::task::spawn_blocking(move || count(reader, PROBE_BYTES))
-                            .await
-                            .map_err(|err| Error::failed(format!("cannot read {path}: {err}")))?
-                            .map_err(|err| {
-                                Error::failed(format!(
-                                    "cannot read {path} in {image}: {}",
-                                    crate::error::io_reason(&err)
-                                ))
-                            })?
+                        count_in(engine, &helper, path, &format!("{path} in {image}")).await?
                     }
                 };
                 known.insert(path.clone(), held);

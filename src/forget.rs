@@ -184,17 +184,8 @@ async fn probe(
     let counted = async {
         let mut found = Vec::new();
         for (at, (volume, labels)) in volumes.into_iter().enumerate() {
-            let reader = engine.download_reader(&id, &format!("/v/{at}"));
-            let count =
-                tokio::task::spawn_blocking(move || content::count(reader, content::PROBE_BYTES))
-                    .await
-                    .map_err(|err| Error::failed(format!("cannot read volume {volume}: {err}")))?
-                    .map_err(|err| {
-                        Error::failed(format!(
-                            "cannot read volume {volume}: {}",
-                            crate::error::io_reason(&err)
-                        ))
-                    })?;
+            let path = format!("/v/{at}");
+            let count = content::count_in(engine, &id, &path, &format!("volume {volume}")).await?;
             found.push(Found {
                 path: labels.get(label::PERSIST).cloned().unwrap_or_default(),
                 volume,

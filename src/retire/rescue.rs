@@ -613,8 +613,6 @@ fn split(path: &[u8]) -> (&[u8], &OsStr) {
     )
 }
 
-pub use crate::content::{count, Count};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,22 +972,6 @@ mod tests {
         // A fresh look from the rescue folder finds the link and refuses it.
         let err = x.open(b"/d").unwrap_err();
         assert!(err.to_string().contains("not a folder"), "{err}");
-    }
-
-    #[test]
-    fn counting_stops_at_the_budget() {
-        use tar::EntryType::*;
-        let data = archive(&[
-            ("v", Directory, b"", 0o755),
-            ("v/a", Regular, b"12345", 0o644),
-            ("v/b", Regular, b"678", 0o644),
-        ]);
-        let all = count(&data[..], 100).unwrap();
-        assert_eq!((all.files, all.bytes, all.complete), (2, 8, true));
-        let some = count(&data[..], 4).unwrap();
-        assert_eq!((some.files, some.bytes, some.complete), (1, 5, false));
-        let empty = archive(&[("v", Directory, b"", 0o755)]);
-        assert_eq!(count(&empty[..], 100).unwrap().files, 0);
     }
 
     #[test]

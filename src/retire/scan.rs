@@ -8,10 +8,9 @@ use futures_util::{stream, StreamExt};
 
 use super::assess::{self, Assessment, Change, Disposable};
 use super::classify::{self, Class, Size, VolumeReport};
-use super::rescue;
 use crate::container::{ChangeKind, Inspected, PathStat, Volume};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::label::{self, Written};
 use crate::layer::ChangeList;
 
@@ -21,8 +20,6 @@ const SIZE_SAMPLE: usize = 32;
 const DIR_CHECKS: usize = 256;
 /// Archive calls in flight at once while measuring.
 const STAT_CONCURRENCY: usize = 8;
-/// How much of an anonymous volume is read to tell whether, and how much, it holds.
-const VOLUME_PROBE_BYTES: u64 = 64 << 20;
 
 /// Archive stats already asked for (`None`: the path is gone), so that the directory
 /// check and the size sample never ask the engine about one path twice.
@@ -200,7 +197,7 @@ pub(super) async fn find_dirs<'a>(
 }
 
 /// The anonymous volumes that hold data (any file at all), each read up to
-/// [`VOLUME_PROBE_BYTES`]. A volume mounted at a disposable path does not count.
+/// [`crate::content::PROBE_BYTES`]. A volume mounted at a disposable path does not count.
 pub(super) async fn probe_volumes(
     engine: &Engine,
     id: &str,
@@ -209,16 +206,8 @@ pub(super) async fn probe_volumes(
 ) -> Result<Probed> {
     let mut probed = Probed::default();
     for Volume { name, target } in &inspected.anonymous_volumes {
-        let reader = engine.download_reader(id, target);
-        let tally = tokio::task::spawn_blocking(move || rescue::count(reader, VOLUME_PROBE_BYTES))
-            .await
-            .map_err(|err| Error::failed(format!("cannot read volume {name}: {err}")))?
-            .map_err(|err| {
-                Error::failed(format!(
-                    "cannot read anonymous volume {name} at {target}: {}",
-                    crate::error::io_reason(&err)
-                ))
-            })?;
+        let what = format!("anonymous volume {name} at {target}");
+        let tally = crate::content::count_in(engine, id, target, &what).await?;
         if tally.files > 0 {
             let report = VolumeReport {
                 name: name.clone(),

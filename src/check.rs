@@ -34,7 +34,11 @@ pub async fn check(args: &CheckArgs, printer: &Printer) -> Result<()> {
         let mut gpus = None;
         let mut hidden = Vec::new();
         if existing.is_none() {
-            if let Some(image_id) = engine.image_id(&prepared.plan.image).await? {
+            let image_id = match prepared.learned.image_id.take() {
+                Some(id) => Some(id),
+                None => engine.image_id(&prepared.plan.image).await?,
+            };
+            if let Some(image_id) = image_id {
                 hidden = prepared.hidden(&engine, &image_id).await?;
             }
             prepared

@@ -19,7 +19,7 @@ use crate::events;
 use crate::gpu;
 use crate::identity;
 use crate::launch::{self, Prepared};
-use crate::lock::{self, Lock};
+use crate::lock::Lock;
 use crate::plan::LaunchPlan;
 use crate::remember;
 use crate::retire;
@@ -204,8 +204,7 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
 async fn lock_project(project: &str, printer: &Printer) -> Result<Lock> {
     let project = crate::host::ProjectName::parse(project)?;
     let state_dir = crate::host::Paths::from_env()?.state_dir;
-    let path = lock::project_path(&state_dir, project.as_str());
-    Lock::acquire(&path, &lock::PROJECT, printer).await
+    Lock::project(&state_dir, project.as_str(), printer).await
 }
 
 /// Remembers the image a new container was created from, for the project's next

@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::host::{HostUser, Paths, ProjectName};
 use crate::label;
-use crate::lock::{self, Lock};
+use crate::lock::Lock;
 use crate::spec::{MountKind, MountSpec};
 use crate::ui::{self, Printer};
 use crate::units::human_size;
@@ -55,8 +55,7 @@ pub async fn forget(args: &ForgetArgs, printer: &Printer) -> Result<()> {
     let engine = Engine::connect().await?;
     // Not while a deploy of the project makes them, or mounts them.
     let state_dir = Paths::from_env()?.state_dir;
-    let path = lock::project_path(&state_dir, project.as_str());
-    let _held = Lock::acquire(&path, &lock::PROJECT, printer).await?;
+    let _held = Lock::project(&state_dir, project.as_str(), printer).await?;
     if let Some(container) = engine.find(project.as_str(), user.uid).await? {
         return Err(Error::refused(format!(
             "{} exists and mounts the project's volumes: not forgetting them",

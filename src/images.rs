@@ -117,9 +117,7 @@ pub async fn images(args: &ImagesArgs, printer: &Printer) -> Result<()> {
             image.used_by.join(","),
         ]);
     }
-    for line in crate::ui::table(&rows) {
-        printer.line(line.trim_end());
-    }
+    printer.table(&rows);
     Ok(())
 }
 

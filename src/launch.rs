@@ -158,7 +158,8 @@ async fn adopt_image(
     let Some(base) = ctx.settings.image.as_ref().map(|i| i.value.clone()) else {
         return Ok(learned);
     };
-    if !build::generated::Lists::read(&ctx.workspace).any() {
+    let lists = build::generated::Lists::read(&ctx.workspace);
+    if !lists.any() {
         return Ok(learned);
     }
     // A project's container keeps its image.
@@ -170,9 +171,7 @@ async fn adopt_image(
             return Ok(learned);
         }
     }
-    let Some(planned) = build::plan_generated(engine, ctx, &base).await? else {
-        return Ok(learned);
-    };
+    let planned = build::plan_generated(engine, ctx, &base, lists).await?;
     let (image, id, state) = build_planned(ctx, engine, building, planned, printer).await?;
     ctx.settings.image = Some(Sourced {
         value: image,

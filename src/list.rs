@@ -8,7 +8,7 @@ use crate::container::{ContainerInfo, State};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::host::HostUser;
-use crate::ui::{self, Printer};
+use crate::ui::Printer;
 
 #[derive(Serialize)]
 struct Listing<'a> {
@@ -103,7 +103,7 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
                 .iter()
                 .map(|v| vec![v.project.clone(), v.path.clone(), v.volume.clone()]),
         );
-        print_table(printer, &rows);
+        printer.table(&rows);
     };
     if containers.is_empty() {
         printer.note("no berth containers; `berth deploy PROJECT` creates one");
@@ -142,18 +142,7 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
                 .collect()
         }))
         .collect();
-    print_table(printer, &rows);
+    printer.table(&rows);
     persisted(printer);
     Ok(())
-}
-
-/// Rows in columns, the first a bold header.
-fn print_table(printer: &Printer, rows: &[Vec<String>]) {
-    let mut lines = ui::table(rows).into_iter();
-    if let Some(header) = lines.next() {
-        printer.line(&printer.bold(&header));
-    }
-    for line in lines {
-        printer.line(&line);
-    }
 }

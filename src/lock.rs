@@ -71,8 +71,16 @@ impl Lock {
     }
 }
 
+impl Lock {
+    /// Takes `project`'s lock, which its deploys, builds, retires and forgets share,
+    /// waiting for as long as another berth holds it.
+    pub async fn project(state_dir: &Path, project: &str, printer: &Printer) -> Result<Self> {
+        Self::acquire(&project_path(state_dir, project), &PROJECT, printer).await
+    }
+}
+
 /// The lock file of `project`'s deploys and retires, in the caller's state dir.
-pub fn project_path(state_dir: &Path, project: &str) -> PathBuf {
+fn project_path(state_dir: &Path, project: &str) -> PathBuf {
     state_dir.join("locks").join(format!("{project}.lock"))
 }
 

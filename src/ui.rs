@@ -131,6 +131,17 @@ impl Printer {
         eprintln!("{}", lines.join("\n"));
     }
 
+    /// Rows in columns on stdout ([`table`]), the first a bold header.
+    pub fn table(&self, rows: &[Vec<String>]) {
+        let mut lines = table(rows).into_iter();
+        if let Some(header) = lines.next() {
+            self.line(&self.bold(header.trim_end()));
+        }
+        for line in lines {
+            self.line(line.trim_end());
+        }
+    }
+
     pub fn bold(&self, text: &str) -> String {
         if self.color_out {
             text.bold().to_string()

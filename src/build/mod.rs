@@ -23,7 +23,7 @@ use crate::engine::{BuildRequest, Engine};
 use crate::error::{Error, Result};
 use crate::host::image_repo;
 use crate::label;
-use crate::lock::{self, Lock};
+use crate::lock::Lock;
 use crate::remember;
 use crate::ui::Printer;
 use crate::units::human_size;
@@ -44,15 +44,15 @@ pub async fn build(args: &BuildArgs, printer: &Printer) -> Result<()> {
     let engine = Engine::connect().await?;
     // Builds (and deploys) of one project take turns: the second finds the image the
     // first built, and builds nothing.
-    let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
-    let _held = Lock::acquire(&path, &lock::PROJECT, printer).await?;
+    let _held = Lock::project(&ctx.paths.state_dir, ctx.project.as_str(), printer).await?;
     let (built, base) = match applies(&ctx) {
         true => (build_project(&engine, &ctx, printer).await?, None),
         false => {
-            let base = generated_base(&ctx).ok_or_else(|| no_dockerfile(&ctx))?;
-            let planned = plan_generated(&engine, &ctx, &base)
-                .await?
+            let lists = Lists::read(&ctx.workspace);
+            let base = generated_base(&ctx)
+                .filter(|_| lists.any())
                 .ok_or_else(|| no_dockerfile(&ctx))?;
+            let planned = plan_generated(&engine, &ctx, &base, lists).await?;
             (run(&engine, &ctx, planned, printer).await?, Some(base))
         }
     };
@@ -194,13 +194,9 @@ impl Inputs {
         Ok(Self {
             context,
             dockerfile,
-            args: section
-                .args
-                .iter()
-                .map(|(key, value)| (key.clone(), value.0.clone()))
-                .collect(),
+            args: build_args(section),
             target: section.target.clone(),
-            max_context: section.max_context.as_ref().map_or(MAX_CONTEXT, |s| s.0),
+            max_context: max_context(section),
             never,
             generated: None,
         })
@@ -212,17 +208,27 @@ impl Inputs {
         Self {
             context: ctx.workspace.clone(),
             dockerfile: generated::DOCKERFILE.to_string(),
-            args: section
-                .args
-                .iter()
-                .map(|(key, value)| (key.clone(), value.0.clone()))
-                .collect(),
+            args: build_args(section),
             target: None,
-            max_context: section.max_context.as_ref().map_or(MAX_CONTEXT, |s| s.0),
+            max_context: max_context(section),
             never: Vec::new(),
             generated: Some(dockerfile),
         }
     }
+}
+
+/// `[build] args`, as the engine takes them.
+fn build_args(section: &crate::config::file::BuildSection) -> BTreeMap<String, String> {
+    section
+        .args
+        .iter()
+        .map(|(key, value)| (key.clone(), value.0.clone()))
+        .collect()
+}
+
+/// `[build] max_context`, else [`MAX_CONTEXT`].
+fn max_context(section: &crate::config::file::BuildSection) -> u64 {
+    section.max_context.as_ref().map_or(MAX_CONTEXT, |s| s.0)
 }
 
 /// `raw` as a path inside the folder it is relative to, with `.` and `..` resolved;
@@ -261,13 +267,14 @@ pub fn applies(ctx: &Context) -> bool {
         || ctx.workspace.join("Dockerfile").is_file()
 }
 
-/// Plans the generated build of the project on `base`: `None` when the workspace has
-/// no saved package lists. `base` must be on the engine: the build never pulls it.
-pub async fn plan_generated(engine: &Engine, ctx: &Context, base: &str) -> Result<Option<Planned>> {
-    let lists = Lists::read(&ctx.workspace);
-    if !lists.any() {
-        return Ok(None);
-    }
+/// Plans the generated build of the project on `base` with its saved `lists`
+/// ([`Lists::read`]). `base` must be on the engine: the build never pulls it.
+pub async fn plan_generated(
+    engine: &Engine,
+    ctx: &Context,
+    base: &str,
+    lists: Lists,
+) -> Result<Planned> {
     if !generated::fit_for_from(base) {
         return Err(Error::failed(format!(
             "{base:?} cannot be the base of project {}'s generated build: it is not an \
@@ -287,8 +294,7 @@ pub async fn plan_generated(engine: &Engine, ctx: &Context, base: &str) -> Resul
         )));
     };
     let dockerfile = generated::dockerfile(base, &facts.user, &lists);
-    let planned = plan(engine, ctx, Inputs::generated(ctx, dockerfile)).await?;
-    Ok(Some(planned))
+    plan(engine, ctx, Inputs::generated(ctx, dockerfile)).await
 }
 
 /// A build decided: its inputs measured and hashed, its tag known; nothing sent.

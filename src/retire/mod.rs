@@ -30,7 +30,7 @@ use crate::context::Context;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::layer::{PathText, Reader};
-use crate::lock::{self, Lock};
+use crate::lock::Lock;
 use crate::names::shown;
 use crate::remember;
 use crate::signals::Signals;
@@ -197,10 +197,7 @@ async fn retire_inner(args: &RetireArgs, printer: &Printer) -> Result<Outcome> {
     // does not wait): the loser finds the container as the winner left it.
     let held = match args.dry_run {
         true => None,
-        false => {
-            let path = lock::project_path(&ctx.paths.state_dir, ctx.project.as_str());
-            Some(Lock::acquire(&path, &lock::PROJECT, printer).await?)
-        }
+        false => Some(Lock::project(&ctx.paths.state_dir, ctx.project.as_str(), printer).await?),
     };
     let found = engine.find(ctx.project.as_str(), ctx.user.uid).await?;
     let mut container = match (found, held.as_ref().is_some_and(|lock| lock.waited)) {

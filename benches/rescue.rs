@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth::engine::BlockingReader;
-use berth::retire::rescue::{Extractor, Folder, Root};
+use berth::retire::rescue::{self, Root};
 use bollard::query_parameters::DownloadFromContainerOptions;
 use bollard::Docker;
 use support::median;
@@ -156,8 +156,8 @@ impl Bench {
         let workspace = self.fresh("workspace");
         run(&mut Command::new("sync"));
         let start = Instant::now();
-        let folder = Folder::create(&workspace, "20261206T000000Z").unwrap();
-        let mut extractor = Extractor::new(folder, None);
+        let folder = rescue::folder(&workspace, "20261206T000000Z").unwrap();
+        let mut extractor = rescue::extractor(folder, None);
         let options = DownloadFromContainerOptions {
             path: path.to_string(),
         };
@@ -169,7 +169,7 @@ impl Bench {
         let done = runtime.block_on(async move {
             let reader = BlockingReader::new(stream);
             tokio::task::spawn_blocking(move || {
-                extractor.extract(&root, reader).expect("the rescue");
+                root.unpack(&mut extractor, reader).expect("the rescue");
                 extractor.complete().expect("the rescue completes")
             })
             .await

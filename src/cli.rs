@@ -138,6 +138,20 @@ pub enum Command {
     /// Remove what a project keeps beyond its container: its persisted volumes, with
     /// retire's consent rules.
     Forget(ForgetArgs),
+    /// Write one archive of what a project keeps: its workspace, persistent home and
+    /// persisted volumes, with a manifest of every file's sha256.
+    Backup(BackupArgs),
+    /// Restore a project from an archive of `berth backup`, onto this host and any
+    /// engine; never into a workspace, home or volume that holds files.
+    Restore(RestoreArgs),
+    /// Move a project's persisted volumes and image to the engine of another docker
+    /// context, verified there, then retire its container here.
+    Move(MoveArgs),
+    /// Copy the container's unsaved changes (what retire would rescue) out of it now,
+    /// to a folder of yours outside the workspace; the container runs on.
+    Snapshot(SnapshotArgs),
+    /// List a project's snapshots: time, files, size and folder.
+    Snapshots(SnapshotsArgs),
     /// Drop-in `docker run`: docker's flags, plus the project's workspace, data root,
     /// user mapping, labels and guards.
     #[command(disable_help_flag = true)]
@@ -161,6 +175,26 @@ pub enum Command {
     /// `changes`), to compare the sources. Internal.
     #[command(hide = true, name = "layer-changes")]
     LayerChanges(LayerChangesArgs),
+    /// Print the fingerprint of folders, as a scheduled backup compares them: what
+    /// berth runs in a helper container that mounts a project's volumes. Internal.
+    #[command(hide = true, name = "fingerprint")]
+    Fingerprint(FingerprintArgs),
+    /// Deploy a project inside a Slurm batch job and hold it there until the job ends:
+    /// what `deploy --slurm` submits. Internal.
+    #[command(hide = true, name = "slurm-job")]
+    SlurmJob(SlurmJobArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmJobArgs {
+    /// The deploy's arguments, as `deploy --slurm` wrote them (JSON).
+    pub args: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// The folders, each walked in turn.
+    pub folders: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -180,10 +214,37 @@ pub struct LayerWalkArgs {
     pub lowers: Vec<std::path::PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct DeployArgs {
     /// The project: its workspace is <workspace root>/PROJECT.
     pub project: String,
+
+    /// The docker context whose engine runs it (as `docker --context NAME`), over
+    /// DOCKER_HOST and DOCKER_CONTEXT.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Place it with Slurm: submit a batch job that deploys the container on the node
+    /// Slurm picks, with the GPUs Slurm gives the job (`--gpus N` asks for N), and
+    /// wait until it runs.
+    #[arg(long, conflicts_with_all = ["context", "dry_run"])]
+    #[serde(default)]
+    pub slurm: bool,
+
+    /// With --slurm: the job's time limit, as sbatch takes it (`2:00:00`, `1-0`).
+    #[arg(long, value_name = "TIME", requires = "slurm")]
+    #[serde(default)]
+    pub time: Option<String>,
+
+    /// With --slurm: the partition to submit to.
+    #[arg(long, value_name = "NAME", requires = "slurm")]
+    #[serde(default)]
+    pub partition: Option<String>,
+
+    /// With --slurm: return once the job is submitted, with its id.
+    #[arg(long, requires = "slurm")]
+    #[serde(default)]
+    pub no_wait: bool,
 
     /// Image to run (overrides `image` in berth.toml).
     #[arg(long, value_name = "IMAGE")]
@@ -311,6 +372,23 @@ pub struct RetireArgs {
     /// a helper container, or by the engine's changes call, and why.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+impl RetireArgs {
+    /// `retire PROJECT --rescue --yes`: what a Slurm job's end runs, with nobody to ask.
+    pub fn rescuing(project: &str) -> Self {
+        Self {
+            project: project.to_string(),
+            yes: true,
+            rescue: true,
+            rescue_all: false,
+            commit: None,
+            save_packages: false,
+            dry_run: false,
+            json: false,
+            verbose: false,
+        }
+    }
 }
 
 /// `berth run` and `berth create`: docker's own flags (the ones berth supports; any
@@ -756,6 +834,11 @@ pub struct ListArgs {
     #[arg(short, long)]
     pub size: bool,
 
+    /// List the containers of every docker context (`docker context ls`), each with
+    /// its context; one that cannot be reached is said and left out.
+    #[arg(long)]
+    pub all_contexts: bool,
+
     /// Print the list as JSON (`size_rw` is null without --size).
     #[arg(long)]
     pub json: bool,
@@ -775,6 +858,104 @@ pub struct CheckArgs {
 pub struct BuildArgs {
     /// The project whose image to build.
     pub project: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The project.
+    pub project: String,
+
+    /// The folder the archive goes to, or its file name; `[backup] dir` by default.
+    #[arg(long, value_name = "PATH")]
+    pub to: Option<PathBuf>,
+
+    /// Also copy the container's unsaved changes (what retire would rescue), paused.
+    #[arg(long)]
+    pub with_container: bool,
+
+    /// As `berth reap` does: back up only when `[backup] every` says one is due and the
+    /// project changed since the newest scheduled archive; keep the newest `[backup]
+    /// keep` of those.
+    #[arg(long, conflicts_with_all = ["to", "with_container"])]
+    pub scheduled: bool,
+
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The project.
+    pub project: String,
+
+    /// Also copy what `[retire] disposable` leaves out (caches, /tmp).
+    #[arg(long)]
+    pub all: bool,
+
+    /// As `berth reap` does: take one only when `[snapshot] every` says one is due,
+    /// then keep the newest `[snapshot] keep`.
+    #[arg(long, conflicts_with = "all")]
+    pub scheduled: bool,
+
+    /// Copy snapshot TIME (as `berth snapshots` lists it, or its folder's name) back
+    /// into the container: what it lacks is restored, what differs is kept and listed.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["all", "scheduled"])]
+    pub restore: Option<String>,
+
+    /// With --restore: overwrite what differs from the snapshot's copy too.
+    #[arg(long, requires = "restore")]
+    pub force: bool,
+
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// The project.
+    pub project: String,
+
+    /// Print them as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive, as `berth backup` wrote it.
+    pub archive: PathBuf,
+
+    /// Restore it as this project (the archive's own by default).
+    #[arg(long = "as", value_name = "PROJECT")]
+    pub as_project: Option<String>,
+
+    /// The docker context whose engine gets the volumes (the current one by default).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Read the whole archive and check it against its manifest; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The project.
+    pub project: String,
+
+    /// The docker context to move it to.
+    #[arg(long, value_name = "NAME")]
+    pub to_context: String,
+
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,26 @@ pub fn utc_stamp(at: SystemTime) -> String {
     format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}Z")
 }
 
+/// The time [`utc_stamp`] wrote; `None` for anything else.
+pub fn parse_utc_stamp(stamp: &str) -> Option<SystemTime> {
+    let digits = |range: std::ops::Range<usize>| {
+        let part = stamp.get(range)?;
+        part.bytes().all(|b| b.is_ascii_digit()).then_some(part)
+    };
+    if stamp.len() != 16 || stamp.as_bytes()[8] != b'T' || !stamp.ends_with('Z') {
+        return None;
+    }
+    parse_rfc3339(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        digits(0..4)?,
+        digits(4..6)?,
+        digits(6..8)?,
+        digits(9..11)?,
+        digits(11..13)?,
+        digits(13..15)?
+    ))
+}
+
 /// `2026-11-21T10:30:00Z`: RFC 3339, for logs that other tools read.
 pub fn rfc3339(at: SystemTime) -> String {
     let (year, month, day, h, m, s) = fields(at);
@@ -81,6 +101,21 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn stamps_read_back_as_the_time_they_were_written_at() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_796_000_123);
+        assert_eq!(parse_utc_stamp(&utc_stamp(at)), Some(at));
+        for bad in [
+            "",
+            "20261207T070220",
+            "2026120T7070220Z",
+            "20261307T070220Z",
+            "2026-207T070220Z",
+        ] {
+            assert_eq!(parse_utc_stamp(bad), None, "{bad}");
+        }
+    }
 
     fn at(secs: u64) -> String {
         utc_stamp(UNIX_EPOCH + Duration::from_secs(secs))

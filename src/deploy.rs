@@ -53,6 +53,9 @@ pub async fn deploy(args: &DeployArgs, printer: &Printer) -> Result<()> {
 /// The deploy itself; `Ok` is what was done: `created`, `started`, `unpaused`,
 /// `running`, or `dry-run`.
 async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static str> {
+    if let Some(name) = &args.context {
+        crate::endpoint::choose(name);
+    }
     // A dry run touches nothing, and needs the engine only to name an image: without
     // one it still shows the plan.
     let engine = match args.dry_run {
@@ -66,7 +69,9 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         true => None,
         false => Some(lock_project(&args.project, printer).await?),
     };
+    refuse_half_restored(&args.project)?;
     let mut prepared = launch::prepare(&args.project, Some(args), engine.as_ref(), printer).await?;
+    refuse_outside_slurm(&prepared.ctx)?;
     let source = prepared.ctx.settings.image.as_ref().map(|i| &i.source);
     if let Some(source @ (Source::Build(_) | Source::Generated { .. })) = source {
         printer.note(&format!("image {}: {source}", prepared.plan.image));
@@ -177,7 +182,7 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
             printer.warn(&mount.warning(&plan.image));
         }
     }
-    let (id, action) = match existing {
+    let (id, action) = match &existing {
         Some(container) => (
             container.id.clone(),
             resume(&engine, &container.id, plan, args.settle, printer).await?,
@@ -186,6 +191,9 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
     };
     if action == "created" {
         remember_image(&prepared, printer);
+    }
+    if let (Some(container), "running") = (&existing, action) {
+        crate::retire::alarm::on_entry(&engine, &prepared.ctx, container, printer).await;
     }
     if args.json {
         printer.json(&DeployOutcome {
@@ -198,6 +206,23 @@ async fn deploy_inner(args: &DeployArgs, printer: &Printer) -> Result<&'static s
         });
     }
     Ok(action)
+}
+
+/// Refuses a project that a restore killed half-way left ([`crate::backup::restore`]).
+fn refuse_half_restored(project: &str) -> Result<()> {
+    let project = crate::host::ProjectName::parse(project)?;
+    let state_dir = crate::host::Paths::from_env()?.state_dir;
+    let Some(pending) = crate::backup::restore::Pending::find(&state_dir, project.as_str()) else {
+        return Ok(());
+    };
+    Err(Error::refused(format!(
+        "a restore of {project} from {} did not finish: not deploying a half-restored project",
+        pending.archive.display()
+    ))
+    .hint(format!(
+        "`berth restore {}` again finishes it (it first clears what was left)",
+        pending.archive.display()
+    )))
 }
 
 /// The project's deploy lock, taken before its context is read.
@@ -224,6 +249,23 @@ fn remember_image(prepared: &Prepared, printer: &Printer) {
             ctx.project
         ));
     }
+}
+
+/// Refuses a deploy on this host where the policy's `[slurm] require` says projects
+/// go through Slurm (`--slurm`); the deploy inside the Slurm job is the one allowed.
+fn refuse_outside_slurm(ctx: &crate::context::Context) -> Result<()> {
+    let Some((path, policy)) = &ctx.policy else {
+        return Ok(());
+    };
+    if !policy.slurm.require || std::env::var_os("SLURM_JOB_ID").is_some() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "the policy {} places projects with Slurm: not deploying {} on this host",
+        path.display(),
+        ctx.project
+    ))
+    .hint(format!("`container-deploy {} --slurm`", ctx.project)))
 }
 
 /// Starts (or unpauses) the project's existing container, or reports it running.
@@ -293,7 +335,7 @@ async fn create(
     prepared.check_with_engine(engine, &plan.to_spec()).await?;
     // The image first: a failed pull must leave no new workspace behind.
     let image_id = launch::pulled_if_missing(engine, &plan.image, image_id, printer).await?;
-    let folders = prepared.make_folders()?;
+    let folders = prepared.make_folders(engine, image_id.as_deref()).await?;
     let take_back = |err| folders.take_back(err);
     let mut spec = plan.to_spec();
     let identity = identity::prepare(
@@ -331,8 +373,10 @@ async fn create(
             return Err(take_back(err));
         }
     };
-    if created.is_some() && folders.new_workspace {
-        printer.note(&format!("created workspace {}", ctx.workspace.display()));
+    if created.is_some() {
+        for note in folders.notes(&ctx.workspace, &plan.image) {
+            printer.note(&note);
+        }
     }
     let Some(id) = created else {
         drop(claim);

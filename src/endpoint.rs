@@ -57,6 +57,8 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContextSource {
     DockerContext,
+    /// A command's `--context` flag.
+    Flag,
     /// `currentContext` in this config.json (what `docker context use` writes).
     CurrentContext(PathBuf),
 }
@@ -69,6 +71,77 @@ pub enum Transport {
     Http { addr: String },
     /// HTTPS to `host:port`, verifying the engine against `tls.ca`.
     Https { addr: String, tls: Tls },
+    /// `ssh [-l user] [-p port] host docker system dial-stdio`, as the docker CLI
+    /// reaches an `ssh://` engine.
+    Ssh(SshTarget),
+}
+
+/// Where an `ssh://[user@]host[:port]` engine is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshTarget {
+    /// The part after `ssh://`, as docker takes it: no path, no password.
+    fn parse(rest: &str) -> std::result::Result<Self, String> {
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains('/') {
+            return Err("an ssh:// address names no path".into());
+        }
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((user, _)) if user.contains(':') => {
+                return Err("berth takes no password in an ssh:// address: use a key".into())
+            }
+            Some((user, hostport)) if !user.is_empty() => (Some(user.to_string()), hostport),
+            Some(_) => return Err("the user before @ is empty".into()),
+            None => (None, authority),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((host, port)) if !hostport.ends_with(']') => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("{port:?} is not a port"))?;
+                (host, Some(port))
+            }
+            _ => (hostport, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // A host that starts with `-` would be an option to ssh.
+        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+            return Err("that is not a host".into());
+        }
+        let user_ok = user
+            .as_deref()
+            .is_none_or(|u| !u.starts_with('-') && !u.contains(char::is_whitespace));
+        if !user_ok {
+            return Err("that is not a user name".into());
+        }
+        Ok(Self {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The arguments of `ssh` that run `docker system dial-stdio` there, without
+    /// prompting for anything.
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if let Some(user) = &self.user {
+            args.extend(["-l".to_string(), user.clone()]);
+        }
+        if let Some(port) = self.port {
+            args.extend(["-p".to_string(), port.to_string()]);
+        }
+        args.extend(["--", &self.host, "docker", "system", "dial-stdio"].map(str::to_string));
+        args
+    }
 }
 
 /// The TLS files docker would use. Only the CA must exist: without a client certificate
@@ -99,6 +172,7 @@ impl fmt::Display for ContextSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ContextSource::DockerContext => f.write_str("DOCKER_CONTEXT"),
+            ContextSource::Flag => f.write_str("--context"),
             ContextSource::CurrentContext(path) => {
                 write!(f, "currentContext in {}", path.display())
             }
@@ -133,10 +207,92 @@ fn named(host: &str, origin: &Origin) -> String {
     }
 }
 
-/// [`resolve`] with the process's environment and home directory.
+/// The engine of docker context `name`, as `docker --context NAME` reaches it:
+/// `DOCKER_HOST` and `DOCKER_CONTEXT` do not count.
+pub fn of_context(name: &str) -> Result<Endpoint> {
+    let config_dir = docker_config_dir();
+    if name == DEFAULT_CONTEXT {
+        let var = |var: &str| match var {
+            "DOCKER_HOST" | "DOCKER_CONTEXT" => None,
+            _ => std::env::var(var).ok().filter(|value| !value.is_empty()),
+        };
+        let origin = Origin::Context {
+            name: name.to_string(),
+            source: ContextSource::Flag,
+        };
+        return default_context(&var, config_dir.as_deref(), origin);
+    }
+    stored_context(name.to_string(), ContextSource::Flag, config_dir.as_deref())
+}
+
+/// The context a command's `--context` names, for every engine the process reaches.
+static CHOSEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes [`from_env`] reach context `name`, as docker's `--context` does: over
+/// `DOCKER_HOST` and `DOCKER_CONTEXT`. The first choice of a process holds.
+pub fn choose(name: &str) {
+    CHOSEN.get_or_init(|| name.to_string());
+}
+
+/// [`resolve`] with the process's environment and home directory, unless a command
+/// chose a context ([`choose`]).
 pub fn from_env() -> Result<Endpoint> {
+    if let Some(name) = CHOSEN.get() {
+        return of_context(name);
+    }
     let home = dirs::home_dir();
     resolve(&|name| std::env::var(name).ok(), home.as_deref())
+}
+
+/// Every context docker knows: `default`, then those of its store, by name.
+pub fn context_names() -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(rename = "Name")]
+        name: String,
+    }
+    let mut names = Vec::new();
+    if let Some(dir) = docker_config_dir() {
+        let meta = dir.join("contexts/meta");
+        let entries = match std::fs::read_dir(&meta) {
+            Ok(entries) => entries.flatten().collect(),
+            Err(err) if err.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(Error::io("read", &meta, err)),
+        };
+        for entry in entries {
+            let text = std::fs::read(entry.path().join("meta.json")).ok();
+            let named = text.and_then(|text| serde_json::from_slice::<Named>(&text).ok());
+            names.extend(named.map(|n| n.name));
+        }
+    }
+    names.sort();
+    names.retain(|name| name != DEFAULT_CONTEXT);
+    names.insert(0, DEFAULT_CONTEXT.to_string());
+    Ok(names)
+}
+
+/// `DOCKER_CONFIG`, else `~/.docker`.
+fn docker_config_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|home| home.join(".docker")))
+}
+
+impl Endpoint {
+    /// The docker context it is, as `docker context ls` names it: `default` for
+    /// `DOCKER_HOST` and the default socket.
+    pub fn context(&self) -> &str {
+        match &self.origin {
+            Origin::Context { name, .. } => name,
+            _ => DEFAULT_CONTEXT,
+        }
+    }
+
+    /// Whether it is an engine on this host: a unix socket.
+    pub fn is_local(&self) -> bool {
+        matches!(self.transport, Transport::Unix(_))
+    }
 }
 
 /// The engine the docker CLI would talk to, given its environment (`env`) and the
@@ -267,6 +423,7 @@ fn stored_context(
     let id = context_id(&name);
     let change = match source {
         ContextSource::DockerContext => "`unset DOCKER_CONTEXT` for the default engine",
+        ContextSource::Flag => "`docker context ls` lists the contexts there are",
         ContextSource::CurrentContext(_) => {
             "`docker context use NAME` changes currentContext (`default` is the local socket)"
         }
@@ -357,16 +514,10 @@ fn endpoint(host: String, origin: Origin, tls: Option<Tls>, skip_verify: bool) -
                 None => Transport::Http { addr },
             }
         }
-        "ssh" => {
-            return Err(
-                cannot("berth does not support the ssh:// transport yet".to_string()).hint(
-                    format!(
-                        "forward the engine's socket instead: `{}`, then DOCKER_HOST=unix:///tmp/docker.sock",
-                        ssh_forward(rest)
-                    ),
-                ),
-            );
-        }
+        "ssh" => Transport::Ssh(
+            SshTarget::parse(rest)
+                .map_err(|why| cannot(why).hint("docker's form is ssh://[user@]host[:port]"))?,
+        ),
         "npipe" | "fd" => {
             return Err(cannot(format!(
                 "berth does not support the {scheme}:// transport yet"
@@ -405,18 +556,6 @@ fn tcp_addr(rest: &str) -> Option<String> {
         return None;
     }
     Some(format!("{host}:{port}"))
-}
-
-/// The `ssh` command line that forwards the remote engine's socket to a local one.
-fn ssh_forward(rest: &str) -> String {
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (destination, port) = match authority.rsplit_once(':') {
-        Some((destination, port)) if port.parse::<u16>().is_ok() => {
-            (destination, format!(" -p {port}"))
-        }
-        _ => (authority, String::new()),
-    };
-    format!("ssh -nNT{port} -L /tmp/docker.sock:/var/run/docker.sock {destination}")
 }
 
 #[cfg(test)]
@@ -704,33 +843,45 @@ mod tests {
     }
 
     #[test]
-    fn ssh_is_refused_with_a_socket_forward_to_use_instead() {
+    fn ssh_endpoints_are_parsed_as_docker_takes_them_and_run_dial_stdio() {
         let fx = Fixture::new().env("DOCKER_HOST", "ssh://me@gpu1:2222");
-        let err = fx.error();
-        assert_eq!(err.code(), 1);
+        let endpoint = fx.endpoint();
+        let Transport::Ssh(target) = &endpoint.transport else {
+            panic!("{endpoint:?}");
+        };
         assert_eq!(
-            err.message,
-            "cannot use the Docker engine at ssh://me@gpu1:2222 (from DOCKER_HOST): berth does not support the ssh:// transport yet"
+            target.args().join(" "),
+            "-T -o BatchMode=yes -o ConnectTimeout=10 -l me -p 2222 -- gpu1 docker system dial-stdio"
         );
-        let hint = err.hint.unwrap();
-        assert!(
-            hint.contains("ssh -nNT -p 2222 -L /tmp/docker.sock:/var/run/docker.sock me@gpu1"),
-            "{hint}"
-        );
-        assert!(
-            hint.contains("DOCKER_HOST=unix:///tmp/docker.sock"),
-            "{hint}"
-        );
-
         let fx = Fixture::new().env("DOCKER_CONTEXT", "remote");
         fx.context("remote", "ssh://gpu1");
-        let err = fx.error();
-        assert!(
-            err.message
-                .contains("ssh://gpu1 (context \"remote\", from DOCKER_CONTEXT)"),
-            "{}",
-            err.message
+        let endpoint = fx.endpoint();
+        assert_eq!(
+            endpoint.transport,
+            Transport::Ssh(SshTarget {
+                user: None,
+                host: "gpu1".into(),
+                port: None
+            })
         );
+        assert_eq!(
+            endpoint.to_string(),
+            "ssh://gpu1 (context \"remote\", from DOCKER_CONTEXT)"
+        );
+        for bad in [
+            "ssh://gpu1/path",
+            "ssh://me:secret@gpu1",
+            "ssh://-oProxyCommand=x",
+            "ssh://gpu1:port",
+            "ssh://@gpu1",
+        ] {
+            let err = Fixture::new().env("DOCKER_HOST", bad).error();
+            assert!(
+                err.message.starts_with("cannot use"),
+                "{bad}: {}",
+                err.message
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::label::{self, Written};
 use crate::spec::{ContainerSpec, MountSpec};
 
 mod reader;
+mod ssh;
 mod watchdog;
 pub use reader::BlockingReader;
 pub use watchdog::silenced;
@@ -64,13 +65,22 @@ impl Engine {
     /// Connects to the engine the docker CLI would use ([`endpoint::from_env`]), and
     /// pings it: one round trip, so that an engine that is not there is told at once.
     pub async fn connect() -> Result<Self> {
-        let endpoint = endpoint::from_env()?;
+        Self::connect_at(endpoint::from_env()?).await
+    }
+
+    /// [`Engine::connect`] to the engine of docker context `name` ([`endpoint::of_context`]).
+    pub async fn connect_to_context(name: &str) -> Result<Self> {
+        Self::connect_at(endpoint::of_context(name)?).await
+    }
+
+    async fn connect_at(endpoint: endpoint::Endpoint) -> Result<Self> {
         let unreachable = |why: String| {
             Error::failed(format!(
                 "cannot reach the Docker engine at {endpoint}: {why}"
             ))
             .hint("is dockerd running, and may you use it? `docker info` tells")
         };
+        let mut said = None;
         let docker = match &endpoint.transport {
             Transport::Unix(path) => Docker::connect_with_socket(
                 &path.to_string_lossy(),
@@ -88,12 +98,30 @@ impl Engine {
                 REQUEST_TIMEOUT,
                 API_DEFAULT_VERSION,
             ),
+            Transport::Ssh(target) => ssh::Ssh::connect(target, REQUEST_TIMEOUT).map(|ssh| {
+                said = Some((ssh.said.clone(), target.host.clone()));
+                ssh.docker
+            }),
         }
         .map_err(|err| unreachable(describe(&err)))?;
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, docker.ping())
-            .await
-            .map_err(|_| unreachable(format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
-            .map_err(|err| unreachable(connect_failure(&err)))?;
+        // What ssh said, where it was ssh that could not reach the engine.
+        let ssh_says = |said: &Option<(ssh::Said, String)>| {
+            said.as_ref()
+                .and_then(|(said, host)| ssh::Ssh::why(said, host))
+        };
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await;
+        if said.is_some() && !matches!(answer, Ok(Ok(_))) {
+            // ssh's last words come on stderr as it exits.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let answer = answer
+            .map_err(|_| {
+                unreachable(
+                    ssh_says(&said)
+                        .unwrap_or_else(|| format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())),
+                )
+            })?
+            .map_err(|err| unreachable(ssh_says(&said).unwrap_or_else(|| connect_failure(&err))))?;
         if answer.trim() != "OK" {
             let first: String = answer
                 .lines()
@@ -169,6 +197,17 @@ impl Engine {
                 }
             })
             .collect())
+    }
+
+    /// The helper containers ([`label::HELPER`]) that mount volume `name`: what a
+    /// command killed while it used them left.
+    pub async fn helpers_mounting(&self, name: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([
+            ("volume".to_string(), vec![name.to_string()]),
+            ("label".to_string(), vec![label::HELPER.to_string()]),
+        ]);
+        let summaries = self.containers(Some(filters), false).await?;
+        Ok(summaries.into_iter().filter_map(|c| c.id).collect())
     }
 
     /// [`Engine::find`], where having none is an error that says how to make one.
@@ -609,6 +648,35 @@ impl Engine {
             .map_err(|err| self.failed(&format!("write into {dir} in the container"), &err))
     }
 
+    /// Unpacks the tar stream `archive` into the container's directory `dir`, as it
+    /// comes: the contents of a volume, say, which need not fit in memory.
+    pub async fn upload_stream(
+        &self,
+        id: &str,
+        dir: &str,
+        archive: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    ) -> Result<()> {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_try_stream(archive))
+            .await
+            .map_err(|err| self.failed(&format!("write into {dir} in the container"), &err))
+    }
+
+    /// Copies `image` to the engine `to`, as `docker save | docker load` would, streamed.
+    pub async fn copy_image(&self, image: &str, to: &Engine) -> Result<()> {
+        let saved = self.docker.export_image(image);
+        let options = bollard::query_parameters::ImportImageOptions::default();
+        let mut loading = to.docker.import_image_stream(options, saved, None);
+        while let Some(step) = loading.next().await {
+            step.map_err(|err| to.failed(&format!("load {image}"), &err))?;
+        }
+        Ok(())
+    }
+
     /// Imports a root file system (`tar`, uncompressed) as image `repo:tag`, labelled
     /// `label`, as `docker import --change 'LABEL …'` does.
     pub async fn import(
@@ -853,17 +921,22 @@ impl Engine {
     /// [`label::HELPER`] `purpose`, to read the image's files through the archive
     /// endpoint. [`Engine::remove_helper`] removes it.
     pub async fn create_helper(&self, image: &str, purpose: &str) -> Result<String> {
-        self.create_helper_with(image, purpose, Vec::new()).await
+        self.create_helper_with(image, purpose, Vec::new(), None)
+            .await
     }
 
-    /// [`Engine::create_helper`] with `mounts`: named volumes to read, say.
+    /// [`Engine::create_helper`] with `mounts`: named volumes to read, say. A `name`
+    /// makes it findable by a later command when the one that made it was killed
+    /// before it heard its id; a container left under that name is replaced.
     pub async fn create_helper_with(
         &self,
         image: &str,
         purpose: &str,
         mounts: Vec<MountSpec>,
+        name: Option<&str>,
     ) -> Result<String> {
         let mut spec = ContainerSpec {
+            name: name.map(str::to_string),
             image: image.to_string(),
             // Never run, but the engine refuses an image without a command.
             cmd: vec!["true".to_string()],
@@ -873,9 +946,31 @@ impl Engine {
         spec.host.network_mode = Some("none".into());
         spec.labels
             .insert(label::HELPER.to_string(), purpose.to_string());
-        self.create(&spec)
-            .await?
-            .ok_or_else(|| Error::failed(format!("cannot create a helper container of {image}")))
+        // A name still taken is a helper a killed command left, perhaps still being made.
+        for _ in 0..40 {
+            if let Some(id) = self.create(&spec).await? {
+                return Ok(id);
+            }
+            if let Some(name) = name {
+                self.remove_with(name, true).await.ok();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(Error::failed(format!(
+            "cannot create a helper container of {image}{}",
+            name.map_or(String::new(), |n| format!(": {n} stays taken"))
+        )))
+    }
+
+    /// Removes the helper container called `name`, if there is one.
+    pub async fn remove_helper_named(&self, name: &str) -> Result<()> {
+        match self.remove_with(name, true).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(err) => Err(self.failed("remove the helper container", &err)),
+        }
     }
 
     /// Removes a helper container and the anonymous volumes its image declared, which

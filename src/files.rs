@@ -64,6 +64,16 @@ pub fn resolve(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// Makes `dir`, and what is missing above it, each new folder private to the user
+/// (0700); a folder that exists is left as it is.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

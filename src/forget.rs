@@ -16,12 +16,9 @@ use crate::error::{Error, Result};
 use crate::host::{HostUser, Paths, ProjectName};
 use crate::label;
 use crate::lock::Lock;
-use crate::spec::{MountKind, MountSpec};
 use crate::ui::{self, Printer};
 use crate::units::human_size;
 
-/// The empty image the probe container is made of: it never runs.
-const PROBE_IMAGE: (&str, &str) = ("berth/empty", "1");
 /// The [`label::HELPER`] value of a probe.
 const PURPOSE: &str = "volume-probe";
 
@@ -157,33 +154,12 @@ async fn probe(
     engine: &Engine,
     volumes: Vec<(String, BTreeMap<String, String>)>,
 ) -> Result<Vec<Found>> {
-    let image = format!("{}:{}", PROBE_IMAGE.0, PROBE_IMAGE.1);
-    if engine.image_id(&image).await?.is_none() {
-        // An empty tar: two zero blocks.
-        let empty = vec![0u8; 1024];
-        engine
-            .import(
-                PROBE_IMAGE.0,
-                PROBE_IMAGE.1,
-                (label::HELPER, PURPOSE),
-                empty,
-            )
-            .await?;
-    }
-    let mounts = volumes
-        .iter()
-        .enumerate()
-        .map(|(at, (name, _))| MountSpec {
-            kind: MountKind::Volume,
-            read_only: true,
-            ..MountSpec::bind(name.clone(), format!("/v/{at}"), true)
-        })
-        .collect();
-    let id = engine.create_helper_with(&image, PURPOSE, mounts).await?;
+    let names: Vec<&str> = volumes.iter().map(|(name, _)| name.as_str()).collect();
+    let id = content::volume_helper(engine, PURPOSE, &names, true, None).await?;
     let counted = async {
         let mut found = Vec::new();
         for (at, (volume, labels)) in volumes.into_iter().enumerate() {
-            let path = format!("/v/{at}");
+            let path = content::volume_path(at);
             let count = content::count_in(engine, &id, &path, &format!("volume {volume}")).await?;
             found.push(Found {
                 path: labels.get(label::PERSIST).cloned().unwrap_or_default(),

@@ -119,6 +119,60 @@ fn wild_matches(pieces: &[String], text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last.as_str())
 }
 
+/// Path patterns as `[retire] disposable` and `[backup] exclude` write them.
+#[derive(Debug, Clone, Default)]
+pub struct Patterns {
+    patterns: Vec<Pattern>,
+}
+
+impl Patterns {
+    pub fn new(patterns: &[String]) -> Self {
+        Self {
+            patterns: patterns.iter().map(|p| Pattern::new(p)).collect(),
+        }
+    }
+
+    /// Whether `path`, or a directory above it, matches a pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        !components.is_empty()
+            && self
+                .patterns
+                .iter()
+                .any(|p| !p.empty && p.covering.matches(&components))
+    }
+}
+
+/// One of [`Patterns`]. `/tmp` is anchored at the root; a pattern without a
+/// leading `/` (`.cache`, `*.pyc`) matches at any depth, like `**/.cache`. `*` matches
+/// within one path component, `**` any number of components. A pattern that matches a
+/// directory covers everything below it.
+#[derive(Debug, Clone)]
+struct Pattern {
+    /// Nothing to match: the pattern was empty, or only slashes.
+    empty: bool,
+    /// The pattern and then `**`: matches a path when the pattern matches it or a
+    /// directory above it, in one pass.
+    covering: Glob,
+}
+
+impl Pattern {
+    fn new(raw: &str) -> Self {
+        let mut glob = Glob::from_components(raw.split('/').filter(|p| !p.is_empty()));
+        let empty = glob.is_empty();
+        if !raw.starts_with('/') && !glob.starts_with_any() {
+            glob = glob.floating();
+        }
+        Self {
+            empty,
+            covering: glob.covering(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

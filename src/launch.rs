@@ -11,6 +11,7 @@ use crate::build;
 use crate::cli::DeployArgs;
 use crate::config::{self, Source, Sourced};
 use crate::container::ContainerInfo;
+use crate::content;
 use crate::context::Context;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::label;
 use crate::plan::{self, DataRoot, HostFacts, LaunchPlan, Mount};
 use crate::pull::Progress;
 use crate::remember;
+use crate::seed;
 use crate::spec::ContainerSpec;
 use crate::ui::Printer;
 
@@ -375,13 +377,14 @@ impl Prepared {
         Ok(candidates
             .into_iter()
             .filter_map(|(target, source)| {
-                let held = holds.get(&target).filter(|held| held.files > 0)?;
-                Some(Hidden {
+                // What the host folder has by the same name and size is not missed.
+                let hidden = holds.get(&target)?.missing_from(&source);
+                (hidden.files > 0).then_some(Hidden {
                     target,
                     source,
-                    files: held.files,
-                    bytes: held.bytes,
-                    complete: held.complete,
+                    files: hidden.files,
+                    bytes: hidden.bytes,
+                    complete: hidden.complete,
                 })
             })
             .collect())
@@ -480,29 +483,64 @@ impl Prepared {
     }
 
     /// Makes the workspace (when it is new) and the persistent home (when missing) for
-    /// a container about to be created. Both are taken back, while still empty, by
+    /// a container about to be created from image `image_id`, each seeded with what
+    /// the image has at its target ([`crate::seed`]). Both are taken back by
     /// [`Folders::take_back`] should the container not come to be: a refused launch
     /// leaves no new directory behind.
-    pub fn make_folders(&self) -> Result<Folders> {
+    pub async fn make_folders(&self, engine: &Engine, image_id: Option<&str>) -> Result<Folders> {
         let ctx = &self.ctx;
         let home = ctx.paths.container_home(&ctx.project);
         let new_workspace = self.workspace == Workspace::New;
-        let fresh = [
-            new_workspace.then(|| ctx.workspace.clone()),
-            Some(home.clone()).filter(|home| !home.exists()),
+        let fresh: Vec<(PathBuf, &str)> = [
+            new_workspace.then(|| (ctx.workspace.clone(), plan::WORKSPACE_TARGET)),
+            (!home.exists()).then(|| (home.clone(), self.plan.home.as_str())),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if new_workspace {
-            std::fs::create_dir_all(&ctx.workspace)
-                .map_err(|err| Error::io("create the workspace", &ctx.workspace, err))?;
-        }
-        std::fs::create_dir_all(&home).map_err(|err| Error::io("create", &home, err))?;
-        Ok(Folders {
-            fresh,
+        let mut folders = Folders {
+            fresh: Vec::new(),
+            seeded: Vec::new(),
             new_workspace,
-        })
+        };
+        let holds = match image_id {
+            Some(id) if !fresh.is_empty() => {
+                let targets: Vec<String> = fresh.iter().map(|(_, t)| t.to_string()).collect();
+                let state_dir = &ctx.paths.state_dir;
+                content::image_holds(engine, &self.plan.image, id, &targets, state_dir).await?
+            }
+            _ => BTreeMap::new(),
+        };
+        let (to_seed, plain): (Vec<_>, Vec<_>) = fresh
+            .into_iter()
+            .partition(|(_, target)| holds.get(*target).is_some_and(|held| held.count.files > 0));
+        for (path, _) in plain {
+            std::fs::create_dir_all(&path)
+                .map_err(|err| folders.take_back(Error::io("create", &path, err)))?;
+            folders.fresh.push(path);
+        }
+        if to_seed.is_empty() {
+            return Ok(folders);
+        }
+        let helper = engine
+            .create_helper(&self.plan.image, "seed")
+            .await
+            .map_err(|err| folders.take_back(err))?;
+        let mut failed = None;
+        for (path, target) in to_seed {
+            match seed::seed(engine, &helper, target, &path).await {
+                Ok(seeded) => folders.seeded.push(seeded),
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        engine.remove_helper(&helper).await.ok();
+        match failed {
+            Some(err) => Err(folders.take_back(err)),
+            None => Ok(folders),
+        }
     }
 }
 
@@ -535,19 +573,49 @@ impl Hidden {
 
 /// The folders [`Prepared::make_folders`] made.
 pub struct Folders {
+    /// Made empty.
     fresh: Vec<PathBuf>,
+    /// Made with what the image has at their targets.
+    pub seeded: Vec<seed::Seeded>,
     /// Whether the workspace is one of them, to say so once the container exists.
-    pub new_workspace: bool,
+    new_workspace: bool,
 }
 
 impl Folders {
-    /// Removes the folders made for a container that did not come to be; one that is
-    /// no longer empty stays. Returns `err`, to be used in `map_err`.
+    /// Removes the folders made for a container that did not come to be: an empty one,
+    /// and a seeded one, which holds only copies of the image's files (one that is no
+    /// longer empty stays). Returns `err`, to be used in `map_err`.
     pub fn take_back(&self, err: Error) -> Error {
         for dir in &self.fresh {
             std::fs::remove_dir(dir).ok();
         }
+        for seeded in &self.seeded {
+            std::fs::remove_dir_all(&seeded.path).ok();
+        }
         err
+    }
+
+    /// What a launch says of them once its container exists: the workspace it made,
+    /// and what it copied from `image`.
+    pub fn notes(&self, workspace: &Path, image: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        let seeded_workspace = self.seeded.iter().any(|s| s.path == workspace);
+        if self.new_workspace && !seeded_workspace {
+            notes.push(format!("created workspace {}", workspace.display()));
+        }
+        for seeded in &self.seeded {
+            notes.push(format!(
+                "created {} with {} file(s) ({}) that {image} has at {}; they are yours",
+                seeded.path.display(),
+                seeded.files,
+                crate::units::human_size(seeded.bytes),
+                seeded.target
+            ));
+            for special in &seeded.special {
+                notes.push(format!("  not copied: {} ({})", special.path, special.kind));
+            }
+        }
+        notes
     }
 }
 

@@ -4,6 +4,8 @@
 //! guards ([`guard`]) → the engine ([`engine`], the only module that talks to Docker) →
 //! output ([`ui`]). [`run`] is the whole program; the binaries only call it.
 
+pub mod archive;
+pub mod backup;
 pub mod build;
 pub mod check;
 pub mod cli;
@@ -45,13 +47,17 @@ pub mod reap;
 pub mod remember;
 pub mod retire;
 pub mod run;
+pub mod seed;
 pub mod shell;
 pub mod signals;
+pub mod slurm;
+pub mod snapshot;
 pub mod spec;
 pub mod suggest;
 pub mod terminal;
 pub mod ui;
 pub mod units;
+pub mod unpack;
 
 pub use cli::Program;
 use cli::{Cli, Command, DeployCli, RetireCli};
@@ -172,17 +178,29 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
         let done = |result: Result<()>| result.map(|()| 0);
         let work = async {
             match command {
+                Command::Deploy(args) if args.slurm => done(slurm::submit(args, printer).await),
                 Command::Deploy(args) => done(deploy::deploy(args, printer).await),
-                Command::Retire(args) => done(retire::retire(args, printer).await),
+                Command::Retire(args) => match slurm::holding_job(&args.project)? {
+                    Some(job) => slurm::retire_within(&job, args, printer),
+                    None => done(retire::retire(args, printer).await),
+                },
                 Command::List(args) => done(list::list(args, printer).await),
                 Command::Reap(args) => done(reap::reap(args, printer).await),
                 Command::Check(args) => done(check::check(args, printer).await),
                 Command::Build(args) => done(build::build(args, printer).await),
                 Command::Images(args) => done(images::images(args, printer).await),
                 Command::Forget(args) => done(forget::forget(args, printer).await),
+                Command::Backup(args) => done(backup::backup(args, printer).await),
+                Command::Restore(args) => done(backup::restore::restore(args, printer).await),
+                Command::Move(args) => done(backup::moving::move_project(args, printer).await),
+                Command::Snapshot(args) => done(snapshot::snapshot(args, printer).await),
+                Command::Snapshots(args) => done(snapshot::list(args, printer).await),
                 Command::Run(args) => run::run(args, run::Mode::Run, printer).await,
                 Command::Create(args) => run::run(args, run::Mode::Create, printer).await,
-                Command::Shell(args) => shell::shell(args, printer).await,
+                Command::Shell(args) => match slurm::holding_job(&args.project)? {
+                    Some(job) => slurm::shell_within(&job, &args.project, &args.command),
+                    None => shell::shell(args, printer).await,
+                },
                 Command::Completions(args) => {
                     complete::print(args, printer);
                     Ok(0)
@@ -190,6 +208,8 @@ fn execute(command: &Command, printer: &Printer) -> Result<i32> {
                 Command::Man(args) => done(manpages::print(args, printer)),
                 Command::LayerWalk(args) => done(layer::helper::serve(args)),
                 Command::LayerChanges(args) => done(layer::print_changes(args, printer).await),
+                Command::Fingerprint(args) => done(backup::walk::print_fingerprint(args)),
+                Command::SlurmJob(args) => slurm::job(args, printer).await,
             }
         };
         tokio::select! {

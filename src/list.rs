@@ -7,6 +7,7 @@ use crate::cli::ListArgs;
 use crate::container::{ContainerInfo, State};
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::gpu::readings::{self, Reading};
 use crate::host::HostUser;
 use crate::ui::Printer;
 
@@ -20,6 +21,8 @@ struct Listing<'a> {
 /// A `persist` volume: it outlives the project's containers.
 #[derive(Serialize)]
 struct Persisted {
+    /// The docker context of its engine.
+    context: String,
     project: String,
     /// The owner's uid.
     user: String,
@@ -32,13 +35,50 @@ struct Persisted {
 struct Row<'a> {
     #[serde(flatten)]
     container: &'a ContainerInfo,
+    /// The docker context of its engine.
+    context: &'a str,
     /// Paused by a berth retire that was killed while it checked the container: the
     /// next deploy, retire, shell or reap of the project resumes it.
     abandoned_pause: bool,
+    /// What `berth reap` last read of the GPUs it holds: the highest utilisation.
+    gpu_utilisation: Option<Reading>,
+    /// The Slurm job that holds it, where `deploy --slurm` placed it.
+    slurm: Option<crate::slurm::Listed>,
+}
+
+/// A reading as the table shows it: `37% 5m ago`.
+fn shown(reading: Reading) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let ago = now.saturating_sub(reading.at_ms / 1000);
+    match ago {
+        0 => format!("{:.0}% just now", reading.percent),
+        secs => format!(
+            "{:.0}% {} ago",
+            reading.percent,
+            crate::units::span(std::time::Duration::from_secs(secs))
+        ),
+    }
 }
 
 pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
-    let engine = Engine::connect().await?;
+    let engines = match args.all_contexts {
+        false => {
+            let engine = Engine::connect().await?;
+            vec![(engine.endpoint.context().to_string(), engine)]
+        }
+        true => {
+            let mut engines = Vec::new();
+            for name in crate::endpoint::context_names()? {
+                match Engine::connect_to_context(&name).await {
+                    Ok(engine) => engines.push((name, engine)),
+                    Err(err) => printer.warn(&format!("context {name}: {}", err.message)),
+                }
+            }
+            engines
+        }
+    };
     let uid = (!args.all).then(|| HostUser::current().uid);
     // Sizes are the engine's slowest answer (it walks each container's writable layer,
     // tens of milliseconds a container, a hundred times what the list costs): as with
@@ -46,31 +86,54 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
     let sizes = args.size && !printer.quiet();
     let mut filters = vec![crate::label::PERSIST.to_string()];
     filters.extend(uid.map(|uid| format!("{}={uid}", crate::label::USER)));
-    let (containers, volumes) = tokio::join!(
-        engine.list(uid, None, sizes),
-        engine.volumes_labelled(filters)
-    );
-    let containers = containers?;
-    let mut volumes: Vec<Persisted> = volumes?
-        .into_iter()
-        .map(|(volume, labels)| {
+    let mut found: Vec<(&str, ContainerInfo)> = Vec::new();
+    let mut volumes: Vec<Persisted> = Vec::new();
+    for (context, engine) in &engines {
+        let (containers, labelled) = tokio::join!(
+            engine.list(uid, None, sizes),
+            engine.volumes_labelled(filters.clone())
+        );
+        found.extend(containers?.into_iter().map(|c| (context.as_str(), c)));
+        volumes.extend(labelled?.into_iter().map(|(volume, labels)| {
             let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
             Persisted {
+                context: context.clone(),
                 project: label(crate::label::PROJECT),
                 user: label(crate::label::USER),
                 path: label(crate::label::PERSIST),
                 volume,
             }
-        })
-        .collect();
-    volumes.sort_by(|a, b| (&a.project, &a.path).cmp(&(&b.project, &b.path)));
-    let state_dir = crate::host::Paths::from_env()?.state_dir;
-    let rows: Vec<Row> = containers
+        }));
+    }
+    volumes
+        .sort_by(|a, b| (&a.context, &a.project, &a.path).cmp(&(&b.context, &b.project, &b.path)));
+    let containers: Vec<&ContainerInfo> = found.iter().map(|(_, c)| c).collect();
+    let paths = crate::host::Paths::from_env()?;
+    let state_dir = &paths.state_dir;
+    let held = containers.iter().any(|c| !c.gpus.is_empty());
+    let read = match held {
+        true => {
+            let policy = crate::config::policy::Policy::read(&paths.policy)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            readings::load(&policy, state_dir)
+        }
+        false => readings::Readings::new(),
+    };
+    let jobs = crate::slurm::jobs_by_container();
+    let rows: Vec<Row> = found
         .iter()
-        .map(|container| Row {
+        .map(|(context, container)| Row {
             container,
+            context,
             abandoned_pause: container.state == State::Paused
-                && crate::paused::left_by_a_dead_berth(&state_dir, &container.id),
+                && crate::paused::left_by_a_dead_berth(state_dir, &container.id),
+            gpu_utilisation: read
+                .get(&container.id)
+                .copied()
+                .filter(|_| !container.gpus.is_empty()),
+            slurm: jobs.get(&container.name).cloned(),
         })
         .collect();
     if args.json {
@@ -112,7 +175,8 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
     }
     let dash_if_empty = |text: String| if text.is_empty() { "-".into() } else { text };
     type Cell = fn(&Row) -> String;
-    let columns: [(&str, bool, Cell); 8] = [
+    let columns: [(&str, bool, Cell); 11] = [
+        ("CONTEXT", args.all_contexts, |r| r.context.to_string()),
         ("PROJECT", true, |r| r.container.project.clone()),
         ("UID", args.all, |r| r.container.user.clone()),
         ("STATE", true, |r| match r.abandoned_pause {
@@ -123,7 +187,15 @@ pub async fn list(args: &ListArgs, printer: &Printer) -> Result<()> {
             false => r.container.status.clone(),
         }),
         ("IMAGE", true, |r| r.container.image.clone()),
+        ("SLURM JOB", !jobs.is_empty(), |r| {
+            r.slurm.as_ref().map_or_else(String::new, |j| {
+                format!("{} on {} ({})", j.job, j.node, j.state)
+            })
+        }),
         ("GPUS", true, |r| r.container.gpus.join(",")),
+        ("GPU%", held, |r| {
+            r.gpu_utilisation.map_or_else(String::new, shown)
+        }),
         ("UNSAVED", sizes, |r| {
             r.container
                 .size_rw

@@ -47,6 +47,17 @@ pub fn push_lossy(out: &mut String, name: &[u8]) {
     }
 }
 
+/// Lower-case hex, two digits a byte: a digest per file, so no `format!`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +81,10 @@ mod tests {
         assert_eq!(shown(b"/opt/\xff\xfe.bin"), "/opt/\\xff\\xfe.bin");
         assert_ne!(shown(b"\xff"), shown(b"\\xff"));
         assert_eq!(shown(b"\\xff"), "\\\\xff");
+    }
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 }

@@ -33,6 +33,8 @@ pub fn is_root() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Passwd {
     pub name: String,
+    /// The primary group.
+    pub gid: u32,
     /// The home directory: unlike `$HOME`, not the caller's to choose.
     pub home: PathBuf,
 }
@@ -61,6 +63,7 @@ pub fn passwd(uid: u32) -> Option<Passwd> {
             let entry = found.then(|| {
                 (
                     CStr::from_ptr(pwd.pw_name).to_bytes().to_vec(),
+                    pwd.pw_gid,
                     CStr::from_ptr(pwd.pw_dir).to_bytes().to_vec(),
                 )
             });
@@ -70,9 +73,10 @@ pub fn passwd(uid: u32) -> Option<Passwd> {
             buf.resize(buf.len() * 4, 0);
             continue;
         }
-        let (name, home) = entry?;
+        let (name, gid, home) = entry?;
         return Some(Passwd {
             name: String::from_utf8(name).ok()?,
+            gid,
             home: PathBuf::from(OsStr::from_bytes(&home)),
         });
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::Engine;
 
 use crate::container::{ContainerInfo, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::write_atomically;
 use crate::ui::Printer;
 
@@ -64,6 +64,40 @@ impl Record {
             id: id.to_string(),
         }
     }
+}
+
+/// Runs `work` with container `id` paused where `running` (recorded first, so that a
+/// berth killed meanwhile leaves no frozen job), and unpaused after, whatever came of
+/// it; with how long it was held, in milliseconds. A signal meanwhile ends the work
+/// (`interrupted`, saying `left`) and still unpauses. The error is the pause's or the
+/// unpause's; the work's comes back as it is.
+pub async fn holding<T>(
+    engine: &Engine,
+    state_dir: &Path,
+    id: &str,
+    running: bool,
+    left: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<(Result<T>, Option<u64>)> {
+    let record = running.then(|| Record::make(state_dir, id));
+    if running {
+        engine.pause(id).await?;
+    }
+    let paused_at = std::time::Instant::now();
+    let mut signals = crate::signals::Signals::install()?;
+    let done = tokio::select! {
+        done = work => done,
+        signal = signals.next() => Err(Error::interrupted(format!(
+            "interrupted by {}{left}",
+            signal.describe()
+        ))),
+    };
+    let paused_ms = running.then(|| paused_at.elapsed().as_millis() as u64);
+    if running {
+        engine.unpause(id).await?;
+        clear(record);
+    }
+    Ok((done, paused_ms))
 }
 
 /// Forgets `record`, if there is one: its container is no longer paused by berth.

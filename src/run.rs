@@ -124,7 +124,7 @@ async fn run_inner(
         }
     }
     // Taken back, while still empty, should the container not come to be.
-    let folders = prepared.make_folders()?;
+    let folders = prepared.make_folders(&engine, image_id.as_deref()).await?;
     // The project's `persist` volumes, labelled as its own (the engine would make them
     // unlabelled, and the next deploy would refuse them).
     prepared
@@ -168,9 +168,8 @@ async fn run_inner(
                 )),
             )
         })?;
-    if folders.new_workspace {
-        let path = &prepared.ctx.workspace;
-        printer.note(&format!("created workspace {}", path.display()));
+    for note in folders.notes(&prepared.ctx.workspace, &spec.image) {
+        printer.note(&note);
     }
     if let Some(claim) = claim {
         claim.confirm(&engine, &id).await?;

@@ -33,6 +33,7 @@ pub async fn shell(args: &ShellArgs, printer: &Printer) -> Result<i32> {
         return Err(Error::failed(format!("{} is not running", container.name))
             .hint(format!("`berth deploy {}` starts it", ctx.project)));
     }
+    crate::retire::alarm::on_entry(&engine, &ctx, &container, printer).await;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let cmd: Vec<String> = if args.command.is_empty() {
         DEFAULT_SHELL.iter().map(|s| s.to_string()).collect()

@@ -66,6 +66,22 @@ pub fn format_cpus(nano: i64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// A duration as people write it, to the second: `2h`, `1h30m`, `45s`, `3d4h`.
+pub fn span(duration: Duration) -> String {
+    let mut secs = duration.as_secs();
+    if secs == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let mut text = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            text.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    text
+}
+
 /// `2s`, `30m`, `24h`, `7d`, `2w`, `1h30m`, `500ms`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();

@@ -3,6 +3,10 @@
 
 mod support;
 
+#[path = "integration/alarm.rs"]
+mod alarm;
+#[path = "integration/backup.rs"]
+mod backup;
 #[path = "integration/build.rs"]
 mod build;
 #[path = "integration/complete.rs"]
@@ -31,10 +35,16 @@ mod pull;
 mod reap;
 #[path = "integration/rescue.rs"]
 mod rescue;
+#[path = "integration/restore.rs"]
+mod restore;
 #[path = "integration/retire.rs"]
 mod retire;
 #[path = "integration/run.rs"]
 mod run;
+#[path = "integration/slurm.rs"]
+mod slurm;
+#[path = "integration/snapshot.rs"]
+mod snapshot;
 
 use std::fs;
 

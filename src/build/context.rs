@@ -16,6 +16,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use super::ignore::Ignore;
+use crate::names::hex;
 
 /// Deeper than any real context; past it the walk stops with an error rather than
 /// hold a descriptor per level.
@@ -435,17 +436,6 @@ pub fn digest(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Lower-case hex, two digits a byte: the walk writes one per file, so no `format!`.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    text
-}
-
 /// Walks the context, measuring and hashing what would be sent. A file whose stamp
 /// `known` holds is not read; returns the digests of this walk, for the next.
 pub fn measure(
@@ -564,11 +554,6 @@ impl Hasher {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hex_is_two_lower_case_digits_a_byte() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(digest(b"").len(), 64);
-    }
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::policy::Span;
 use crate::dockerargs::{GpuSpec, PortSpec, VolumeSpec};
 use crate::error::{Error, Result};
 use crate::suggest;
@@ -42,6 +43,54 @@ pub struct FileConfig {
     pub retire: RetireSection,
     #[serde(default)]
     pub build: BuildSection,
+    #[serde(default)]
+    pub backup: BackupSection,
+    #[serde(default)]
+    pub snapshot: SnapshotSection,
+    #[serde(default)]
+    pub slurm: SlurmSection,
+}
+
+/// `[slurm]`: how `deploy --slurm` submits the project's job. The policy's are
+/// defaults (and it may require Slurm); the user config's and the project's win, and a
+/// flag wins over all.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    pub partition: Option<String>,
+    /// The job's time limit, as sbatch takes it.
+    pub time: Option<String>,
+    pub account: Option<String>,
+    /// More sbatch options, each one word (`--qos=long`, `--constraint=a100`).
+    pub options: Option<Vec<String>>,
+}
+
+/// `[snapshot]`: how often `berth reap` copies the container's unsaved changes out,
+/// how many copies are kept, and whether disposable paths go too. The policy's are
+/// defaults, and its bounds hold whatever a file says.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSection {
+    pub every: Option<Span>,
+    pub keep: Option<usize>,
+    pub all: Option<bool>,
+}
+
+/// `[backup]`: where `berth backup` writes and how often `berth reap` takes one (the
+/// user config only; the policy fixes `every` and `keep`), and what of the workspace it
+/// leaves out (every file adds to the list).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// The folder archives go to.
+    pub dir: Option<String>,
+    /// How often a scheduled backup is taken.
+    pub every: Option<Span>,
+    /// How many scheduled archives of each project are kept.
+    pub keep: Option<usize>,
+    /// Workspace paths left out, as `[retire] disposable` writes them.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -57,6 +106,9 @@ pub struct DataSection {
 pub struct RetireSection {
     /// Paths whose changes never block a retire (replaces the default list).
     pub disposable: Option<Vec<String>>,
+    /// `berth shell` and a deploy of a running project say so when its container's
+    /// writable layer holds more than this.
+    pub warn_over: Option<Size>,
 }
 
 /// `[build]`: how `berth build` builds the project's image. Paths are relative to the

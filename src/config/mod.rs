@@ -8,6 +8,7 @@ pub mod policy;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -173,6 +174,28 @@ pub struct Settings {
     /// `[build]` of the project's berth.toml, and that file; the default without one.
     #[serde(skip)]
     pub build: (Option<PathBuf>, file::BuildSection),
+    /// `[backup] dir` of the user config, made absolute.
+    pub backup_dir: Option<Sourced<PathBuf>>,
+    /// `[backup] exclude` of every layer.
+    pub backup_exclude: Vec<String>,
+    /// `[backup] every` of the policy, else of the user config; never the project's
+    /// file, which the container can write.
+    pub backup_every: Option<Sourced<Duration>>,
+    /// `[backup] keep`, from the same layers as `every`.
+    pub backup_keep: Option<Sourced<usize>>,
+    /// `[snapshot] every`, `keep` and `all`, from every file, the policy's as defaults
+    /// (its bounds apply where snapshots are taken).
+    pub snapshot_every: Option<Sourced<Duration>>,
+    pub snapshot_keep: Option<Sourced<usize>>,
+    pub snapshot_all: Option<Sourced<bool>>,
+    /// `[retire] warn_over` of the policy, else of the user config: the project's file,
+    /// which the container can write, cannot silence the alarm on entry.
+    pub warn_over: Option<Sourced<u64>>,
+    /// `[slurm]`, each key from the highest layer that sets it.
+    pub slurm_partition: Option<Sourced<String>>,
+    pub slurm_time: Option<Sourced<String>>,
+    pub slurm_account: Option<Sourced<String>>,
+    pub slurm_options: Option<Sourced<Vec<String>>>,
 }
 
 /// Refuses a `[retire] disposable` pattern that would make every change disposable
@@ -322,6 +345,13 @@ pub fn layer(
         layers.push((Source::PolicyDefault((*path).clone()), defaults));
     }
 
+    // The layers that the container cannot write.
+    let vouched: Vec<(Source, &FileConfig)> = layers
+        .iter()
+        .filter(|(source, _)| !matches!(source, Source::Project(_)))
+        .cloned()
+        .collect();
+
     // The first layer (in precedence order) that sets a value wins.
     fn pick<T>(
         layers: &[(Source, &FileConfig)],
@@ -444,6 +474,28 @@ pub fn layer(
             .as_ref()
             .map(|(path, config)| (Some(path.clone()), config.build.clone()))
             .unwrap_or_default(),
+        backup_dir: files.user.as_ref().and_then(|(path, config)| {
+            let source = Source::User(path.clone());
+            let dir = absolutize(config.backup.dir.as_ref()?, &source.base_dir(cwd));
+            Some(Sourced {
+                value: PathBuf::from(dir),
+                source,
+            })
+        }),
+        backup_exclude: layers
+            .iter()
+            .flat_map(|(_, config)| config.backup.exclude.iter().cloned())
+            .collect(),
+        backup_every: pick(&vouched, |c| c.backup.every.map(|s| s.0)),
+        backup_keep: pick(&vouched, |c| c.backup.keep),
+        snapshot_every: pick(&layers, |c| c.snapshot.every.map(|s| s.0)),
+        snapshot_keep: pick(&layers, |c| c.snapshot.keep),
+        snapshot_all: pick(&layers, |c| c.snapshot.all),
+        warn_over: pick(&vouched, |c| c.retire.warn_over.clone().map(|s| s.0)),
+        slurm_partition: pick(&layers, |c| c.slurm.partition.clone()),
+        slurm_time: pick(&layers, |c| c.slurm.time.clone()),
+        slurm_account: pick(&layers, |c| c.slurm.account.clone()),
+        slurm_options: pick(&layers, |c| c.slurm.options.clone()),
     }
 }
 
@@ -605,6 +657,26 @@ mod tests {
     }
 
     #[test]
+    fn the_backup_schedule_is_the_policys_else_the_users_never_the_projects() {
+        let every = |s: &Settings| s.backup_every.as_ref().map(|e| e.value.as_secs());
+        let keep = |s: &Settings| s.backup_keep.as_ref().map(|k| k.value);
+        let flags = FileConfig::default();
+        let project = "[backup]\nevery = \"1s\"\nkeep = 1000";
+        let s = layer(&files("", project, ""), &flags, None, Path::new("/"));
+        assert_eq!((every(&s), keep(&s)), (None, None));
+        let user = "[backup]\nevery = \"2h\"\nkeep = 3";
+        let s = layer(&files("", project, user), &flags, None, Path::new("/"));
+        assert_eq!((every(&s), keep(&s)), (Some(7200), Some(3)));
+        let policy = "[backup]\nevery = \"1d\"";
+        let s = layer(&files(policy, project, user), &flags, None, Path::new("/"));
+        assert_eq!((every(&s), keep(&s)), (Some(86400), Some(3)));
+        assert_eq!(
+            s.backup_every.unwrap().source,
+            Source::Policy("/etc/berth/policy.toml".into())
+        );
+    }
+
+    #[test]
     fn env_merges_with_the_higher_layer_winning_per_key() {
         let files = files(
             "",
@@ -680,6 +752,11 @@ mod tests {
     fn flags_with_bad_values_are_usage_errors() {
         let args = crate::cli::DeployArgs {
             project: "p".into(),
+            context: None,
+            slurm: false,
+            time: None,
+            partition: None,
+            no_wait: false,
             image: None,
             gpus: None,
             cpus: None,

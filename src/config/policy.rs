@@ -14,7 +14,10 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::file::{self, Cpus, DataSection, FileConfig, RetireSection, ScalarText, Size};
+use super::file::{
+    self, BackupSection, Cpus, DataSection, FileConfig, RetireSection, ScalarText, Size,
+    SlurmSection, SnapshotSection,
+};
 use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +58,74 @@ pub struct Policy {
     pub events: Events,
     #[serde(default)]
     pub images: Images,
+    #[serde(default)]
+    pub backup: PolicyBackup,
+    #[serde(default)]
+    pub snapshot: PolicySnapshot,
+    #[serde(default)]
+    pub slurm: PolicySlurm,
+}
+
+/// `[slurm]` of the policy: defaults for every project's job, and whether a deploy
+/// must go through Slurm.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySlurm {
+    /// Deploys without `--slurm` are refused: on a cluster's login node, containers
+    /// belong on the nodes Slurm gives out.
+    #[serde(default)]
+    pub require: bool,
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    pub account: Option<String>,
+    pub options: Option<Vec<String>>,
+}
+
+/// `[snapshot]` of the policy: defaults for everyone's, and bounds that hold whatever a
+/// user's config or a project's file says.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySnapshot {
+    pub every: Option<Span>,
+    pub keep: Option<usize>,
+    pub all: Option<bool>,
+    /// The floor: no project is snapshotted more often than this.
+    pub min_every: Option<Span>,
+    /// The ceiling: every project with a container is snapshotted at least this often,
+    /// whether its files ask for snapshots or not.
+    pub max_every: Option<Span>,
+    /// The most snapshots a project keeps.
+    pub max_keep: Option<usize>,
+    /// The most all of a user's snapshots may take (what they copied): past it, the
+    /// oldest go first, of whichever project.
+    pub budget: Option<Size>,
+}
+
+impl PolicySnapshot {
+    /// `every` and `keep` as asked for, within the bounds; `every` none: no snapshots.
+    pub fn bound(&self, every: Option<Duration>, keep: usize) -> (Option<Duration>, usize) {
+        let every = match (every, self.max_every) {
+            (Some(every), Some(Span(max))) => Some(every.min(max)),
+            (None, Some(Span(max))) => Some(max),
+            (every, None) => every,
+        };
+        let every = match (every, self.min_every) {
+            (Some(every), Some(Span(min))) => Some(every.max(min)),
+            (every, _) => every,
+        };
+        let keep = self.max_keep.map_or(keep, |max| keep.min(max)).max(1);
+        (every, keep)
+    }
+}
+
+/// `[backup]` of the policy: where archives go when the user config does not say, and
+/// the schedule of `berth reap`'s backups, which users cannot change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBackup {
+    pub dir: Option<PathBuf>,
+    pub every: Option<Span>,
+    pub keep: Option<usize>,
 }
 
 /// An option the policy may forbid, named as in `forbid = [...]`.
@@ -115,6 +186,17 @@ pub struct Gpus {
     /// The lock file every user's berth takes while it allocates. None:
     /// [`crate::gpu::claim::DEFAULT_LOCK`].
     pub lock: Option<PathBuf>,
+    /// The GPUs of the engine of each docker context, by its name
+    /// (`[gpus.contexts.NAME] inventory`): another host's, which this one cannot ask.
+    #[serde(default)]
+    pub contexts: BTreeMap<String, GpuContext>,
+}
+
+/// `[gpus.contexts.NAME]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuContext {
+    pub inventory: Option<Vec<ScalarText>>,
 }
 
 /// How a container is given its GPUs.
@@ -145,6 +227,19 @@ pub struct Reap {
     /// is idle.
     #[serde(default = "Reap::default_idle_cpu", deserialize_with = "percent")]
     pub idle_cpu: f64,
+    /// Below this utilisation, in percent, on every GPU it holds for all of
+    /// `idle_after`, a container that holds GPUs is idle, whatever its CPU.
+    #[serde(default = "Reap::default_idle_gpu", deserialize_with = "percent")]
+    pub idle_gpu: f64,
+    /// A stop is announced this long before it comes (a notice, an event, a line on
+    /// the owner's terminals); activity or a `.keep-alive` meanwhile cancels it.
+    pub warn_before: Option<Span>,
+    /// A container running for longer than this is stopped, busy or not, whatever its
+    /// `.keep-alive` (after the warning).
+    pub max_runtime: Option<Span>,
+    /// Where a reap as root leaves the GPU utilisation it read, for `berth list`.
+    /// None: `/run/berth/gpus.json`.
+    pub readings: Option<PathBuf>,
 }
 
 impl Reap {
@@ -158,6 +253,13 @@ impl Reap {
 
     fn default_idle_cpu() -> f64 {
         Self::DEFAULT_IDLE_CPU
+    }
+
+    /// 5%: a notebook that holds GPUs and polls now and then stays below it.
+    pub const DEFAULT_IDLE_GPU: f64 = 5.0;
+
+    fn default_idle_gpu() -> f64 {
+        Self::DEFAULT_IDLE_GPU
     }
 }
 
@@ -180,6 +282,10 @@ impl Default for Reap {
             keep_alive_max: Self::default_keep_alive_max(),
             hold_stopped: None,
             idle_cpu: Self::DEFAULT_IDLE_CPU,
+            idle_gpu: Self::DEFAULT_IDLE_GPU,
+            warn_before: None,
+            max_runtime: None,
+            readings: None,
         }
     }
 }
@@ -244,6 +350,11 @@ impl Policy {
             env: self.env.clone(),
             data: self.data.clone(),
             retire: self.retire.clone(),
+            backup: BackupSection {
+                every: self.backup.every,
+                keep: self.backup.keep,
+                ..BackupSection::default()
+            },
             ..FileConfig::default()
         }
     }
@@ -264,6 +375,17 @@ impl Policy {
                 .cpus
                 .clone()
                 .or_else(|| self.limits.max_cpus.clone()),
+            snapshot: SnapshotSection {
+                every: self.snapshot.every,
+                keep: self.snapshot.keep,
+                all: self.snapshot.all,
+            },
+            slurm: SlurmSection {
+                partition: self.slurm.partition.clone(),
+                time: self.slurm.time.clone(),
+                account: self.slurm.account.clone(),
+                options: self.slurm.options.clone(),
+            },
             ..FileConfig::default()
         }
     }
@@ -280,6 +402,28 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_schedules_stay_within_the_policys_bounds() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let bounds: PolicySnapshot = file::parse_as(
+            "min_every = \"1h\"\nmax_every = \"1d\"\nmax_keep = 3",
+            Path::new("/p.toml"),
+        )
+        .unwrap();
+        // Too often is slowed to the floor, too seldom or never hurried to the ceiling.
+        assert_eq!(
+            bounds.bound(Some(Duration::from_secs(1)), 5),
+            (Some(hours(1)), 3)
+        );
+        assert_eq!(bounds.bound(Some(hours(48)), 2), (Some(hours(24)), 2));
+        assert_eq!(bounds.bound(None, 0), (Some(hours(24)), 1));
+        assert_eq!(bounds.bound(Some(hours(6)), 3), (Some(hours(6)), 3));
+        // No bounds: as asked; no `every`: no snapshots.
+        let free = PolicySnapshot::default();
+        assert_eq!(free.bound(None, 5), (None, 5));
+        assert_eq!(free.bound(Some(hours(2)), 9), (Some(hours(2)), 9));
+    }
 
     #[test]
     fn a_pinned_workspace_root_takes_the_password_databases_home_and_the_user() {

@@ -37,10 +37,40 @@ pub struct Inventory {
     pub origin: String,
 }
 
+/// The GPUs of `engine`'s host. The policy's `[gpus.contexts.NAME] inventory` for the
+/// engine's context where it names one; else, for an engine on this host (a unix
+/// socket), [`host_inventory`]. An engine elsewhere with no inventory in the policy is
+/// an error: its GPUs would be booked from this host's list.
+pub fn inventory(
+    policy: Option<&(PathBuf, Policy)>,
+    engine: &crate::endpoint::Endpoint,
+) -> Result<Option<Inventory>> {
+    let context = engine.context();
+    let listed = policy.and_then(|(path, policy)| {
+        let ids = policy.gpus.contexts.get(context)?.inventory.as_ref()?;
+        Some(Inventory {
+            ids: super::sorted(ids.iter().map(|id| id.0.trim().to_string())),
+            origin: format!("[gpus.contexts.{context}] in the policy {}", path.display()),
+        })
+    });
+    if listed.is_some() {
+        return Ok(listed);
+    }
+    if !engine.is_local() {
+        return Err(Error::refused(format!(
+            "berth does not know the GPUs of the engine at {engine}"
+        ))
+        .hint(format!(
+            "the admin lists them in the policy: [gpus.contexts.{context}] inventory = [\"0\", \"1\"]"
+        )));
+    }
+    Ok(host_inventory(policy))
+}
+
 /// The policy's `[gpus] inventory`, else the GPUs the host reports (`nvidia-smi -L`,
 /// else `/proc/driver/nvidia/gpus`). None when neither knows of any GPU: berth then
 /// allocates nothing and passes the request to docker as written, as `docker run` would.
-pub fn inventory(policy: Option<&(PathBuf, Policy)>) -> Option<Inventory> {
+pub fn host_inventory(policy: Option<&(PathBuf, Policy)>) -> Option<Inventory> {
     if let Some((path, policy)) = policy {
         if let Some(ids) = &policy.gpus.inventory {
             return Some(Inventory {
@@ -104,6 +134,15 @@ fn name_of(uid: &str) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// The GPUs Slurm gave the job this process runs in: taken as they are.
+static GIVEN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Makes [`begin`] take `ids` as they are, with no inventory, lock or labels read:
+/// Slurm is the allocator and the queue, and gave them to the job.
+pub fn given_by_slurm(ids: Vec<String>) {
+    GIVEN.get_or_init(|| ids);
+}
+
 /// Decides the GPUs of `spec` and writes them in (the `berth.gpus` label, and device
 /// requests or variables as the policy says). Holds the lock in the returned claim until
 /// [`Claim::confirm`]. None when no GPU is asked for, or no inventory is known.
@@ -121,7 +160,11 @@ pub async fn begin(
         }
         return Ok(None);
     };
-    let Some(inventory) = inventory(policy) else {
+    if let Some(ids) = GIVEN.get() {
+        apply(spec, mode, Some(ids));
+        return Ok(None);
+    }
+    let Some(inventory) = inventory(policy, &engine.endpoint)? else {
         return Ok(None);
     };
     let lock = Lock::acquire(&lock_path(policy), &LOCK, printer).await?;
@@ -142,7 +185,7 @@ pub async fn preview(
     user: &HostUser,
     request: &Request,
 ) -> Result<Option<Vec<String>>> {
-    let Some(inventory) = inventory(policy) else {
+    let Some(inventory) = inventory(policy, &engine.endpoint)? else {
         return Ok(None);
     };
     decide(engine, policy, user, &inventory, request)
@@ -173,8 +216,13 @@ async fn decide(
 
 impl Claim {
     /// After the create: no other container may claim one of ours. Only a berth that
-    /// does not share the lock can cause that; ours then gives way (it is removed) and
-    /// the deploy is refused, so that a GPU is never held twice. Releases the lock.
+    /// does not share the lock can cause that (another host's, or one with another
+    /// `[gpus] lock`): the claim is settled on the engine itself, by its labels. Ours
+    /// gives way whenever it sees another (it is removed, and the deploy refused), so
+    /// that a GPU is never held twice. Keeping the one created first would not do: the
+    /// engine stamps a container's creation before the list shows it, so the later one
+    /// may have looked while the first was not yet there. Of two that see each other,
+    /// both give way, and each says to try again. Releases the lock.
     pub async fn confirm(self, engine: &Engine, id: &str) -> Result<Vec<String>> {
         let containers = engine.list(None, None, false).await?;
         let held = holdings(&self.inventory, &containers);

@@ -7,6 +7,7 @@
 //! reaper for long-stopped containers, give them back.
 
 pub mod claim;
+pub mod readings;
 
 use std::collections::BTreeSet;
 
@@ -67,6 +68,72 @@ pub fn parse_nvidia_smi(output: &str) -> Vec<String> {
         (!index.is_empty() && index.chars().all(|c| c.is_ascii_digit())).then(|| index.into())
     });
     sorted(ids)
+}
+
+/// One GPU's utilisation, as `nvidia-smi --query-gpu=index,uuid,utilization.gpu`
+/// reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utilisation {
+    pub index: String,
+    pub uuid: String,
+    pub percent: f64,
+}
+
+/// The GPUs' utilisation now, from `nvidia-smi`; why not, when it is missing or fails.
+pub fn utilisation() -> std::result::Result<Vec<Utilisation>, String> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=index,uuid,utilization.gpu",
+            "--format=csv,noheader,nounits",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|err| format!("cannot run nvidia-smi: {err}"))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "nvidia-smi failed ({}): {}",
+            out.status,
+            said.trim()
+        ));
+    }
+    parse_utilisation(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `0, GPU-8a1f…, 37` per line; a line that does not read so (`[N/A]`, `[Not Supported]`)
+/// makes the whole answer unreadable, since a GPU whose use is unknown is not idle.
+pub fn parse_utilisation(text: &str) -> std::result::Result<Vec<Utilisation>, String> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            match fields[..] {
+                [index, uuid, percent] => match percent.parse::<f64>() {
+                    Ok(percent) if percent.is_finite() => Ok(Utilisation {
+                        index: index.to_string(),
+                        uuid: uuid.to_string(),
+                        percent,
+                    }),
+                    _ => Err(format!(
+                        "nvidia-smi gave GPU {index} a utilisation of {percent:?}"
+                    )),
+                },
+                _ => Err(format!("nvidia-smi answered {line:?}")),
+            }
+        })
+        .collect()
+}
+
+/// The highest utilisation among the GPUs `held` (each by index or uuid); why not,
+/// when one of them is not in `readings`.
+pub fn highest_held(readings: &[Utilisation], held: &[String]) -> std::result::Result<f64, String> {
+    held.iter().try_fold(0.0, |highest: f64, id| {
+        let reading = readings
+            .iter()
+            .find(|r| r.index == *id || r.uuid == *id)
+            .ok_or_else(|| format!("GPU {id} is not in nvidia-smi's answer"))?;
+        Ok(highest.max(reading.percent))
+    })
 }
 
 /// The device minor number in a `/proc/driver/nvidia/gpus/<bus id>/information` file,
@@ -314,6 +381,24 @@ pub fn apply(spec: &mut ContainerSpec, mode: Mode, ids: Option<&[String]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utilisation_is_read_per_gpu_and_matched_by_index_or_uuid() {
+        let text = "0, GPU-aaa, 37\n1, GPU-bbb, 2\n\n";
+        let readings = parse_utilisation(text).unwrap();
+        assert_eq!(readings.len(), 2);
+        assert_eq!(highest_held(&readings, &["1".into()]), Ok(2.0));
+        assert_eq!(
+            highest_held(&readings, &["GPU-aaa".into(), "1".into()]),
+            Ok(37.0)
+        );
+        assert!(highest_held(&readings, &["7".into()])
+            .unwrap_err()
+            .contains("GPU 7"));
+        // A GPU whose use is unknown makes the answer unreadable.
+        assert!(parse_utilisation("0, GPU-aaa, [N/A]").is_err());
+        assert!(parse_utilisation("garbage").is_err());
+    }
 
     fn ids(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -17,9 +17,10 @@
 //!
 //! A helper serves one retire: it is started once (while berth pauses the container),
 //! walks each time berth writes `w` on its stdin (the check, then the second look after
-//! the stop), and exits when its stdin closes, which dropping the [`Session`] does, as
-//! does berth's own exit. Each walk comes back on stdout as records: a kind byte (`A`,
-//! `C`, `D`), the path's bytes, NUL; a complete walk ends with the record `.`, and a
+//! the stop), or `s` for a walk with its [`Stamp`], and exits when its stdin closes,
+//! which dropping the [`Session`] does, as does berth's own exit. Each walk comes back
+//! on stdout as records: a kind byte (`A`, `C`, `D`), the path's bytes, NUL; then the
+//! stamp where asked (`#` and its hex); a complete walk ends with the record `.`, and a
 //! walk that cannot answer exactly with `!` and the reason.
 
 use std::collections::BTreeSet;
@@ -32,7 +33,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::list::{Builder, ChangeList};
-use super::overlay::{Dialect, Unreadable};
+use super::overlay::{Dialect, Stamp, Stamped, Unreadable};
 use super::Planned;
 use crate::cli::LayerWalkArgs;
 use crate::container::ChangeKind;
@@ -50,8 +51,12 @@ pub const PURPOSE: &str = "layer";
 /// Where the helper finds the layer.
 const UPPER: &str = "/layer/upper";
 const LOWER: &str = "/layer/lower";
-/// What berth writes to ask for a walk.
+/// What berth writes to ask for a walk, and for a walk with its stamp.
 const WALK: u8 = b'w';
+const STAMPED: u8 = b's';
+/// The record of the stamp's digest, and of one file's signature.
+const STAMP: u8 = b'#';
+const SIGNED: u8 = b'=';
 /// The record that ends a complete walk, and the one that ends a walk that cannot
 /// answer (with the reason).
 const END: u8 = b'.';
@@ -79,20 +84,35 @@ pub fn serve(args: &LayerWalkArgs) -> Result<()> {
         loop {
             match stdin.read(&mut asked)? {
                 0 => return Ok(()),
-                _ if asked[0] != WALK => continue,
+                _ if asked[0] != WALK && asked[0] != STAMPED => continue,
                 _ => {}
             }
             let mut failed = None;
-            let walked = planned.walk(&mut |path, kind| {
-                if failed.is_none() {
-                    failed = write_record(&mut out, kind_byte(kind), path).err();
-                }
-            });
+            let mut stamp = (asked[0] == STAMPED).then(Stamp::default);
+            let walked = planned.walk(
+                &mut |path, kind| {
+                    if failed.is_none() {
+                        failed = write_record(&mut out, kind_byte(kind), path).err();
+                    }
+                },
+                stamp.as_mut(),
+            );
             if let Some(err) = failed {
                 return Err(err);
             }
             match walked {
-                Ok(()) => write_record(&mut out, END, b"")?,
+                Ok(()) => {
+                    if let Some(stamp) = stamp {
+                        let stamped = stamp.finish();
+                        for (path, signature) in &stamped.files {
+                            let mut record = format!("{signature:016x}").into_bytes();
+                            record.extend_from_slice(path);
+                            write_record(&mut out, SIGNED, &record)?;
+                        }
+                        write_record(&mut out, STAMP, stamped.digest.as_bytes())?;
+                    }
+                    write_record(&mut out, END, b"")?
+                }
                 Err(Unreadable(why)) => write_record(&mut out, REFUSED, why.as_bytes())?,
             }
             out.flush()?;
@@ -123,6 +143,8 @@ pub struct Records {
     /// A record not complete yet.
     partial: Vec<u8>,
     changes: Builder,
+    files: Vec<(Vec<u8>, u64)>,
+    stamp: Option<Stamped>,
 }
 
 /// What [`Records::feed`] found.
@@ -130,8 +152,8 @@ pub struct Records {
 pub enum Fed {
     /// The walk goes on.
     More,
-    /// The walk is complete.
-    Done(ChangeList),
+    /// The walk is complete: its changes, and its stamp where asked.
+    Done(ChangeList, Option<Stamped>),
     /// It could not answer exactly, or wrote what berth does not read: why.
     Failed(String),
 }
@@ -153,9 +175,36 @@ impl Records {
                 Some(b'D') => ChangeKind::Deleted,
                 Some(&END) if record.len() == 1 && after.is_empty() => {
                     return match std::mem::take(&mut self.changes).finish() {
-                        Ok(changes) => Fed::Done(changes),
+                        Ok(changes) => Fed::Done(changes, self.stamp.take()),
                         Err(Unreadable(why)) => Fed::Failed(why),
                     };
+                }
+                Some(&STAMP)
+                    if self.stamp.is_none()
+                        && record.len() == 65
+                        && record[1..].iter().all(u8::is_ascii_hexdigit) =>
+                {
+                    self.stamp = Some(Stamped {
+                        digest: String::from_utf8_lossy(&record[1..]).into_owned(),
+                        files: std::mem::take(&mut self.files),
+                    });
+                    self.partial.clear();
+                    rest = after;
+                    continue;
+                }
+                Some(&SIGNED) if self.stamp.is_none() && record.len() > 17 => {
+                    let signature = std::str::from_utf8(&record[1..17])
+                        .ok()
+                        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+                    let Some(signature) = signature else {
+                        return Fed::Failed(
+                            "the helper wrote a signature berth cannot read".into(),
+                        );
+                    };
+                    self.files.push((record[17..].to_vec(), signature));
+                    self.partial.clear();
+                    rest = after;
+                    continue;
                 }
                 Some(&REFUSED) if after.is_empty() => {
                     return Fed::Failed(String::from_utf8_lossy(&record[1..]).into_owned())
@@ -190,37 +239,21 @@ impl Session {
         printer: Option<&Printer>,
     ) -> std::result::Result<Self, Unreadable> {
         let image = image(engine, printer).await?;
-        let spec = spec(&image, planned)?;
-        let failed =
-            |what: &str, err: Error| Unreadable(format!("the helper container {what}: {err}"));
-        let id = engine
-            .create(&spec)
-            .await
-            .map_err(|err| failed("could not be created", err))?
-            .ok_or_else(|| Unreadable("the helper container could not be created".into()))?;
-        let started = async {
-            let attached = engine.attach(&id, [true, true, true], None).await?;
-            engine.start(&id).await?;
-            Ok::<_, Error>(attached)
-        }
-        .await;
-        match started {
-            Ok(attached) => Ok(Session {
-                attached,
-                stderr: Vec::new(),
-            }),
-            Err(err) => {
-                // Never started, so never removed by the engine.
-                let _ = engine.remove_helper(&id).await;
-                Err(failed("could not be started", err))
-            }
-        }
+        let attached = launch(engine, &spec(&image, planned)?).await?;
+        Ok(Session {
+            attached,
+            stderr: Vec::new(),
+        })
     }
 
-    /// One walk of the layer as it is now.
-    pub async fn walk(&mut self) -> std::result::Result<ChangeList, Unreadable> {
+    /// One walk of the layer as it is now, `stamped` or not.
+    pub async fn walk(
+        &mut self,
+        stamped: bool,
+    ) -> std::result::Result<(ChangeList, Option<Stamped>), Unreadable> {
+        let ask = if stamped { STAMPED } else { WALK };
         let asked = async {
-            self.attached.input.write_all(&[WALK]).await?;
+            self.attached.input.write_all(&[ask]).await?;
             self.attached.input.flush().await
         };
         if let Err(err) = asked.await {
@@ -231,7 +264,7 @@ impl Session {
             match chunk {
                 Ok(Chunk::Stdout(bytes)) => match records.feed(&bytes) {
                     Fed::More => {}
-                    Fed::Done(changes) => return Ok(changes),
+                    Fed::Done(changes, stamp) => return Ok((changes, stamp)),
                     Fed::Failed(why) => return Err(Unreadable(why)),
                 },
                 Ok(Chunk::Stderr(bytes)) => self.stderr.extend_from_slice(&bytes),
@@ -251,29 +284,64 @@ impl Session {
     }
 }
 
-/// The helper container for `planned`.
-fn spec(image: &Image, planned: &Planned) -> std::result::Result<ContainerSpec, Unreadable> {
-    let bind = |source: &Path, target: String| -> std::result::Result<MountSpec, Unreadable> {
-        let source = source
-            .to_str()
-            .ok_or_else(|| Unreadable("a layer directory's path is not UTF-8".into()))?;
-        Ok(MountSpec {
-            // Nothing mounted beneath a layer directory is the layer's.
-            bind_nonrecursive: true,
-            ..MountSpec::bind(source, target, true)
-        })
-    };
-    let mut mounts = vec![bind(&planned.upper, UPPER.to_string())?];
-    let mut cmd = vec!["layer-walk".to_string()];
-    if planned.dialect == Dialect::Fuse {
-        cmd.push("--fuse".into());
+/// Runs berth as `args` in a helper container of its own with `mounts` (read-only),
+/// to read what only the engine's host can (a volume's files); what it wrote on
+/// stdout once it exits, or why it could not run. No stdin; the engine removes it.
+pub async fn run_once(
+    engine: &Engine,
+    mounts: Vec<MountSpec>,
+    args: Vec<String>,
+    printer: Option<&Printer>,
+) -> std::result::Result<Vec<u8>, Unreadable> {
+    let image = image(engine, printer).await?;
+    let mut spec = helper_spec(&image, mounts, args);
+    spec.open_stdin = false;
+    spec.stdin_once = false;
+    spec.attach_stdin = false;
+    let mut attached = launch(engine, &spec).await?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(chunk) = attached.output.next().await {
+        match chunk {
+            Ok(Chunk::Stdout(bytes)) => stdout.extend_from_slice(&bytes),
+            Ok(Chunk::Stderr(bytes)) => stderr.extend_from_slice(&bytes),
+            Err(err) => return Err(Unreadable(format!("reading the helper: {err}"))),
+        }
     }
-    cmd.push(UPPER.into());
-    for (i, lower) in planned.lowers.iter().enumerate() {
-        let target = format!("{LOWER}/{i}");
-        mounts.push(bind(lower, target.clone())?);
-        cmd.push(target);
+    let said = String::from_utf8_lossy(&stderr);
+    match said.trim().trim_start_matches("error: ") {
+        "" => Ok(stdout),
+        said => Err(Unreadable(format!("the helper failed: {said}"))),
     }
+}
+
+/// Creates the helper container of `spec`, attaches to the streams it has, and starts
+/// it; one that could not start is removed (the engine removes only what ran).
+async fn launch(
+    engine: &Engine,
+    spec: &ContainerSpec,
+) -> std::result::Result<Attached, Unreadable> {
+    let failed = |what: &str, err: Error| Unreadable(format!("the helper container {what}: {err}"));
+    let id = engine
+        .create(spec)
+        .await
+        .map_err(|err| failed("could not be created", err))?
+        .ok_or_else(|| Unreadable("the helper container could not be created".into()))?;
+    let streams = [spec.attach_stdin, true, true];
+    let started = async {
+        let attached = engine.attach(&id, streams, None).await?;
+        engine.start(&id).await?;
+        Ok::<_, Error>(attached)
+    }
+    .await;
+    if started.is_err() {
+        let _ = engine.remove_helper(&id).await;
+    }
+    started.map_err(|err| failed("could not be started", err))
+}
+
+/// A helper container of `image` that runs berth as `cmd` with `mounts`: no network,
+/// a read-only root, the capabilities reading needs, little memory and few processes.
+fn helper_spec(image: &Image, mounts: Vec<MountSpec>, cmd: Vec<String>) -> ContainerSpec {
     let mut spec = ContainerSpec {
         image: image.reference(),
         entrypoint: Some(image.entrypoint.clone()),
@@ -299,7 +367,33 @@ fn spec(image: &Image, planned: &Planned) -> std::result::Result<ContainerSpec, 
     host.auto_remove = true;
     host.security_opt = vec!["no-new-privileges".into()];
     spec.extra.log_driver = Some("none".into());
-    Ok(spec)
+    spec
+}
+
+/// The helper container for `planned`.
+fn spec(image: &Image, planned: &Planned) -> std::result::Result<ContainerSpec, Unreadable> {
+    let bind = |source: &Path, target: String| -> std::result::Result<MountSpec, Unreadable> {
+        let source = source
+            .to_str()
+            .ok_or_else(|| Unreadable("a layer directory's path is not UTF-8".into()))?;
+        Ok(MountSpec {
+            // Nothing mounted beneath a layer directory is the layer's.
+            bind_nonrecursive: true,
+            ..MountSpec::bind(source, target, true)
+        })
+    };
+    let mut mounts = vec![bind(&planned.upper, UPPER.to_string())?];
+    let mut cmd = vec!["layer-walk".to_string()];
+    if planned.dialect == Dialect::Fuse {
+        cmd.push("--fuse".into());
+    }
+    cmd.push(UPPER.into());
+    for (i, lower) in planned.lowers.iter().enumerate() {
+        let target = format!("{LOWER}/{i}");
+        mounts.push(bind(lower, target.clone())?);
+        cmd.push(target);
+    }
+    Ok(helper_spec(image, mounts, cmd))
 }
 
 /// The helper image: berth's binary and the libraries it loaded.
@@ -486,7 +580,7 @@ mod tests {
                 assert_eq!(fed, Fed::More);
                 fed = records.feed(chunk);
             }
-            assert_eq!(fed, Fed::Done(want.clone()), "in pieces of {piece}");
+            assert_eq!(fed, Fed::Done(want.clone(), None), "in pieces of {piece}");
         }
     }
 

@@ -28,7 +28,8 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 pub use list::{ChangeList, PathText};
-use overlay::{Dialect, Layers, Unreadable};
+pub use overlay::Stamped;
+use overlay::{Dialect, Layers, Stamp, Unreadable};
 
 /// `engine`, `helper` or `direct` picks the source (where it can answer at all): to
 /// compare them, or to work around a bug in one.
@@ -48,6 +49,9 @@ pub enum Source {
 pub struct Changes {
     pub list: ChangeList,
     pub read_by: ReadBy,
+    /// The walk's [`Stamp`], where one was asked for and berth walked the layer (the
+    /// engine's list has no times).
+    pub stamp: Option<Stamped>,
 }
 
 /// Which source answered, and why not the direct walk (`--json`: `read_by`).
@@ -117,10 +121,11 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// Walks the layer; blocking.
+    /// Walks the layer, stamping it ([`Stamp`]) where asked; blocking.
     pub fn walk(
         &self,
         emit: &mut dyn FnMut(&[u8], ChangeKind),
+        stamp: Option<&mut Stamp>,
     ) -> std::result::Result<(), Unreadable> {
         let lowers: Vec<&Path> = self.lowers.iter().map(PathBuf::as_path).collect();
         overlay::walk(
@@ -130,6 +135,7 @@ impl Planned {
                 dialect: self.dialect,
             },
             emit,
+            stamp,
         )
     }
 }
@@ -190,18 +196,33 @@ impl<'a> Reader<'a> {
     /// answer, and a slow engine is told about. A walk that cannot answer leaves this
     /// read, and the later ones, to the engine.
     pub async fn read(&mut self, paused: bool) -> Result<Changes> {
+        self.read_with(paused, false).await
+    }
+
+    /// [`Reader::read`], with the walk's [`Stamp`] where berth walks the layer.
+    pub async fn read_stamped(&mut self, paused: bool) -> Result<Changes> {
+        self.read_with(paused, true).await
+    }
+
+    async fn read_with(&mut self, paused: bool, stamped: bool) -> Result<Changes> {
         let walked = match &mut self.way {
-            Way::Direct(planned) => direct(planned.clone()).await?.map(|l| (l, Source::Direct)),
-            Way::Helper(session) => session.walk().await.map(|l| (l, Source::Helper)),
+            Way::Direct(planned) => direct(planned.clone(), stamped)
+                .await?
+                .map(|l| (l, Source::Direct)),
+            Way::Helper(session) => session.walk(stamped).await.map(|l| (l, Source::Helper)),
             Way::Engine(why) => Err(Unreadable(why.clone())),
         };
         let why = match walked {
-            Ok((list, source)) => {
+            Ok(((list, stamp), source)) => {
                 let read_by = ReadBy {
                     source,
                     fallback: None,
                 };
-                return Ok(Changes { list, read_by });
+                return Ok(Changes {
+                    list,
+                    read_by,
+                    stamp,
+                });
             }
             Err(Unreadable(why)) => why,
         };
@@ -213,6 +234,7 @@ impl<'a> Reader<'a> {
                 source: Source::Engine,
                 fallback: Some(why),
             },
+            stamp: None,
         })
     }
 }
@@ -238,14 +260,19 @@ struct Printed<'a> {
     read_by: &'a ReadBy,
 }
 
-type Walked = std::result::Result<ChangeList, Unreadable>;
+/// A walk's changes, and its stamp where asked for.
+type Walked = std::result::Result<(ChangeList, Option<Stamped>), Unreadable>;
 
 /// berth's own walk, off the async threads.
-async fn direct(planned: Planned) -> Result<Walked> {
+async fn direct(planned: Planned, stamped: bool) -> Result<Walked> {
     tokio::task::spawn_blocking(move || {
         let mut list = list::Builder::default();
-        planned.walk(&mut |path, kind| list.push_bytes(path, kind))?;
-        list.finish()
+        let mut stamp = stamped.then(Stamp::default);
+        planned.walk(
+            &mut |path, kind| list.push_bytes(path, kind),
+            stamp.as_mut(),
+        )?;
+        Ok((list.finish()?, stamp.map(Stamp::finish)))
     })
     .await
     .map_err(|err| Error::failed(format!("the layer walk stopped: {err}")))

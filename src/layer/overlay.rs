@@ -36,6 +36,7 @@ use std::rc::Rc;
 use rustix::buffer::spare_capacity;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, CWD};
 use rustix::io::Errno;
+use sha2::{Digest, Sha256};
 
 use crate::container::ChangeKind;
 
@@ -111,6 +112,7 @@ const HARMLESS_MARKS: [&[u8]; 9] = [
 pub fn walk(
     layers: &Layers<'_>,
     emit: &mut dyn FnMut(&[u8], ChangeKind),
+    stamp: Option<&mut Stamp>,
 ) -> Result<(), Unreadable> {
     let open_root = |path: &Path| {
         rustix::fs::openat(CWD, path, dir_flags(), Mode::empty())
@@ -126,6 +128,7 @@ pub fn walk(
     let mut walker = Walker {
         dialect: layers.dialect,
         emit,
+        stamp,
         pending: Vec::new(),
     };
     let root = Rc::new(Node {
@@ -214,7 +217,79 @@ struct Below {
 struct Walker<'e> {
     dialect: Dialect,
     emit: &'e mut dyn FnMut(&[u8], ChangeKind),
+    stamp: Option<&'e mut Stamp>,
     pending: Vec<Pending>,
+}
+
+/// A digest of one walk: every change it reported, and for each entry it reported
+/// added or modified, what the upper copy's `stat` says (folders: type, mode and owner;
+/// the rest also inode, size, and modification and change times, which any write
+/// moves). Two walks of a container with one stamp saw the same layer, as far as a
+/// snapshot of it goes; a walk that differs in order only stamps differently, which
+/// costs a snapshot, never a change missed.
+///
+/// It also keeps each such file's own signature ([`Stamped::files`]): a snapshot links
+/// what kept its signature from the one before instead of copying it again.
+#[derive(Default)]
+pub struct Stamp {
+    digest: Sha256,
+    files: Vec<(Vec<u8>, u64)>,
+}
+
+/// A finished [`Stamp`]: the walk's digest, in hex, and the signature of each file
+/// (anything but a folder) it found added or modified, by its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub digest: String,
+    pub files: Vec<(Vec<u8>, u64)>,
+}
+
+impl Stamp {
+    fn change(&mut self, path: &[u8], kind: ChangeKind) {
+        let kind = match kind {
+            ChangeKind::Added => b'A',
+            ChangeKind::Modified => b'C',
+            ChangeKind::Deleted => b'D',
+        };
+        self.digest.update([kind]);
+        self.digest.update((path.len() as u64).to_le_bytes());
+        self.digest.update(path);
+    }
+
+    // The `stat` fields are i64 on Linux's 64-bit targets, not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    fn entry(&mut self, path: &[u8], stat: &Stat) {
+        let mut fields = vec![stat.st_mode as u64, stat.st_uid as u64, stat.st_gid as u64];
+        let file = FileType::from_raw_mode(stat.st_mode) != FileType::Directory;
+        if file {
+            fields.extend([
+                stat.st_ino as u64,
+                stat.st_size as u64,
+                stat.st_rdev as u64,
+                stat.st_mtime as u64,
+                stat.st_mtime_nsec as u64,
+                stat.st_ctime as u64,
+                stat.st_ctime_nsec as u64,
+            ]);
+        }
+        let mut own = Sha256::new();
+        for field in &fields {
+            self.digest.update(field.to_le_bytes());
+            own.update(field.to_le_bytes());
+        }
+        if file {
+            let own = own.finalize();
+            let signature = u64::from_le_bytes(own[..8].try_into().expect("8 bytes"));
+            self.files.push((path.to_vec(), signature));
+        }
+    }
+
+    pub fn finish(self) -> Stamped {
+        Stamped {
+            digest: crate::names::hex(&self.digest.finalize()),
+            files: self.files,
+        }
+    }
 }
 
 impl Walker<'_> {
@@ -287,6 +362,7 @@ impl Walker<'_> {
                 true => Marks::read(&fd, name, &path)?,
                 false => Marks::default(),
             };
+            let mut stat_stamped = None;
             let (reported, below_dirs) = match (below, stat) {
                 (Some(below), Some(mut stat)) => {
                     if let Some(owner) = marks.owner {
@@ -296,14 +372,29 @@ impl Walker<'_> {
                         differs(&below.stat, &stat) || below.capability != marks.capability;
                     if changed {
                         self.change(&node, &path, ChangeKind::Modified);
+                        stat_stamped = Some(stat);
                     }
                     (changed, below.dirs)
                 }
-                _ => {
+                (_, stat) => {
                     self.change(&node, &path, ChangeKind::Added);
+                    if self.stamp.is_some() {
+                        stat_stamped = stat;
+                    }
                     (true, Vec::new())
                 }
             };
+            if let Some(stamp) = self.stamp.as_deref_mut() {
+                if reported {
+                    let stat = match stat_stamped.take() {
+                        Some(stat) => Some(stat),
+                        None => stat_entry(&fd, name, &path)?,
+                    };
+                    if let Some(stat) = stat {
+                        stamp.entry(&path, &stat);
+                    }
+                }
+            }
             if is_dir {
                 self.pending.push(Pending {
                     parent: fd.clone(),
@@ -335,12 +426,18 @@ impl Walker<'_> {
     /// below and was not reported yet, as the engine does.
     fn change(&mut self, node: &Rc<Node>, path: &[u8], kind: ChangeKind) {
         (self.emit)(path, kind);
+        if let Some(stamp) = self.stamp.as_deref_mut() {
+            stamp.change(path, kind);
+        }
         let mut up = Some(node);
         while let Some(dir) = up {
             if dir.reported.replace(true) {
                 break;
             }
             (self.emit)(&path[..dir.len], ChangeKind::Modified);
+            if let Some(stamp) = self.stamp.as_deref_mut() {
+                stamp.change(&path[..dir.len], ChangeKind::Modified);
+            }
             up = dir.parent.as_ref();
         }
     }
@@ -689,9 +786,22 @@ mod tests {
                     dialect,
                 },
                 &mut |path, kind| found.push((crate::names::shown(path), kind)),
+                None,
             )?;
             found.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(found)
+        }
+
+        fn stamp(&self) -> String {
+            let lowers: Vec<&Path> = self.lowers.iter().map(PathBuf::as_path).collect();
+            let mut stamp = Stamp::default();
+            let layers = Layers {
+                upper: &self.upper,
+                lowers: &lowers,
+                dialect: Dialect::Kernel,
+            };
+            walk(&layers, &mut |_, _| {}, Some(&mut stamp)).unwrap();
+            stamp.finish().digest
         }
 
         fn changes(&self) -> Vec<(String, ChangeKind)> {
@@ -739,6 +849,36 @@ mod tests {
         let mut v: Vec<_> = items.iter().map(|(p, k)| (p.to_string(), *k)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    #[test]
+    fn the_stamp_moves_with_any_write_and_not_with_a_read() {
+        let t = Tree::new(1);
+        write(&t.lowers[0].join("etc/a.conf"), "a");
+        write(&t.upper.join("srv/out.txt"), "one");
+        write(&t.upper.join("srv/keep.txt"), "kept");
+        let first = t.stamp();
+        assert_eq!(first.len(), 64);
+        fs::read(t.upper.join("srv/out.txt")).unwrap();
+        assert_eq!(t.stamp(), first, "a read changes nothing");
+        // The same size, its modification time put back: the change time still moves.
+        let out = t.upper.join("srv/out.txt");
+        let modified = fs::metadata(&out).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&out, "two").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&out)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let second = t.stamp();
+        assert_ne!(second, first, "a rewrite of the same size");
+        fs::remove_file(t.upper.join("srv/keep.txt")).unwrap();
+        let third = t.stamp();
+        assert_ne!(third, second, "a file gone");
+        whiteout(&t.upper.join("etc/a.conf"));
+        assert_ne!(t.stamp(), third, "a file of the image deleted");
     }
 
     #[test]
@@ -976,6 +1116,7 @@ mod tests {
                 assert_eq!(kind, A);
                 count += 1;
             },
+            None,
         )
         .unwrap();
         assert_eq!(count, 3000);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::policy::Reap;
 use crate::container::State;
+use crate::units::span;
 
 /// One reading of a container's cumulative CPU time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,12 +22,27 @@ pub struct Sample {
 
 /// The samples kept for one running container. The counter starts again at each start,
 /// so samples from an earlier start are never compared with later ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// The engine's `State.StartedAt` of the run the samples belong to.
     pub started_at: String,
     /// Oldest first.
     pub samples: Vec<Sample>,
+    /// The highest utilisation of the container's GPUs at each reading, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu: Vec<GpuSample>,
+    /// When its owner was warned of a stop (milliseconds since the Unix epoch), if a
+    /// warning stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_ms: Option<u64>,
+}
+
+/// One reading of the GPUs a container holds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GpuSample {
+    pub at_ms: u64,
+    /// The highest utilisation among them, in percent.
+    pub percent: f64,
 }
 
 impl History {
@@ -46,7 +62,7 @@ impl History {
         if restarted {
             self = Self {
                 started_at: started_at.to_string(),
-                samples: Vec::new(),
+                ..Self::default()
             };
         }
         let now_ms = millis(now);
@@ -72,6 +88,31 @@ impl History {
         }
         self
     }
+
+    /// Adds a reading of the container's GPUs (after [`History::observe`], which starts
+    /// it afresh with a new run) and drops the readings older than the newest one at
+    /// least `idle_after` old.
+    pub fn observe_gpu(
+        mut self,
+        now: SystemTime,
+        percent: f64,
+        idle_after: Option<Duration>,
+    ) -> Self {
+        let now_ms = millis(now);
+        self.gpu.retain(|s| s.at_ms <= now_ms);
+        self.gpu.push(GpuSample {
+            at_ms: now_ms,
+            percent,
+        });
+        if let Some(window) = idle_after {
+            let cutoff = now_ms.saturating_sub(millis_of(window));
+            let old = self.gpu.iter().filter(|s| s.at_ms <= cutoff).count();
+            if old > 1 {
+                self.gpu.drain(..old - 1);
+            }
+        }
+        self
+    }
 }
 
 /// What berth knows of a container when it decides.
@@ -88,6 +129,11 @@ pub struct Facts {
     pub has_workspace: bool,
     /// Started with `--rm`: stopping it would remove it, unchecked.
     pub auto_remove: bool,
+    /// For a container that holds GPUs: the highest utilisation among them now, in
+    /// percent, or why it cannot be read. None for one that holds none.
+    pub gpu: Option<std::result::Result<f64, String>>,
+    /// Since when a running container has run.
+    pub running_since: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +142,13 @@ pub enum Decision {
     Record,
     /// Idle: warn, then stop it.
     Stop {
-        cpu_percent: f64,
+        used: Use,
         window: Duration,
+    },
+    /// Running for longer than `max_runtime`: warn, then stop it.
+    Overtime {
+        ran_for: Duration,
+        max: Duration,
     },
     /// Stopped for longer than `hold_stopped`: rescue its work, then remove it.
     Retire {
@@ -115,7 +166,7 @@ pub enum Keep {
         max: Duration,
     },
     Busy {
-        cpu_percent: f64,
+        used: Use,
         window: Duration,
     },
     Paused,
@@ -135,9 +186,68 @@ pub enum Keep {
     NoWorkspace,
     /// Idle, but started with `--rm`: stopping it would remove it with its work.
     AutoRemove {
-        cpu_percent: f64,
+        used: Use,
         window: Duration,
     },
+    /// It holds GPUs, and what they do cannot be read: not idle by GPU.
+    GpuUnknown(String),
+}
+
+/// What the warning rule makes of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warning {
+    /// No warning is asked for, or none stands and none is due: as decided.
+    AsDecided,
+    /// A stop is due and no warning stands: warn now, stop nothing.
+    Warn,
+    /// The warning stands, but not yet for `warn_before`: wait this much longer.
+    Wait(Duration),
+    /// The warning has stood long enough: stop.
+    Stop,
+    /// A warning stands, but the container is no longer due to stop: withdraw it.
+    Cancel,
+}
+
+/// The warning rule (`[reap] warn_before`): a stop comes only after a warning has stood
+/// for `warn_before`, and a container that is no longer due to stop meanwhile has its
+/// warning withdrawn.
+pub fn warning(
+    decision: &Decision,
+    warned_ms: Option<u64>,
+    now: SystemTime,
+    warn_before: Option<Duration>,
+) -> Warning {
+    let due = matches!(decision, Decision::Stop { .. } | Decision::Overtime { .. });
+    match (due, warned_ms, warn_before) {
+        (_, _, None) => Warning::AsDecided,
+        (true, None, Some(_)) => Warning::Warn,
+        (true, Some(at), Some(before)) => {
+            let stood = Duration::from_millis(millis(now).saturating_sub(at));
+            match stood >= before {
+                true => Warning::Stop,
+                false => Warning::Wait(before - stood),
+            }
+        }
+        (false, Some(_), Some(_)) => Warning::Cancel,
+        (false, None, Some(_)) => Warning::AsDecided,
+    }
+}
+
+/// What a container used over a window: the mean percentage of one CPU, or, for one
+/// that holds GPUs, the highest utilisation any of them showed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Use {
+    Cpu(f64),
+    Gpu(f64),
+}
+
+impl fmt::Display for Use {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Use::Cpu(percent) => write!(f, "{percent:.2}% of one CPU"),
+            Use::Gpu(percent) => write!(f, "at most {percent:.0}% on any of its GPUs"),
+        }
+    }
 }
 
 /// The decision for one container at `now`. `history` holds the samples of its current
@@ -147,6 +257,16 @@ pub fn decide(facts: &Facts, history: &History, now: SystemTime, reap: &Reap) ->
         State::Busy => return Decision::Keep(Keep::Changing),
         State::Paused => return Decision::Keep(Keep::Paused),
         State::Running | State::Stopped => {}
+    }
+    if let (State::Running, Some(since), Some(max)) = (
+        facts.state,
+        facts.running_since,
+        reap.max_runtime.map(|s| s.0),
+    ) {
+        let ran_for = now.duration_since(since).unwrap_or(Duration::ZERO);
+        if ran_for >= max && facts.has_workspace && !facts.auto_remove {
+            return Decision::Overtime { ran_for, max };
+        }
     }
     if let Some(touched) = facts.keep_alive {
         let age = now.duration_since(touched).unwrap_or(Duration::ZERO);
@@ -174,39 +294,56 @@ pub fn decide(facts: &Facts, history: &History, now: SystemTime, reap: &Reap) ->
     let Some(idle_after) = reap.idle_after.map(|s| s.0) else {
         return Decision::Keep(Keep::NoIdleAfter);
     };
-    let Some(usage_ns) = facts.usage_ns else {
-        return Decision::Record;
-    };
     let now_ms = millis(now);
     let cutoff = now_ms.saturating_sub(millis_of(idle_after));
-    let start = history
-        .samples
-        .iter()
-        .rev()
-        .find(|s| s.at_ms <= cutoff && s.at_ms < now_ms && s.usage_ns <= usage_ns);
-    let Some(start) = start else {
-        return Decision::Record;
+    let (used, window) = match &facts.gpu {
+        // GPUs judge a container that holds them, whatever its CPU does.
+        Some(Err(why)) => return Decision::Keep(Keep::GpuUnknown(why.clone())),
+        Some(Ok(_)) => {
+            let Some(start) = history.gpu.iter().rposition(|s| s.at_ms <= cutoff) else {
+                return Decision::Record;
+            };
+            let since = &history.gpu[start..];
+            let highest = since.iter().map(|s| s.percent).fold(0.0, f64::max);
+            let window = Duration::from_millis(now_ms.saturating_sub(since[0].at_ms));
+            if highest >= reap.idle_gpu {
+                return Decision::Keep(Keep::Busy {
+                    used: Use::Gpu(highest),
+                    window,
+                });
+            }
+            (Use::Gpu(highest), window)
+        }
+        None => {
+            let Some(usage_ns) = facts.usage_ns else {
+                return Decision::Record;
+            };
+            let start = history
+                .samples
+                .iter()
+                .rev()
+                .find(|s| s.at_ms <= cutoff && s.at_ms < now_ms && s.usage_ns <= usage_ns);
+            let Some(start) = start else {
+                return Decision::Record;
+            };
+            let window = Duration::from_millis(now_ms - start.at_ms);
+            let used = (usage_ns - start.usage_ns) as f64;
+            let cpu_percent = used / window.as_nanos() as f64 * 100.0;
+            if cpu_percent >= reap.idle_cpu {
+                return Decision::Keep(Keep::Busy {
+                    used: Use::Cpu(cpu_percent),
+                    window,
+                });
+            }
+            (Use::Cpu(cpu_percent), window)
+        }
     };
-    let window = Duration::from_millis(now_ms - start.at_ms);
-    let used = (usage_ns - start.usage_ns) as f64;
-    let cpu_percent = used / window.as_nanos() as f64 * 100.0;
-    if cpu_percent >= reap.idle_cpu {
-        Decision::Keep(Keep::Busy {
-            cpu_percent,
-            window,
-        })
-    } else if facts.auto_remove {
-        Decision::Keep(Keep::AutoRemove {
-            cpu_percent,
-            window,
-        })
+    if facts.auto_remove {
+        Decision::Keep(Keep::AutoRemove { used, window })
     } else if !facts.has_workspace {
         Decision::Keep(Keep::NoWorkspace)
     } else {
-        Decision::Stop {
-            cpu_percent,
-            window,
-        }
+        Decision::Stop { used, window }
     }
 }
 
@@ -216,13 +353,14 @@ impl fmt::Display for Decision {
             Decision::Record => {
                 f.write_str("too early to tell: no CPU sample is [reap] idle_after old yet")
             }
-            Decision::Stop {
-                cpu_percent,
-                window,
-            } => write!(
+            Decision::Stop { used, window } => {
+                write!(f, "idle: {used} over the last {}", span(*window))
+            }
+            Decision::Overtime { ran_for, max } => write!(
                 f,
-                "idle: {cpu_percent:.2}% of one CPU over the last {}",
-                span(*window)
+                "running for {}, past [reap] max_runtime {}",
+                span(*ran_for),
+                span(*max)
             ),
             Decision::Retire { stopped_for } => write!(f, "stopped for {}", span(*stopped_for)),
             Decision::Keep(keep) => keep.fmt(f),
@@ -239,14 +377,9 @@ impl fmt::Display for Keep {
                 span(*age),
                 span(*max)
             ),
-            Keep::Busy {
-                cpu_percent,
-                window,
-            } => write!(
-                f,
-                "busy: {cpu_percent:.2}% of one CPU over the last {}",
-                span(*window)
-            ),
+            Keep::Busy { used, window } => {
+                write!(f, "busy: {used} over the last {}", span(*window))
+            }
             Keep::Paused => f.write_str("paused"),
             Keep::Changing => f.write_str("restarting or being removed"),
             Keep::StoppedRecently { stopped_for, hold } => write!(
@@ -261,36 +394,19 @@ impl fmt::Display for Keep {
             Keep::NoWorkspace => {
                 f.write_str("its workspace is missing: nowhere to leave a notice or rescue work")
             }
-            Keep::AutoRemove {
-                cpu_percent,
-                window,
-            } => write!(
+            Keep::AutoRemove { used, window } => write!(
                 f,
-                "idle ({cpu_percent:.2}% of one CPU over {}), but started with --rm: \
+                "idle ({used} over {}), but started with --rm: \
                  stopping it would remove it unchecked",
                 span(*window)
             ),
+            Keep::GpuUnknown(why) => write!(f, "not idle by GPU: {why}"),
         }
     }
 }
 
-/// A duration as people write it, to the second: `2h`, `1h30m`, `45s`, `3d4h`.
-pub fn span(duration: Duration) -> String {
-    let mut secs = duration.as_secs();
-    if secs == 0 {
-        return format!("{}ms", duration.as_millis());
-    }
-    let mut text = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            text.push_str(&format!("{}{unit}", secs / size));
-            secs %= size;
-        }
-    }
-    text
-}
-
-fn millis(at: SystemTime) -> u64 {
+/// `at` in milliseconds since the Unix epoch.
+pub fn millis(at: SystemTime) -> u64 {
     millis_of(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO))
 }
 
@@ -326,6 +442,8 @@ mod tests {
             keep_alive: None,
             has_workspace: true,
             auto_remove: false,
+            gpu: None,
+            running_since: None,
         }
     }
 
@@ -343,6 +461,92 @@ mod tests {
         samples.iter().fold(History::default(), |h, &(m, s)| {
             h.observe("run1", t(m), s * SEC_NS, idle_after.map(|i| MIN * i as u32))
         })
+    }
+
+    /// A running container that holds GPUs, its CPU busy, with GPU readings at
+    /// (minute, percent), taken with `idle_after` of 30 minutes.
+    fn on_gpus(readings: &[(u64, f64)], now: f64) -> (Facts, History) {
+        let mut history = History::default();
+        for &(minute, percent) in readings {
+            history = history.observe_gpu(t(minute), percent, Some(MIN * 30));
+        }
+        let mut facts = running(3600 * SEC_NS);
+        facts.gpu = Some(Ok(now));
+        (facts, history)
+    }
+
+    #[test]
+    fn a_stop_comes_only_after_its_warning_has_stood_for_warn_before() {
+        let stop = Decision::Stop {
+            used: Use::Cpu(0.0),
+            window: MIN * 40,
+        };
+        let keep = Decision::Keep(Keep::NoIdleAfter);
+        let before = Some(MIN * 30);
+        assert_eq!(warning(&stop, None, t(40), None), Warning::AsDecided);
+        assert_eq!(warning(&stop, None, t(40), before), Warning::Warn);
+        let warned = Some(millis(t(40)));
+        assert_eq!(
+            warning(&stop, warned, t(50), before),
+            Warning::Wait(MIN * 20)
+        );
+        assert_eq!(warning(&stop, warned, t(70), before), Warning::Stop);
+        // Busy or kept alive in between: the warning is withdrawn.
+        assert_eq!(warning(&keep, warned, t(50), before), Warning::Cancel);
+        assert_eq!(warning(&keep, None, t(50), before), Warning::AsDecided);
+    }
+
+    #[test]
+    fn a_container_past_max_runtime_is_stopped_busy_or_kept_alive() {
+        let mut reap = policy(Some(30), None);
+        reap.max_runtime = Some(Span(MIN * 60));
+        let mut facts = running(3600 * SEC_NS);
+        facts.keep_alive = Some(t(100));
+        facts.running_since = Some(t(0));
+        let h = history(&[(0, 0)], Some(30));
+        match decide(&facts, &h, t(61), &reap) {
+            Decision::Overtime { ran_for, max } => assert_eq!((ran_for, max), (MIN * 61, MIN * 60)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decide(&facts, &h, t(59), &reap),
+            Decision::Keep(Keep::KeepAlive { .. })
+        ));
+        facts.auto_remove = true;
+        assert!(!matches!(
+            decide(&facts, &h, t(61), &reap),
+            Decision::Overtime { .. }
+        ));
+    }
+
+    #[test]
+    fn a_container_that_holds_gpus_is_judged_by_them_not_by_its_cpu() {
+        let reap = policy(Some(30), None);
+        // Its CPU spins all the while; its GPUs have idled for 40 minutes.
+        let (facts, h) = on_gpus(&[(0, 2.0), (20, 4.0), (40, 1.0)], 1.0);
+        match decide(&facts, &h, t(40), &reap) {
+            Decision::Stop {
+                used: Use::Gpu(highest),
+                window,
+            } => assert_eq!((highest, window), (4.0, MIN * 40)),
+            other => panic!("{other:?}"),
+        }
+        // One reading at the threshold in the window keeps it.
+        let (facts, h) = on_gpus(&[(0, 2.0), (20, 5.0), (40, 1.0)], 1.0);
+        let busy = decide(&facts, &h, t(40), &reap);
+        assert!(matches!(busy, Decision::Keep(Keep::Busy { used: Use::Gpu(p), .. }) if p == 5.0));
+        // Readings, but none idle_after old yet.
+        let (facts, h) = on_gpus(&[(20, 0.0), (40, 0.0)], 0.0);
+        assert_eq!(decide(&facts, &h, t(40), &reap), Decision::Record);
+        // An idle CPU does not make GPUs idle that cannot be read.
+        let mut facts = running(0);
+        facts.gpu = Some(Err("cannot run nvidia-smi".into()));
+        let kept = decide(&facts, &history(&[(0, 0)], Some(30)), t(40), &reap);
+        assert_eq!(
+            kept,
+            Decision::Keep(Keep::GpuUnknown("cannot run nvidia-smi".into()))
+        );
+        assert_eq!(kept.to_string(), "not idle by GPU: cannot run nvidia-smi");
     }
 
     #[test]
@@ -370,7 +574,7 @@ mod tests {
         let h = h.observe("run1", t(40), facts.usage_ns.unwrap(), Some(MIN * 30));
         match decide(&facts, &h, t(40), &reap) {
             Decision::Stop {
-                cpu_percent,
+                used: Use::Cpu(cpu_percent),
                 window,
             } => {
                 assert_eq!(window, MIN * 40);

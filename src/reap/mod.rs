@@ -8,9 +8,12 @@
 //! event in the log; a long-stopped one goes through the full retire check, its unsaved
 //! work always rescued into the workspace first (nothing is removed if that fails).
 //! `berth run` containers are reaped like deployed ones, except those started with
-//! `--rm`, which stopping would remove unchecked.
+//! `--rm`, which stopping would remove unchecked. First of all it takes the scheduled
+//! backups and snapshots (`[backup] every`, `[snapshot] every`) of the projects it
+//! goes over, each as its owner ([`scheduled`]).
 
 mod decide;
+mod scheduled;
 
 use std::fs;
 use std::io::Write;
@@ -20,7 +23,9 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-pub use decide::{decide, span, Decision, Facts, History, Keep, Sample};
+pub use decide::{
+    decide, millis, warning, Decision, Facts, GpuSample, History, Keep, Sample, Use, Warning,
+};
 
 use crate::cli::ReapArgs;
 use crate::clock::{parse_rfc3339, rfc3339};
@@ -33,6 +38,7 @@ use crate::events::{self, Event};
 use crate::host::{passwd_name, HostUser, Paths, ProjectName};
 use crate::retire::{self, Action, Choices, RescueScope, Target, STOP_TIMEOUT};
 use crate::ui::Printer;
+use crate::units::span;
 
 /// The notice berth leaves in a workspace whose container it stopped or retired.
 pub const NOTICE_FILE: &str = "BERTH-NOTICE.txt";
@@ -63,6 +69,10 @@ struct Report {
 struct Listing<'a> {
     dry_run: bool,
     containers: &'a [Report],
+    /// The scheduled backups and snapshots, one of each per project (none in a dry
+    /// run).
+    backups: &'a [crate::backup::Done],
+    snapshots: &'a [crate::backup::Done],
 }
 
 pub async fn reap(args: &ReapArgs, printer: &Printer) -> Result<()> {
@@ -96,14 +106,22 @@ pub async fn reap(args: &ReapArgs, printer: &Printer) -> Result<()> {
         store: &store,
         dry_run: args.dry_run,
         printer,
+        gpus: std::sync::OnceLock::new(),
+        readings: Default::default(),
     };
 
     let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    let chosen = containers
+    let chosen: Vec<&ContainerInfo> = containers
         .iter()
-        .filter(|c| project.as_ref().is_none_or(|p| c.project == p.as_str()));
-    for container in chosen {
+        .filter(|c| project.as_ref().is_none_or(|p| c.project == p.as_str()))
+        .collect();
+    // Before anything is stopped or retired: a copy is what is left if that fails.
+    let scheduled = match args.dry_run {
+        true => scheduled::Scheduled::default(),
+        false => scheduled::run(&chosen, &reaper.log).await,
+    };
+    let mut failures = Vec::new();
+    for &container in &chosen {
         let mut container = container.clone();
         if !args.dry_run {
             crate::paused::resume_if_abandoned(&engine, &paths.state_dir, &mut container, printer)
@@ -122,12 +140,34 @@ pub async fn reap(args: &ReapArgs, printer: &Printer) -> Result<()> {
         }
     }
 
+    if !args.dry_run {
+        let path = crate::gpu::readings::path(&policy, &paths.state_dir, me.uid);
+        let alive = |id: &str| containers.iter().any(|c| c.id == id);
+        if let Err(err) = crate::gpu::readings::save(&path, &reaper.readings.borrow(), &alive) {
+            printer.warn(&format!("the GPU readings were not kept: {}", err.message));
+        }
+    }
     if args.json {
         printer.json(&Listing {
             dry_run: args.dry_run,
             containers: &reports,
+            backups: &scheduled.backups,
+            snapshots: &scheduled.snapshots,
         });
     } else {
+        for done in scheduled.backups.iter().chain(&scheduled.snapshots) {
+            if let Some(path) = &done.path {
+                let what = match done.job.as_str() {
+                    "backup" => "backed up",
+                    _ => "snapshot of",
+                };
+                printer.line(&format!("{what} {}: {}", done.project, path.display()));
+            }
+            for path in &done.pruned {
+                let keep = format!("past [{}] keep", done.job);
+                printer.line(&format!("removed {}: {keep}", path.display()));
+            }
+        }
         for report in &reports {
             if let Some(line) = line(report, args.dry_run) {
                 printer.line(&line);
@@ -153,15 +193,24 @@ pub async fn reap(args: &ReapArgs, printer: &Printer) -> Result<()> {
             ));
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::failed(format!(
+    let mut said = Vec::new();
+    if !failures.is_empty() {
+        said.push(format!(
             "{} container(s) could not be reaped",
             failures.len()
-        ))
-        .details(failures.into_iter().map(|f| format!("  {f}"))))
+        ));
     }
+    if !scheduled.failures.is_empty() {
+        said.push(format!(
+            "{} scheduled backup(s) or snapshot(s) failed",
+            scheduled.failures.len()
+        ));
+    }
+    if said.is_empty() {
+        return Ok(());
+    }
+    let details = failures.into_iter().chain(scheduled.failures);
+    Err(Error::failed(said.join("; ")).details(details.map(|f| format!("  {f}"))))
 }
 
 /// The line for one report: every decision in a dry run, else what was done.
@@ -190,6 +239,10 @@ struct Reaper<'a> {
     store: &'a Store,
     dry_run: bool,
     printer: &'a Printer,
+    /// `nvidia-smi`'s answer, once a container that holds GPUs asks.
+    gpus: std::sync::OnceLock<std::result::Result<Vec<crate::gpu::Utilisation>, String>>,
+    /// What this reap read of each container's GPUs, kept for `berth list`.
+    readings: std::cell::RefCell<crate::gpu::readings::Readings>,
 }
 
 impl Reaper<'_> {
@@ -222,15 +275,41 @@ impl Reaper<'_> {
             keep_alive,
             has_workspace: workspace.is_some(),
             auto_remove: timeline.auto_remove,
+            running_since: (state == State::Running)
+                .then(|| parse_rfc3339(&timeline.started_at))
+                .flatten(),
+            gpu: match (usage_ns, container.gpus.is_empty()) {
+                (Some(_), false) => Some(
+                    self.gpus()
+                        .and_then(|readings| crate::gpu::highest_held(readings, &container.gpus)),
+                ),
+                _ => None,
+            },
         };
+        if let Some(Err(why)) = &facts.gpu {
+            if !self.dry_run {
+                self.event(container, "reap-gpu", "unreadable", why).ok();
+            }
+        }
         let mut history = History::default();
         if let Some(usage_ns) = usage_ns {
+            let idle_after = reap.idle_after.map(|s| s.0);
             history = self.store.load(&container.id).observe(
                 &timeline.started_at,
                 now,
                 usage_ns,
-                reap.idle_after.map(|s| s.0),
+                idle_after,
             );
+            if let Some(Ok(percent)) = facts.gpu {
+                history = history.observe_gpu(now, percent, idle_after);
+                let reading = crate::gpu::readings::Reading {
+                    percent,
+                    at_ms: millis(now),
+                };
+                self.readings
+                    .borrow_mut()
+                    .insert(container.id.clone(), reading);
+            }
             if !self.dry_run {
                 self.store.save(&container.id, &history)?;
             }
@@ -238,16 +317,20 @@ impl Reaper<'_> {
             self.store.forget(&container.id);
         }
         let decision = decide(&facts, &history, now, reap);
+        let warn_before = reap.warn_before.map(|s| s.0);
+        let warned = warning(&decision, history.warned_ms, now, warn_before);
         let mut report = Report {
             container: container.name.clone(),
             project: container.project.clone(),
             user: container.user.clone(),
             state: facts.state,
-            decision: match decision {
-                Decision::Record => "record",
-                Decision::Stop { .. } => "stop",
-                Decision::Retire { .. } => "retire",
-                Decision::Keep(_) => "keep",
+            decision: match (&decision, warned) {
+                (_, Warning::Warn) => "warn",
+                (_, Warning::Wait(_)) => "warned",
+                (Decision::Record, _) => "record",
+                (Decision::Stop { .. } | Decision::Overtime { .. }, _) => "stop",
+                (Decision::Retire { .. }, _) => "retire",
+                (Decision::Keep(_), _) => "keep",
             },
             reason: decision.to_string(),
             outcome: None,
@@ -257,16 +340,71 @@ impl Reaper<'_> {
         let Some(workspace) = workspace else {
             return Ok(Some(report));
         };
-        match decision {
-            Decision::Stop { .. } if !self.dry_run => {
+        let unless = "unless it gets busy or /workspace/.keep-alive is touched";
+        match (warned, &decision) {
+            (Warning::Warn, _) => {
+                let before = span(warn_before.unwrap_or_default());
+                report.reason = format!("{}; stops in {before} {unless}", report.reason);
+                if !self.dry_run {
+                    history.warned_ms = Some(millis(now));
+                    self.store.save(&container.id, &history)?;
+                    self.warn(container, &workspace, &mut report);
+                }
+            }
+            (Warning::Wait(left), _) => {
+                report.reason = format!(
+                    "{}; warned, stops in {} {unless}",
+                    report.reason,
+                    span(left)
+                );
+            }
+            (Warning::Cancel, _) if !self.dry_run => {
+                history.warned_ms = None;
+                self.store.save(&container.id, &history)?;
+                self.event(container, "warn-cancelled", "cancelled", &report.reason)
+                    .ok();
+            }
+            (_, Decision::Stop { .. } | Decision::Overtime { .. }) if !self.dry_run => {
                 self.stop(container, &workspace, &mut report).await;
             }
-            Decision::Retire { .. } => {
+            (_, Decision::Retire { .. }) => {
                 self.retire(container, &workspace, &mut report).await;
             }
             _ => {}
         }
         Ok(Some(report))
+    }
+
+    /// Announces a stop: a notice in the workspace, a `reap-warn` event, and a line on
+    /// each terminal the owner is logged in on.
+    fn warn(&self, container: &ContainerInfo, workspace: &Path, report: &mut Report) {
+        let text = format!(
+            "{}: berth reap will stop your container {} ({}).\n\
+             To keep it running: touch /workspace/{KEEP_ALIVE_FILE}\n\n",
+            rfc3339(SystemTime::now()),
+            container.name,
+            report.reason,
+        );
+        match write_notice(workspace, &text) {
+            Ok(notice) => report.notice = Some(notice),
+            Err(err) => self.printer.warn(&err.message),
+        }
+        self.event(container, "reap-warn", "warned", &report.reason)
+            .ok();
+        let uid: u32 = container.user.parse().unwrap_or(u32::MAX);
+        let line = format!(
+            "\r\nberth: your container {} will be stopped: {}\r\n",
+            container.name, report.reason
+        );
+        tell_terminals(uid, &line);
+    }
+
+    /// What `nvidia-smi` says of the GPUs, asked once per reap.
+    fn gpus(&self) -> std::result::Result<&[crate::gpu::Utilisation], String> {
+        self.gpus
+            .get_or_init(crate::gpu::utilisation)
+            .as_deref()
+            .map_err(Clone::clone)
     }
 
     async fn still_there(&self, container: &ContainerInfo) -> bool {
@@ -459,6 +597,37 @@ fn retire_notice(container: &ContainerInfo, reason: &str, policy: &Policy) -> St
     )
 }
 
+/// Writes `line` to each terminal of `/dev/pts` that user `uid` owns (is logged in
+/// on), as `write` does: never through a link, never waiting on a terminal that
+/// blocks; how many took it. Best effort: a terminal closed to messages is skipped.
+fn tell_terminals(uid: u32, line: &str) -> usize {
+    let Ok(entries) = fs::read_dir("/dev/pts") else {
+        return 0;
+    };
+    let mut told = 0;
+    for entry in entries.filter_map(|e| e.ok()) {
+        use std::os::unix::fs::FileTypeExt;
+        let path = entry.path();
+        let theirs = fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.file_type().is_char_device() && m.uid() == uid);
+        if !theirs {
+            continue;
+        }
+        let opened = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&path);
+        let Ok(mut terminal) = opened else {
+            continue;
+        };
+        let still = terminal.metadata().is_ok_and(|m| m.uid() == uid);
+        if still && terminal.write_all(line.as_bytes()).is_ok() {
+            told += 1;
+        }
+    }
+    told
+}
+
 /// Appends `text` to the workspace's notice file and returns its path. It never follows
 /// a symbolic link (the workspace is its owner's; reap may run as root), and the file
 /// belongs to the workspace's owner.
@@ -557,6 +726,11 @@ mod tests {
                 at_ms: 1,
                 usage_ns: 2,
             }],
+            gpu: vec![GpuSample {
+                at_ms: 1,
+                percent: 37.0,
+            }],
+            warned_ms: Some(3),
         };
         store.save("abc", &history).unwrap();
         store.save("def", &history).unwrap();

@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::container::ChangeKind;
-use crate::glob::Glob;
 use crate::layer::{ChangeList, PathText};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,58 +173,7 @@ pub fn is_at_or_under(path: &str, dir: &str) -> bool {
 }
 
 /// The disposable-path patterns of `[retire] disposable`.
-#[derive(Debug, Clone, Default)]
-pub struct Disposable {
-    patterns: Vec<Pattern>,
-}
-
-impl Disposable {
-    pub fn new(patterns: &[String]) -> Self {
-        Self {
-            patterns: patterns.iter().map(|p| Pattern::new(p)).collect(),
-        }
-    }
-
-    /// Whether `path`, or a directory above it, matches a pattern.
-    pub fn matches(&self, path: &str) -> bool {
-        if self.patterns.is_empty() {
-            return false;
-        }
-        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        !components.is_empty()
-            && self
-                .patterns
-                .iter()
-                .any(|p| !p.empty && p.covering.matches(&components))
-    }
-}
-
-/// A disposable-path pattern. `/tmp` is anchored at the root; a pattern without a
-/// leading `/` (`.cache`, `*.pyc`) matches at any depth, like `**/.cache`. `*` matches
-/// within one path component, `**` any number of components. A pattern that matches a
-/// directory covers everything below it.
-#[derive(Debug, Clone)]
-struct Pattern {
-    /// Nothing to match: the pattern was empty, or only slashes.
-    empty: bool,
-    /// The pattern and then `**`: matches a path when the pattern matches it or a
-    /// directory above it, in one pass.
-    covering: Glob,
-}
-
-impl Pattern {
-    fn new(raw: &str) -> Self {
-        let mut glob = Glob::from_components(raw.split('/').filter(|p| !p.is_empty()));
-        let empty = glob.is_empty();
-        if !raw.starts_with('/') && !glob.starts_with_any() {
-            glob = glob.floating();
-        }
-        Self {
-            empty,
-            covering: glob.covering(),
-        }
-    }
-}
+pub type Disposable = crate::glob::Patterns;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 //! [`assess`], [`classify`], [`choices`] and the choice of what to fetch in [`rescue`]
 //! are pure; [`scan`] reads the engine; this file is the sequence around them.
 
+pub mod alarm;
 pub mod assess;
 mod choices;
 pub mod classify;
@@ -16,7 +17,7 @@ pub mod rescue;
 mod save;
 mod scan;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -345,7 +346,7 @@ pub async fn retire_container(
         }
     };
     let removed = tokio::select! {
-        removed = remove(&job, &mut reader, outcome, seen) => removed,
+        removed = remove(&job, &mut reader, outcome, *seen) => removed,
         signal = signals.next() => Err(Error::interrupted(format!(
             "interrupted by {} while removing {}: it may be stopped, but it was not removed",
             signal.describe(),
@@ -418,7 +419,7 @@ enum Step {
     /// Leave the container as it was.
     Stay(Outcome),
     /// Stop and remove it (rescue and commit, if asked, are done).
-    Remove(Outcome, Seen),
+    Remove(Outcome, Box<Seen>),
 }
 
 /// What the check saw, for the second look after the stop.
@@ -429,6 +430,9 @@ struct Seen {
     own: Vec<String>,
     /// The check's weighing of the layer.
     assessment: Assessment,
+    /// Each file's signature as the check's walk found it
+    /// ([`crate::layer::Stamped::files`]); none where the engine listed the changes.
+    signatures: Option<HashMap<Vec<u8>, u64>>,
 }
 
 /// One retire of one container: what every step of it reads.
@@ -465,7 +469,16 @@ async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Ste
         assessment,
         report,
         own,
-    } = read_layer(engine, reader, inspected, identity, target, frozen).await?;
+        stamp,
+    } = read_layer(
+        engine,
+        reader,
+        inspected,
+        identity,
+        target,
+        (frozen, frozen),
+    )
+    .await?;
     for line in report.summary(
         &container.name,
         &target.workspace.display().to_string(),
@@ -546,11 +559,12 @@ async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Ste
         .collect();
     Ok(Step::Remove(
         outcome,
-        Seen {
+        Box::new(Seen {
             changed,
             own,
             assessment,
-        },
+            signatures: stamp.map(|s| s.files.into_iter().collect()),
+        }),
     ))
 }
 
@@ -563,25 +577,52 @@ struct Layer {
     report: Report,
     /// berth's and the engine's own paths, as they land in the layer.
     own: Vec<String>,
+    /// The walk's stamp, where berth walked the layer.
+    stamp: Option<crate::layer::Stamped>,
 }
 
 /// Reads container `id`'s changes and anonymous volumes, and weighs them: what retire
 /// shows before it decides. Changes nothing. With `paused`, the container is held
-/// paused meanwhile, and a slow engine is told about.
+/// paused meanwhile, and a slow engine is told about. With `signed`, the walk signs
+/// each file, for a look after the stop to compare.
 async fn read_layer(
     engine: &Engine,
     reader: &mut Reader<'_>,
     inspected: &Inspected,
     identity: &IdentityTexts,
     target: &Target,
-    paused: bool,
+    (paused, signed): (bool, bool),
+) -> Result<Layer> {
+    let changes = match signed {
+        true => reader.read_stamped(paused).await?,
+        false => reader.read(paused).await?,
+    };
+    weigh(
+        engine,
+        reader.container(),
+        changes,
+        inspected,
+        identity,
+        target,
+    )
+    .await
+}
+
+/// Sorts and measures the changes `id` has, as retire weighs them.
+async fn weigh(
+    engine: &Engine,
+    id: &str,
+    changes: crate::layer::Changes,
+    inspected: &Inspected,
+    identity: &IdentityTexts,
+    target: &Target,
 ) -> Result<Layer> {
     let disposable = &Disposable::new(&target.disposable);
     let crate::layer::Changes {
         list: changes,
         read_by,
-    } = reader.read(paused).await?;
-    let id = reader.container();
+        stamp,
+    } = changes;
     let mut stats = Stats::new();
     let mut own =
         resolve_in_container(engine, id, &inspected.own_paths, &changes, &mut stats).await;
@@ -611,6 +652,7 @@ async fn read_layer(
         assessment,
         report,
         own,
+        stamp,
     })
 }
 
@@ -627,8 +669,77 @@ pub async fn unsaved(
         Reader::open(engine, &container.id, &inspected.storage, Some(printer)),
         identity_texts(engine, &container.id, inspected.identity.as_ref()),
     );
-    let layer = read_layer(engine, &mut reader, &inspected, &identity, target, false).await?;
+    let layer = read_layer(
+        engine,
+        &mut reader,
+        &inspected,
+        &identity,
+        target,
+        (false, false),
+    )
+    .await?;
     Ok(layer.report)
+}
+
+/// What `container` holds that exists nowhere else, sorted as retire sorts it: for a
+/// backup `--with-container`, which holds the container paused (`paused`) meanwhile.
+pub async fn assessment(
+    engine: &Engine,
+    container: &ContainerInfo,
+    target: &Target,
+    paused: bool,
+) -> Result<Assessment> {
+    let inspected = engine.inspect(&container.id).await?;
+    let (mut reader, identity) = tokio::join!(
+        Reader::open(engine, &container.id, &inspected.storage, None),
+        identity_texts(engine, &container.id, inspected.identity.as_ref()),
+    );
+    let read = (paused, false);
+    let layer = read_layer(engine, &mut reader, &inspected, &identity, target, read).await?;
+    Ok(layer.assessment)
+}
+
+/// What [`assessment_since`] found.
+pub struct Stamped {
+    /// None when the layer is as stamped before.
+    pub assessment: Option<Assessment>,
+    /// The walk's [`crate::layer::overlay::Stamp`], where berth walked the layer.
+    pub stamp: Option<crate::layer::Stamped>,
+}
+
+/// [`assessment`], unless the walk of the layer stamps it as `last` did: then nothing
+/// more is read.
+pub async fn assessment_since(
+    engine: &Engine,
+    container: &ContainerInfo,
+    target: &Target,
+    paused: bool,
+    last: Option<&str>,
+) -> Result<Stamped> {
+    let inspected = engine.inspect(&container.id).await?;
+    let mut reader = Reader::open(engine, &container.id, &inspected.storage, None).await;
+    let changes = reader.read_stamped(paused).await?;
+    let stamp = changes.stamp.clone();
+    if stamp.is_some() && stamp.as_ref().map(|s| s.digest.as_str()) == last {
+        return Ok(Stamped {
+            assessment: None,
+            stamp,
+        });
+    }
+    let identity = identity_texts(engine, &container.id, inspected.identity.as_ref()).await;
+    let layer = weigh(
+        engine,
+        &container.id,
+        changes,
+        &inspected,
+        &identity,
+        target,
+    )
+    .await?;
+    Ok(Stamped {
+        assessment: Some(layer.assessment),
+        stamp,
+    })
 }
 
 /// Asks on the terminal without blocking the runtime, so a Ctrl-C is still heard.
@@ -670,11 +781,23 @@ async fn remove(
         outcome.paused_ms = paused_for(job.paused_at);
         engine.stop(id, STOP_TIMEOUT).await?;
         // Its stop handler ran after the check: whatever it wrote, nobody has seen.
-        let after = reader.read(false).await?;
+        let after = reader.read_stamped(false).await?;
+        // A file shown, then written again as it stopped (a checkpoint on SIGTERM):
+        // what it holds now, nobody has seen either.
+        let rewritten: HashSet<String> = match (&seen.signatures, &after.stamp) {
+            (Some(before), Some(now)) => now
+                .files
+                .iter()
+                .filter(|(path, sig)| before.get(path).is_some_and(|was| was != sig))
+                .map(|(path, _)| String::from_utf8_lossy(path).into_owned())
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let unseen = |path: &PathText| !seen.changed.contains(path) || rewritten.contains(&**path);
         layer = assess(after.list, &seen.own, &Disposable::new(&target.disposable));
         if !keeps {
             // Only what nobody saw matters now; a rescue needs the whole layer.
-            layer.unsaved.retain(|c| !seen.changed.contains(&c.path));
+            layer.unsaved.retain(|c| unseen(&c.path));
         }
         // Stopped now: what was statted while it ran may have changed.
         let dirs = find_dirs(engine, id, layer.modified_leaves(), &mut Stats::new()).await;
@@ -682,7 +805,7 @@ async fn remove(
         appeared = layer
             .unsaved
             .iter()
-            .filter(|c| !seen.changed.contains(&c.path))
+            .filter(|c| unseen(&c.path))
             .map(|c| c.path.to_string())
             .collect();
     }
@@ -791,7 +914,7 @@ async fn rescue(
     if roots.is_empty() {
         return Ok(None);
     }
-    let folder = rescue::Folder::create(&target.workspace, stamp).map_err(|err| {
+    let folder = rescue::folder(&target.workspace, stamp).map_err(|err| {
         Error::failed(format!(
             "cannot rescue into {}: {}",
             target.workspace.join(".rescued").display(),
@@ -799,17 +922,34 @@ async fn rescue(
         ))
         .details(["nothing was copied".to_string()])
     })?;
-    let mut extractor = rescue::Extractor::new(folder, (!all).then_some(disposable));
+    let extractor = rescue::extractor(folder, (!all).then_some(disposable));
+    copy_into(engine, id, roots, extractor, &assessment.unsaved, "rescue")
+        .await
+        .map(Some)
+}
+
+/// Copies `roots` of container `id` through the archive endpoint into `extractor`'s
+/// folder and completes it; every one of `unsaved` must come. `what` names the copy
+/// in errors (`rescue`, `snapshot`), which say what was copied, what was not, and
+/// where the partial copy stays.
+pub async fn copy_into(
+    engine: &Engine,
+    id: &str,
+    roots: Vec<rescue::Root>,
+    mut extractor: rescue::Extractor,
+    unsaved: &[assess::Change],
+    what: &str,
+) -> Result<Rescued> {
     let mut queue: VecDeque<rescue::Root> = roots.into();
     while let Some(root) = queue.pop_front() {
         let reader = engine.download_reader(id, &root.path);
         let root_owned = root.clone();
         let (back, result) = tokio::task::spawn_blocking(move || {
-            let result = extractor.extract(&root_owned, reader);
+            let result = root_owned.unpack(&mut extractor, reader);
             (extractor, result)
         })
         .await
-        .map_err(|err| Error::failed(format!("rescue stopped: {err}")))?;
+        .map_err(|err| Error::failed(format!("{what} stopped: {err}")))?;
         extractor = back;
         // Hard links whose first name was left out come next, each as the file it is.
         queue.extend(
@@ -836,14 +976,14 @@ async fn rescue(
                 )
             };
             return Err(Error::failed(format!(
-                "rescue failed at {}: {}",
+                "{what} failed at {}: {}",
                 failure.path, failure.reason
             ))
             .details(partly_rescued(&extractor, not_copied))
-            .hint("free space or fix the folder, then retire again"));
+            .hint("free space or fix the folder, then try again"));
         }
     }
-    let missing = extractor.missing(&assessment.unsaved);
+    let missing = rescue::missing(&extractor, unsaved);
     if !missing.is_empty() {
         let mut details: Vec<String> = missing
             .iter()
@@ -855,11 +995,11 @@ async fn rescue(
             format!("not copied: {} unsaved path(s)", missing.len()),
         ));
         return Err(Error::failed(format!(
-            "rescue incomplete: {} unsaved path(s) were not in what the engine sent",
+            "{what} incomplete: {} unsaved path(s) were not in what the engine sent",
             missing.len()
         ))
         .details(details)
-        .hint("retire again; if it recurs, `docker cp` the paths above by hand"));
+        .hint("try again; if it recurs, `docker cp` the paths above by hand"));
     }
     let (files, bytes, special) = (
         extractor.files,
@@ -869,17 +1009,17 @@ async fn rescue(
     let partial = extractor.partial_path();
     let path = extractor.complete().map_err(|failure| {
         Error::failed(format!(
-            "rescue could not finish {}: {}",
+            "{what} could not finish {}: {}",
             failure.path, failure.reason
         ))
         .details([format!("every file was copied, into {}", partial.display())])
     })?;
-    Ok(Some(Rescued {
+    Ok(Rescued {
         path,
         files,
         bytes,
         special,
-    }))
+    })
 }
 
 /// What a failed rescue says of the copy it leaves.

@@ -14,7 +14,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 use rustix::io::Errno;
 
 use super::classify::Package;
-use super::rescue::{make_dir, Owner};
+use crate::unpack::{make_dir, Owner};
 
 /// Where the lists go, under the workspace.
 pub const DIR: &str = ".berth/packages";

@@ -271,18 +271,20 @@ fn a_missing_context_names_where_it_was_looked_for() {
 }
 
 #[test]
-fn an_ssh_context_is_refused_with_a_way_round() {
+fn an_ssh_context_made_by_docker_reaches_its_engine() {
+    let server = ssh::SshServer::start("");
     let sb = Sandbox::new();
-    create_context(&docker_dir(&sb), "remote", "ssh://me@gpu1");
-    let out = list(&sb, &[("DOCKER_CONTEXT", "remote")]);
+    create_context(&docker_dir(&sb), "remote", &server.host());
+    let path = server.path_for(ssh::Client::Trusted);
+    let out = list(&sb, &[("DOCKER_CONTEXT", "remote"), ("PATH", &path)]);
+    assert_listed(&out);
+    // A host that does not answer is ssh's own words, once.
+    create_context(&docker_dir(&sb), "nowhere", "ssh://me@gpu1.invalid");
+    let out = list(&sb, &[("DOCKER_CONTEXT", "nowhere"), ("PATH", &path)]);
     assert_code(&out, 1);
     assert_stderr_has(
         &out,
-        "error: cannot use the Docker engine at ssh://me@gpu1 (context \"remote\", from DOCKER_CONTEXT): berth does not support the ssh:// transport yet",
-    );
-    assert_stderr_has(
-        &out,
-        "ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock me@gpu1",
+        "error: cannot reach the Docker engine at ssh://me@gpu1.invalid (context \"nowhere\", from DOCKER_CONTEXT): ssh to gpu1.invalid failed: ",
     );
 }
 
@@ -454,4 +456,171 @@ fn a_tls_context_verifies_the_engine_and_presents_its_certificate() {
     let out = list(&sb, &[("DOCKER_CONTEXT", "stranger")]);
     assert_code(&out, 1);
     assert_stderr_has(&out, "invalid peer certificate");
+}
+
+#[test]
+fn an_ssh_engine_is_reached_through_dial_stdio_for_every_command() {
+    let server = ssh::SshServer::start("");
+    let sb = Sandbox::new()
+        .env("DOCKER_HOST", &server.host())
+        .env("PATH", &server.path_for(ssh::Client::Trusted));
+    assert_code(
+        &sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag]),
+        0,
+    );
+    let out = sb.berth(&["list", "--json"]);
+    assert_code(&out, 0);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = listed["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["project"] == sb.project.as_str());
+    assert!(mine, "{listed:#}");
+    // An exec's stream is a hijacked connection: it goes through the tunnel too.
+    let out = sb.berth(&["shell", &sb.project, "--", "echo", "over ssh"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "over ssh\n");
+    assert_code(&sb.berth(&["retire", &sb.project, "--yes"]), 0);
+    assert_eq!(sb.container_ids(), "");
+}
+
+#[test]
+fn an_ssh_engine_that_cannot_be_reached_says_why_in_one_message() {
+    let server = ssh::SshServer::start("");
+    let sb = Sandbox::new();
+    let list = |server: &ssh::SshServer, client| {
+        sb.command(env!("CARGO_BIN_EXE_berth"), &["list"])
+            .env("DOCKER_HOST", server.host())
+            .env("PATH", server.path_for(client))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = list(&server, ssh::Client::Stranger);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "ssh does not know 127.0.0.1's host key");
+    let out = list(&server, ssh::Client::Refused);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "ssh could not log in to 127.0.0.1");
+    assert_stderr_has(&out, "Permission denied");
+
+    let bare = ssh::SshServer::start("SetEnv PATH=/nowhere");
+    let out = list(&bare, ssh::Client::Trusted);
+    assert_code(&out, 1);
+    assert_stderr_has(&out, "127.0.0.1 has no docker CLI");
+    let errors = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .count();
+    assert_eq!(errors, 1, "one message: {}", stderr(&out));
+}
+
+#[test]
+fn deploy_takes_a_context_and_list_shows_every_context() {
+    let server = ssh::SshServer::start("");
+    let sb = Sandbox::new();
+    // "far" is this machine's engine over ssh; "gone" a socket that is not there.
+    create_context(&docker_dir(&sb), "far", &server.host());
+    let nothing = sb.path().join("nothing.sock");
+    create_context(&docker_dir(&sb), "gone", &unix(&nothing));
+    let path = server.path_for(ssh::Client::Trusted);
+    // The flag wins over DOCKER_HOST, as docker's --context does.
+    let out = sb
+        .command(
+            env!("CARGO_BIN_EXE_berth"),
+            &[
+                "deploy",
+                &sb.project,
+                "--image",
+                &sb.image.tag,
+                "--context",
+                "far",
+            ],
+        )
+        .env("DOCKER_HOST", "unix:///nowhere.sock")
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+
+    let out = sb
+        .command(
+            env!("CARGO_BIN_EXE_berth"),
+            &["list", "--all-contexts", "--json"],
+        )
+        .env_remove("DOCKER_HOST")
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_stderr_has(&out, "context gone: cannot reach the Docker engine at");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let contexts: Vec<&str> = listed["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["project"] == sb.project.as_str())
+        .map(|c| c["context"].as_str().unwrap())
+        .collect();
+    // The same engine, reached two ways.
+    assert_eq!(contexts, ["default", "far"], "{listed:#}");
+    let table = sb
+        .command(env!("CARGO_BIN_EXE_berth"), &["list", "--all-contexts"])
+        .env_remove("DOCKER_HOST")
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(stdout(&table).starts_with("CONTEXT"), "{}", stdout(&table));
+}
+
+#[test]
+fn a_context_elsewhere_books_the_gpus_the_policy_lists_for_it_or_none() {
+    let server = ssh::SshServer::start("");
+    let path = server.path_for(ssh::Client::Trusted);
+    let prefix = unique("far");
+    let deploy = |sb: &Sandbox, policy: &str| {
+        std::fs::write(&sb.policy, policy).unwrap();
+        create_context(&docker_dir(sb), "far", &server.host());
+        let args = [
+            "deploy",
+            &sb.project,
+            "--image",
+            &sb.image.tag,
+            "--gpus",
+            "1",
+            "--context",
+            "far",
+        ];
+        sb.command(env!("CARGO_BIN_EXE_berth"), &args)
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let listed = Sandbox::new();
+    let policy = format!(
+        "[gpus]\nrequest = \"env\"\ninventory = [\"here-0\"]\n\
+         [gpus.contexts.far]\ninventory = [\"{prefix}-0\", \"{prefix}-1\"]\n"
+    );
+    assert_code(&deploy(&listed, &policy), 0);
+    let inspected = listed.inspect().unwrap();
+    assert_eq!(
+        inspected["Config"]["Labels"]["berth.gpus"],
+        format!("{prefix}-0"),
+        "from the context's inventory, not this host's"
+    );
+
+    let unlisted = Sandbox::new();
+    let out = deploy(
+        &unlisted,
+        "[gpus]\nrequest = \"env\"\ninventory = [\"here-0\"]\n",
+    );
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "berth does not know the GPUs of the engine at ssh://");
+    assert_stderr_has(&out, "[gpus.contexts.far] inventory");
+    assert!(!unlisted.exists());
 }

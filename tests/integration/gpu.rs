@@ -55,6 +55,33 @@ fn deploy_gpus(sb: &Sandbox, gpus: &str) -> Output {
     ])
 }
 
+/// `deploy PROJECT --gpus 1` in every sandbox at once; their outputs, in order.
+fn deploy_at_once(sandboxes: &[Sandbox]) -> Vec<Output> {
+    let children: Vec<_> = sandboxes
+        .iter()
+        .map(|sb| {
+            let args = [
+                "deploy",
+                &sb.project,
+                "--image",
+                &sb.image.tag,
+                "--gpus",
+                "1",
+            ];
+            sb.command(env!("CARGO_BIN_EXE_berth"), &args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("berth runs")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_gpu_count_is_honoured_with_distinct_ids_in_the_env_and_the_label() {
     let sb = Sandbox::new();
@@ -183,31 +210,7 @@ fn concurrent_one_gpu_deploys_get_different_gpus_and_a_fourth_is_refused() {
         sandbox_with(&text),
         sandbox_with(&text),
     ];
-    let children: Vec<_> = sandboxes
-        .iter()
-        .map(|sb| {
-            sb.command(
-                env!("CARGO_BIN_EXE_berth"),
-                &[
-                    "deploy",
-                    &sb.project,
-                    "--image",
-                    &sb.image.tag,
-                    "--gpus",
-                    "1",
-                ],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("berth runs")
-        })
-        .collect();
-    let outputs: Vec<Output> = children
-        .into_iter()
-        .map(|child| child.wait_with_output().unwrap())
-        .collect();
+    let outputs = deploy_at_once(&sandboxes);
 
     let mut held = Vec::new();
     let mut refused = 0;
@@ -265,4 +268,42 @@ fn the_per_user_gpu_limit_is_refused_naming_it() {
     assert_code(&out, 3);
     assert_stderr_has(&out, "max_gpus_per_user = 1");
     assert!(!sb.exists());
+}
+
+#[test]
+fn deploys_that_share_no_lock_never_book_one_gpu_twice() {
+    // Four berths, each with a lock of its own, as on four hosts, race for one GPU.
+    let prefix = unique("gpu");
+    let sandboxes: Vec<Sandbox> = (0..4)
+        .map(|_| {
+            let sb = Sandbox::new();
+            let (text, _) = policy(&prefix, 1, "");
+            let lock = sb.path().join("own.lock");
+            let own = format!("[gpus]\nlock = \"{}\"\n", lock.display());
+            std::fs::write(&sb.policy, text.replace("[gpus]\n", &own)).unwrap();
+            sb
+        })
+        .collect();
+    let outputs = deploy_at_once(&sandboxes);
+    let mut holders = 0;
+    for (sb, out) in sandboxes.iter().zip(&outputs) {
+        match out.status.code() {
+            Some(0) => {
+                assert_eq!(gpu_label(&sb.inspect().unwrap()), [format!("{prefix}-0")]);
+                holders += 1;
+            }
+            Some(3) => {
+                let said = stderr(out);
+                assert!(
+                    said.contains("was claimed by another container")
+                        || said.contains("not enough free GPUs"),
+                    "{said}"
+                );
+                assert!(!sb.exists(), "the one that gave way is gone");
+            }
+            _ => panic!("unexpected outcome:\n{}", stderr(out)),
+        }
+    }
+    // Two that see each other both give way: at most one holds it, never two.
+    assert!(holders <= 1, "one GPU, {holders} holders");
 }

@@ -26,9 +26,51 @@ fn sandbox(layout: Layout, root: bool) -> Sandbox {
     sb
 }
 
-fn deploy(sb: &Sandbox) {
+fn deploy(sb: &Sandbox) -> std::process::Output {
     let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "--new"]);
     assert_code(&out, 0);
+    out
+}
+
+/// The uid berth runs as in `sb`.
+fn uid_of(sb: &Sandbox) -> u32 {
+    match sb.run_as {
+        RunAs::Me => owner(&sb.home),
+        RunAs::Other { uid, .. } => uid,
+    }
+}
+
+/// A new workspace, or a new home, starts with what the image has there, owned by the
+/// user, and the deploy says so.
+fn seeded_from_the_image(sb: &Sandbox, layout: Layout, root: bool, out: &std::process::Output) {
+    let said = |target: &str| format!("that {} has at {target}; they are yours", sb.image.tag);
+    if layout == Layout::Workspace {
+        let readme = sb.workspace().join("README");
+        assert_eq!(
+            fs::read_to_string(&readme).unwrap(),
+            "shipped with the image\n"
+        );
+        assert_eq!(owner(&readme), uid_of(sb));
+        assert_eq!(owner(&sb.workspace()), uid_of(sb));
+        assert_stderr_has(out, said("/workspace"));
+    } else {
+        let entries = fs::read_dir(sb.workspace()).unwrap().count();
+        assert_eq!(
+            entries, 0,
+            "nothing at /workspace in the image: an empty workspace"
+        );
+        assert_stderr_has(out, "created workspace");
+    }
+    if layout == Layout::Debian && root {
+        // Debian's /root/.bashrc and .profile, the shell's start-up files.
+        let bashrc = sb.container_home().join(".bashrc");
+        assert!(
+            fs::read(&bashrc).unwrap().len() > 100,
+            "{}",
+            bashrc.display()
+        );
+        assert_stderr_has(out, said("/root"));
+    }
 }
 
 /// The unsaved files `retire --dry-run --json` reports, sorted (the engine lists
@@ -56,7 +98,8 @@ fn unsaved(sb: &Sandbox) -> Vec<String> {
 
 fn untouched_container_retires_and_is_reaped(layout: Layout, root: bool) {
     let sb = sandbox(layout, root);
-    deploy(&sb);
+    let out = deploy(&sb);
+    seeded_from_the_image(&sb, layout, root, &out);
     assert_eq!(unsaved(&sb), Vec::<String>::new());
     let out = sb.berth(&["check", &sb.project, "--json"]);
     assert_code(&out, 0);
@@ -79,7 +122,9 @@ fn untouched_container_retires_and_is_reaped(layout: Layout, root: bool) {
     assert!(!sb.workspace().join(".rescued").exists());
 
     // A stopped one, long enough ago, is retired by the reaper, with nothing rescued.
-    deploy(&sb);
+    // The seeded workspace and home hold what the image has there: nothing is hidden.
+    let again = deploy(&sb);
+    assert!(!stderr(&again).contains("hides"), "{}", stderr(&again));
     assert_code(&docker(&["stop", "-t", "1", &sb.container()]), 0);
     sleep(PAST_WINDOW);
     // As a timer runs it: as root, over every user's containers.

@@ -13,14 +13,6 @@ fn volume(sb: &Sandbox, path: &str) -> String {
 }
 
 /// `deploy --image <the test image> --new --persist P` for each of `paths`.
-fn deploy_persisting(sb: &Sandbox, paths: &[&str]) -> std::process::Output {
-    let mut args = vec!["deploy", &sb.project, "--image", &sb.image.tag, "--new"];
-    for path in paths {
-        args.extend(["--persist", path]);
-    }
-    sb.berth(&args)
-}
-
 #[test]
 fn a_persisted_path_is_seeded_from_the_image_and_outlives_retire() {
     let sb = Sandbox::new();
@@ -82,7 +74,7 @@ fn a_persisted_path_is_seeded_from_the_image_and_outlives_retire() {
 #[test]
 fn a_persist_path_that_is_not_plain_or_a_volume_that_is_not_yours_is_refused() {
     let sb = Sandbox::new();
-    let deploy = |path: &str| deploy_persisting(&sb, &[path]);
+    let deploy = |path: &str| sb.deploy_persisting(&[path]);
     let out = deploy("srv");
     assert_code(&out, 1);
     assert_stderr_has(&out, "is not an absolute container path");
@@ -105,7 +97,7 @@ fn a_persist_path_that_is_not_plain_or_a_volume_that_is_not_yours_is_refused() {
 #[test]
 fn forget_removes_the_volumes_with_retires_consent() {
     let sb = Sandbox::new();
-    assert_code(&deploy_persisting(&sb, &["/srv", "/opt/empty"]), 0);
+    assert_code(&sb.deploy_persisting(&["/srv", "/opt/empty"]), 0);
     assert_code(&sb.exec_as_root("echo x > /srv/a.txt"), 0);
     let (srv, empty) = (volume(&sb, "srv"), volume(&sb, "opt-empty"));
 
@@ -160,7 +152,7 @@ fn forget_removes_the_volumes_with_retires_consent() {
 #[test]
 fn forget_asks_on_a_terminal() {
     let sb = Sandbox::new();
-    assert_code(&deploy_persisting(&sb, &["/srv"]), 0);
+    assert_code(&sb.deploy_persisting(&["/srv"]), 0);
     assert_code(&sb.exec_as_root("echo x > /srv/a.txt"), 0);
     assert_code(&sb.berth(&["retire", &sb.project]), 0);
     let timeout = std::time::Duration::from_secs(30);

@@ -37,13 +37,23 @@ fn reap(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
     out
 }
 
+/// `berth reap --json` once more; what it says of the sandbox's one container.
+fn mine(sb: &Sandbox) -> Value {
+    let out = reap(sb, &["--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    report["containers"][0].clone()
+}
+
 /// The reaper's events in the log (deploy and retire write theirs there too).
 fn events(sb: &Sandbox) -> Vec<Value> {
     fs::read_to_string(sb.state_dir().join("events.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("reap")))
+        .filter(|e| {
+            let action = e["action"].as_str().unwrap_or_default();
+            action.starts_with("reap") || action == "warn-cancelled"
+        })
         .collect()
 }
 
@@ -96,13 +106,11 @@ fn a_fresh_keep_alive_spares_an_idle_container() {
     fs::write(sb.workspace().join(".keep-alive"), "").unwrap();
     reap(&sb, &[]);
     sleep(PAST_WINDOW);
-    let out = reap(&sb, &["--json"]);
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let me = &report["containers"][0];
-    assert_eq!(me["decision"], "keep", "{report}");
+    let me = &mine(&sb);
+    assert_eq!(me["decision"], "keep", "{me}");
     assert!(
         me["reason"].as_str().unwrap().contains(".keep-alive"),
-        "{report}"
+        "{me}"
     );
     assert_eq!(sb.state(), "running");
     assert!(notice(&sb).is_none());
@@ -114,14 +122,9 @@ fn a_busy_container_is_not_stopped() {
     deploy(&sb, &["sh", "-c", "while :; do :; done"]);
     reap(&sb, &[]);
     sleep(PAST_WINDOW);
-    let out = reap(&sb, &["--json"]);
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let me = &report["containers"][0];
-    assert_eq!(me["decision"], "keep", "{report}");
-    assert!(
-        me["reason"].as_str().unwrap().starts_with("busy"),
-        "{report}"
-    );
+    let me = &mine(&sb);
+    assert_eq!(me["decision"], "keep", "{me}");
+    assert!(me["reason"].as_str().unwrap().starts_with("busy"), "{me}");
     assert_eq!(sb.state(), "running");
 }
 
@@ -232,4 +235,164 @@ fn without_reap_settings_it_only_records() {
         1
     );
     assert_eq!(sb.state(), "running");
+}
+
+/// A sandbox whose policy reaps after 1 s and gives GPU `<project>-0` in env mode, with
+/// `nvidia-smi` answering `answer` for it (none: no `nvidia-smi` on the PATH).
+fn gpu_sandbox(answer: Option<&str>) -> Sandbox {
+    let sb = Sandbox::new();
+    let bin = sb.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let sb = sb.env("PATH", &path);
+    let gpu = format!("{}-0", sb.project);
+    if let Some(percent) = answer {
+        let script = format!("#!/bin/sh\necho '{gpu}, GPU-fake-uuid, {percent}'\n");
+        fs::write(bin.join("nvidia-smi"), script).unwrap();
+        set_mode(&bin.join("nvidia-smi"), 0o755);
+    }
+    let policy = format!(
+        "[reap]\nidle_after = \"1s\"\n[gpus]\ninventory = [\"{gpu}\"]\nrequest = \"env\"\n"
+    );
+    fs::write(&sb.policy, policy).unwrap();
+    let args = [
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--gpus",
+        "1",
+    ];
+    let mut args = args.to_vec();
+    args.extend(["--", "sh", "-c", "while :; do :; done"]);
+    assert_code(&sb.berth(&args), 0);
+    sb
+}
+
+#[test]
+fn a_container_on_idle_gpus_is_stopped_however_busy_its_cpu() {
+    let sb = gpu_sandbox(Some("0"));
+    reap(&sb, &[]);
+    sleep(PAST_WINDOW);
+    let me = &mine(&sb);
+    assert_eq!(me["decision"], "stop", "{me}");
+    let reason = me["reason"].as_str().unwrap();
+    assert!(reason.contains("GPUs"), "{reason}");
+    assert_eq!(sb.state(), "exited");
+}
+
+#[test]
+fn gpus_that_cannot_be_read_are_not_idle_and_the_reason_is_logged() {
+    let sb = gpu_sandbox(None);
+    reap(&sb, &[]);
+    sleep(PAST_WINDOW);
+    let me = &mine(&sb);
+    assert_eq!(me["decision"], "keep", "{me}");
+    assert!(
+        me["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not idle by GPU"),
+        "{me}"
+    );
+    assert_eq!(sb.state(), "running");
+    let logged = events(&sb)
+        .into_iter()
+        .any(|e| e["action"] == "reap-gpu" && e["outcome"] == "unreadable");
+    assert!(logged);
+}
+
+fn decision(sb: &Sandbox) -> (String, String) {
+    let me = mine(sb);
+    let field = |key: &str| me[key].as_str().unwrap_or_default().to_string();
+    (field("decision"), field("reason"))
+}
+
+#[test]
+fn an_idle_container_is_warned_first_and_stopped_only_after_warn_before() {
+    let sb = sandbox("idle_after = \"1s\"\nwarn_before = \"2s\"\n");
+    deploy(&sb, &[]);
+    reap(&sb, &[]);
+    sleep(PAST_WINDOW);
+    let (first, reason) = decision(&sb);
+    assert_eq!(first, "warn", "{reason}");
+    assert!(reason.contains("stops in 2s"), "{reason}");
+    assert_eq!(sb.state(), "running", "a warning stops nothing");
+    let text = notice(&sb).expect("a notice");
+    assert!(text.contains("will stop your container"), "{text}");
+    assert_eq!(decision(&sb).0, "warned");
+    assert_eq!(sb.state(), "running");
+
+    sleep(PAST_WINDOW);
+    let (last, reason) = decision(&sb);
+    assert_eq!(last, "stop", "{reason}");
+    assert_eq!(sb.state(), "exited");
+    let actions: Vec<String> = events(&sb)
+        .iter()
+        .filter(|e| e["project"] == sb.project.as_str())
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "reap-warn:warned",
+            "reap-stop:stopping",
+            "reap-stop:stopped"
+        ]
+    );
+}
+
+#[test]
+fn a_keep_alive_after_the_warning_cancels_the_stop() {
+    let sb = sandbox("idle_after = \"1s\"\nwarn_before = \"2s\"\n");
+    deploy(&sb, &[]);
+    reap(&sb, &[]);
+    sleep(PAST_WINDOW);
+    assert_eq!(decision(&sb).0, "warn");
+    fs::write(sb.workspace().join(".keep-alive"), "").unwrap();
+    sleep(PAST_WINDOW);
+    assert_eq!(decision(&sb).0, "keep");
+    assert_eq!(sb.state(), "running");
+    let cancelled = events(&sb);
+    assert!(
+        cancelled.iter().any(|e| e["action"] == "warn-cancelled"),
+        "{cancelled:?}"
+    );
+}
+
+#[test]
+fn list_shows_the_gpu_utilisation_the_reaper_last_read() {
+    let sb = gpu_sandbox(Some("37"));
+    let readings = sb.path().join("run/gpus.json");
+    let policy = fs::read_to_string(&sb.policy).unwrap().replace(
+        "[reap]\n",
+        &format!("[reap]\nreadings = \"{}\"\n", readings.display()),
+    );
+    fs::write(&sb.policy, policy).unwrap();
+    let before = sb.berth(&["list", "--json"]);
+    let listed: Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(listed["containers"][0]["gpu_utilisation"], Value::Null);
+
+    reap(&sb, &[]);
+    assert_eq!(mode_of(&readings), 0o644, "everyone may read it");
+    let out = sb.berth(&["list", "--json"]);
+    assert_code(&out, 0);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reading = &listed["containers"][0]["gpu_utilisation"];
+    assert_eq!(reading["percent"], 37.0, "{listed:#}");
+    assert!(reading["at_ms"].as_u64().is_some());
+    let table = stdout(&sb.berth(&["list"]));
+    assert!(table.contains("GPU%"), "{table}");
+    assert!(table.contains("37% "), "{table}");
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }

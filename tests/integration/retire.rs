@@ -592,24 +592,28 @@ fn an_anonymous_volume_at_a_disposable_path_is_listed_not_asked_about() {
     assert_code(&docker(&["volume", "inspect", &volume]), 0);
 }
 
+/// Deploys a container that runs `on_term` when it gets SIGTERM, then exits.
+fn deploy_trapping(sb: &Sandbox, on_term: &str) {
+    let script = format!("trap '{on_term}' TERM; while :; do sleep 1; done");
+    let args = [
+        "deploy",
+        &sb.project,
+        "--image",
+        &sb.image.tag,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    assert_code(&sb.berth(&args), 0);
+}
+
 #[test]
 fn files_written_while_stopping_are_shown_before_anything_is_removed() {
     let sb = Sandbox::new();
     // The container writes a file when it gets SIGTERM: after the check, before removal.
     // (/opt/drop is made writable for whichever user the container runs as.)
-    assert_code(
-        &sb.berth(&[
-            "deploy",
-            &sb.project,
-            "--image",
-            &sb.image.tag,
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo late > /opt/drop/late; exit 0' TERM; while :; do sleep 1; done",
-        ]),
-        0,
-    );
+    deploy_trapping(&sb, "echo late > /opt/drop/late; exit 0");
     assert_code(
         &sb.exec_as_root("mkdir -m 777 /opt/drop && echo shown > /opt/drop/shown"),
         0,
@@ -624,6 +628,34 @@ fn files_written_while_stopping_are_shown_before_anything_is_removed() {
     assert_code(&out, 0);
     assert_stderr_has(&out, "/opt");
     assert!(!sb.exists());
+}
+
+#[test]
+fn a_file_shown_then_rewritten_as_it_stops_is_new_work_too() {
+    let sb = Sandbox::new();
+    // A checkpoint written again on SIGTERM, same name, same size: what the user agreed
+    // to lose is not what it holds now.
+    deploy_trapping(&sb, "echo final > /opt/drop/ckpt; exit 0");
+    assert_code(
+        &sb.exec_as_root("mkdir -m 777 /opt/drop && echo early > /opt/drop/ckpt"),
+        0,
+    );
+    let out = sb.berth(&["retire", &sb.project, "--yes"]);
+    assert_code(&out, 3);
+    assert_stderr_has(&out, "you were not shown");
+    assert_stderr_has(&out, "/opt/drop/ckpt");
+    assert_eq!(sb.state(), "exited", "stopped, not removed");
+    assert_code(&docker(&["start", &sb.container()]), 0);
+    assert_eq!(stdout(&sb.exec("cat /opt/drop/ckpt")), "final\n");
+
+    // With --rescue, the final version is what is kept.
+    let out = sb.berth(&["retire", &sb.project, "--rescue"]);
+    assert_code(&out, 0);
+    let rescued = sb.rescued();
+    assert_eq!(
+        fs::read_to_string(rescued.join("opt/drop/ckpt")).unwrap(),
+        "final\n"
+    );
 }
 
 /// `retire --rescue` killed outright at several moments (while it checks with the

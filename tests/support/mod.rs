@@ -8,6 +8,8 @@
 pub mod freeze;
 pub mod pty;
 pub mod registry;
+pub mod slurm;
+pub mod ssh;
 pub mod words;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +65,68 @@ fn sweep_dead_runs() {
         if dead(image, "berth-test/img") {
             docker(&["rmi", "-f", image]);
         }
+    }
+    let users = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for user in users.lines().filter_map(|line| line.split(':').next()) {
+        if dead(user, OwnUser::PREFIX) {
+            Command::new("userdel").arg(user).output().ok();
+        }
+    }
+}
+
+/// A host user made for one test and removed after it (root only), whose password
+/// database entry the test sets: for what root does as a project's owner, which finds
+/// the owner's home there.
+pub struct OwnUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl OwnUser {
+    const PREFIX: &'static str = "berth-u";
+
+    /// A user who may use the engine, with no home yet; none unless the tests run as
+    /// root.
+    pub fn new() -> Option<Self> {
+        test_user()?;
+        let name = unique(Self::PREFIX);
+        let out = Command::new("useradd")
+            .args(["--no-create-home", "--home-dir", "/nonexistent"])
+            .args(["--shell", "/bin/sh", "--groups", "docker", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "useradd: {}", stderr(&out));
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, &name]).output().unwrap();
+            stdout(&out).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        Some(Self { name, uid, gid })
+    }
+
+    pub fn run_as(&self) -> RunAs {
+        RunAs::Other {
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+
+    /// Makes `home` the user's home in the password database.
+    pub fn set_home(&self, home: &Path) {
+        let out = Command::new("usermod")
+            .arg("--home")
+            .arg(home)
+            .arg(&self.name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "usermod: {}", stderr(&out));
+    }
+}
+
+impl Drop for OwnUser {
+    fn drop(&mut self) {
+        Command::new("userdel").arg(&self.name).output().ok();
     }
 }
 
@@ -258,6 +322,16 @@ impl Sandbox {
         self.home.join(".local/state/berth")
     }
 
+    /// The first rescue in the workspace's `.rescued`: the only one, where a test made one.
+    pub fn rescued(&self) -> PathBuf {
+        std::fs::read_dir(self.workspace().join(".rescued"))
+            .expect("a rescue")
+            .next()
+            .expect("a rescue")
+            .unwrap()
+            .path()
+    }
+
     pub fn container_home(&self) -> PathBuf {
         self.home
             .join(".local/share/berth/home")
@@ -304,6 +378,25 @@ impl Sandbox {
 
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
         self.command(program, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
+    /// `berth deploy PROJECT --image IMAGE --new --persist PATH…`.
+    pub fn deploy_persisting(&self, paths: &[&str]) -> Output {
+        let mut args = vec!["deploy", &self.project, "--image", &self.image.tag, "--new"];
+        for path in paths {
+            args.extend(["--persist", path]);
+        }
+        self.berth(&args)
+    }
+
+    /// [`Sandbox::berth`] against the engine of docker context `name`.
+    pub fn berth_in_context(&self, name: &str, args: &[&str]) -> Output {
+        self.command(env!("CARGO_BIN_EXE_berth"), args)
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONTEXT", name)
             .stdin(Stdio::null())
             .output()
             .expect("berth runs")

@@ -25,8 +25,9 @@ done
 for i in 0 1 2 3; do
     [ -e "$dir/dev/nvidia$i" ] || mknod "$dir/dev/nvidia$i" c 195 "$i"
 done
-# munge: its key comes with the package; its daemon runs as munge.
-if ! pgrep -x munged >/dev/null; then
+# munge: its key comes with the package; its daemon runs as munge. Asked, not looked
+# for: a munged that was killed can linger as a zombie where nothing reaps it.
+if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
     mkdir -p /run/munge && chown munge:munge /run/munge
     [ -f /etc/munge/munge.key ] || { dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
     runuser -u munge -- munged 9>&-

@@ -5,7 +5,6 @@
 //! 100,000 changed files the list takes about 3.5 MiB where one string per path took
 //! 12 (issue 26: the check's peak memory).
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
@@ -16,11 +15,29 @@ use serde::{Serialize, Serializer};
 use super::overlay::Unreadable;
 use crate::container::ChangeKind;
 
-/// One path of a [`ChangeList`]: it reads as a `&str`, and a clone shares the list's
-/// text. Compared, hashed and ordered as its text.
+/// The text a list's paths share, and the own bytes of each path that is not UTF-8
+/// (rare: kept aside, so that the text stays one `str`).
+#[derive(Default)]
+struct Text {
+    text: String,
+    /// Where each such path starts in `text`, and its bytes; by start.
+    raw: Vec<(u32, Box<[u8]>)>,
+}
+
+impl Text {
+    fn raw_at(&self, start: u32) -> Option<&[u8]> {
+        let at = self.raw.binary_search_by_key(&start, |(s, _)| *s).ok()?;
+        Some(&self.raw[at].1)
+    }
+}
+
+/// One path of a [`ChangeList`]: it reads as a `&str` (the engine's lossy text, U+FFFD
+/// for each byte that is not UTF-8), keeps its own bytes ([`PathText::bytes`]), and a
+/// clone shares the list's text. Compared and hashed by its bytes, so two names that
+/// differ only in bytes that are not UTF-8 are two names; ordered by its text first.
 #[derive(Clone)]
 pub struct PathText {
-    text: Arc<String>,
+    text: Arc<Text>,
     start: u32,
     end: u32,
 }
@@ -31,26 +48,53 @@ impl PathText {
         let text: String = path.into();
         let end = u32::try_from(text.len()).expect("a path shorter than 4 GiB");
         Self {
-            text: Arc::new(text),
+            text: Arc::new(Text {
+                text,
+                raw: Vec::new(),
+            }),
             start: 0,
             end,
         }
     }
 
+    /// A path from its bytes, which need not be UTF-8.
+    pub fn from_bytes(path: &[u8]) -> Self {
+        let mut builder = Builder::default();
+        builder.push_bytes(path, ChangeKind::Added);
+        let list = builder.finish().expect("a path shorter than 4 GiB");
+        let (path, _) = list.shared().next().expect("the one path pushed");
+        path
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.text[self.start as usize..self.end as usize]
+        &self.text.text[self.start as usize..self.end as usize]
+    }
+
+    /// The name's own bytes, where they are not UTF-8; `None` for a UTF-8 name.
+    pub fn raw(&self) -> Option<&[u8]> {
+        self.text.raw_at(self.start)
+    }
+
+    /// The name's own bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.raw().unwrap_or(self.as_str().as_bytes())
+    }
+
+    /// The name as a summary prints it: its own bytes, control characters and bytes
+    /// that are not UTF-8 escaped ([`crate::names::shown`]).
+    pub fn shown(&self) -> String {
+        crate::names::shown(self.bytes())
+    }
+
+    /// The lossless form of a name that is not UTF-8, for JSON: its bytes in base64.
+    pub fn base64(&self) -> Option<String> {
+        self.raw().map(crate::names::base64)
     }
 }
 
 impl Deref for PathText {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for PathText {
-    fn borrow(&self) -> &str {
         self.as_str()
     }
 }
@@ -69,7 +113,7 @@ impl From<String> for PathText {
 
 impl PartialEq for PathText {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.bytes() == other.bytes()
     }
 }
 
@@ -77,7 +121,7 @@ impl Eq for PathText {}
 
 impl Hash for PathText {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        self.bytes().hash(state);
     }
 }
 
@@ -89,7 +133,9 @@ impl PartialOrd for PathText {
 
 impl Ord for PathText {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_str()
+            .cmp(other.as_str())
+            .then_with(|| self.bytes().cmp(other.bytes()))
     }
 }
 
@@ -111,11 +157,32 @@ impl Serialize for PathText {
     }
 }
 
+/// A path that is not UTF-8, as berth's JSON gives it beside a list of paths: the
+/// list's lossy text, and the name's own bytes in base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawPath {
+    pub path: PathText,
+    pub base64: String,
+}
+
+/// Those of `paths` that are not UTF-8, in order, as [`RawPath`]s.
+pub fn raw_paths<'a>(paths: impl IntoIterator<Item = &'a PathText>) -> Vec<RawPath> {
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            Some(RawPath {
+                base64: path.base64()?,
+                path: path.clone(),
+            })
+        })
+        .collect()
+}
+
 /// A container's changes, in the order the reader found them; paths as the engine's
 /// JSON writes them (each byte that is not part of valid UTF-8 becomes U+FFFD).
 #[derive(Clone, Default)]
 pub struct ChangeList {
-    text: Arc<String>,
+    text: Arc<Text>,
     /// Where each path ends in `text`; it starts where the one before ends.
     ends: Vec<(u32, ChangeKind)>,
 }
@@ -131,7 +198,7 @@ impl ChangeList {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, ChangeKind)> + '_ {
         self.spans()
-            .map(|(start, end, kind)| (&self.text[start as usize..end as usize], kind))
+            .map(|(start, end, kind)| (&self.text.text[start as usize..end as usize], kind))
     }
 
     /// Each change with its path sharing the list's text.
@@ -159,11 +226,17 @@ impl ChangeList {
 impl Serialize for ChangeList {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
-        struct Change<'a> {
+        struct Change {
             kind: ChangeKind,
-            path: &'a str,
+            path: PathText,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            path_base64: Option<String>,
         }
-        serializer.collect_seq(self.iter().map(|(path, kind)| Change { kind, path }))
+        serializer.collect_seq(self.shared().map(|(path, kind)| Change {
+            kind,
+            path_base64: path.base64(),
+            path,
+        }))
     }
 }
 
@@ -198,6 +271,7 @@ impl<S: AsRef<str>> FromIterator<(S, ChangeKind)> for ChangeList {
 #[derive(Debug, Default)]
 pub struct Builder {
     text: String,
+    raw: Vec<(u32, Box<[u8]>)>,
     ends: Vec<(u32, ChangeKind)>,
     /// The paths passed 4 GiB of text, which a hostile layer could make.
     overflowed: bool,
@@ -211,7 +285,13 @@ impl Builder {
 
     /// A path as bytes: each byte that is not part of valid UTF-8 becomes U+FFFD, as the
     /// engine's JSON writes it.
+    /// The bytes themselves are kept too ([`PathText::bytes`]).
     pub fn push_bytes(&mut self, path: &[u8], kind: ChangeKind) {
+        if std::str::from_utf8(path).is_err() {
+            if let Ok(start) = u32::try_from(self.text.len()) {
+                self.raw.push((start, path.into()));
+            }
+        }
         crate::names::push_lossy(&mut self.text, path);
         self.ended(kind);
     }
@@ -223,6 +303,7 @@ impl Builder {
                 // Nothing more is kept: the list is refused at the end.
                 self.overflowed = true;
                 self.text.clear();
+                self.raw.clear();
                 self.ends.clear();
             }
         }
@@ -245,7 +326,10 @@ impl Builder {
         self.text.shrink_to_fit();
         self.ends.shrink_to_fit();
         Ok(ChangeList {
-            text: Arc::new(self.text),
+            text: Arc::new(Text {
+                text: self.text,
+                raw: self.raw,
+            }),
             ends: self.ends,
         })
     }
@@ -285,10 +369,46 @@ mod tests {
         assert_eq!(path, PathText::from("/b/c"));
         assert_eq!(&*path, "/b/c");
         let set: std::collections::HashSet<PathText> = list.shared().map(|(p, _)| p).collect();
-        assert!(set.contains("/b/c"));
-        assert!(!set.contains("/b"));
+        assert!(set.contains(&PathText::from("/b/c")));
+        assert!(!set.contains(&PathText::from("/b")));
         assert_eq!(serde_json::to_string(&path).unwrap(), "\"/b/c\"");
         assert_eq!(format!("{path:?}"), "\"/b/c\"");
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_keeps_its_bytes_and_is_its_own_name() {
+        let mut builder = Builder::default();
+        builder.push_bytes(b"/tmp/caf\xe9", Added);
+        builder.push_bytes(b"/tmp/ok", Added);
+        builder.push_bytes(b"/tmp/caf\xe8", Added);
+        builder.push_bytes(b"/tmp/esc\x1b[2J\nforged", Added);
+        let list = builder.finish().unwrap();
+        let paths: Vec<PathText> = list.shared().map(|(p, _)| p).collect();
+        assert_eq!(paths[0].as_str(), "/tmp/caf\u{FFFD}");
+        assert_eq!(paths[0].bytes(), b"/tmp/caf\xe9");
+        assert_eq!(paths[1].raw(), None);
+        assert_eq!(paths[1].bytes(), b"/tmp/ok");
+        // The same lossy text, two names.
+        assert_eq!(paths[0].as_str(), paths[2].as_str());
+        assert_ne!(paths[0], paths[2]);
+        let set: std::collections::HashSet<&PathText> = paths.iter().collect();
+        assert_eq!(set.len(), 4);
+        assert_eq!(paths[0].shown(), "/tmp/caf\\xe9");
+        assert_eq!(paths[3].shown(), "/tmp/esc\\e[2J\\nforged");
+        assert_eq!(paths[3].raw(), None, "control characters are UTF-8");
+        assert_eq!(PathText::from_bytes(b"/tmp/caf\xe8"), paths[2]);
+        let json = serde_json::to_value(&list).unwrap();
+        assert_eq!(json[0]["path"], "/tmp/caf\u{FFFD}");
+        assert_eq!(json[0]["path_base64"], "L3RtcC9jYWbp");
+        assert!(json[1].get("path_base64").is_none());
+        let raw = serde_json::to_value(raw_paths(&paths)).unwrap();
+        assert_eq!(
+            raw,
+            serde_json::json!([
+                {"path": "/tmp/caf\u{FFFD}", "base64": "L3RtcC9jYWbp"},
+                {"path": "/tmp/caf\u{FFFD}", "base64": "L3RtcC9jYWbo"},
+            ])
+        );
     }
 
     #[test]

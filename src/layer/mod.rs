@@ -27,7 +27,7 @@ use crate::container::{ChangeKind, Storage};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ui::Printer;
-pub use list::{ChangeList, PathText};
+pub use list::{raw_paths, ChangeList, PathText, RawPath};
 pub use overlay::Stamped;
 use overlay::{Dialect, Layers, Stamp, Unreadable};
 

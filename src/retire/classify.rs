@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::assess::{Assessment, Change};
-use crate::layer::{PathText, ReadBy};
+use crate::layer::{raw_paths, PathText, RawPath, ReadBy};
 use crate::names::shown;
 use crate::units::human_size;
 
@@ -218,7 +218,10 @@ pub struct ByProject {
     pub file: std::path::PathBuf,
     pub count: usize,
     /// The first paths, sorted.
-    pub paths: Vec<String>,
+    pub paths: Vec<PathText>,
+    /// Those of `paths` that are not UTF-8, with their own bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths_raw: Vec<RawPath>,
 }
 
 impl ByProject {
@@ -232,23 +235,22 @@ impl ByProject {
         disposable: &[Change],
         vouched: &super::assess::Disposable,
     ) -> Option<Self> {
-        let mut paths: Vec<&str> = disposable
+        let mut paths: Vec<&PathText> = disposable
             .iter()
-            .map(|c| &*c.path)
+            .map(|c| &c.path)
             .filter(|p| !vouched.matches(p))
             .collect();
         if paths.is_empty() {
             return None;
         }
         paths.sort_unstable();
+        let count = paths.len();
+        paths.truncate(Self::SHOWN);
         Some(Self {
             file: file.to_path_buf(),
-            count: paths.len(),
-            paths: paths
-                .iter()
-                .take(Self::SHOWN)
-                .map(|p| p.to_string())
-                .collect(),
+            count,
+            paths_raw: raw_paths(paths.iter().copied()),
+            paths: paths.into_iter().cloned().collect(),
         })
     }
 
@@ -264,7 +266,7 @@ impl ByProject {
             count_of(self.count, "change"),
             self.paths
                 .iter()
-                .map(|p| shown(p.as_bytes()))
+                .map(PathText::shown)
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -378,7 +380,11 @@ pub struct ClassReport {
     pub count: usize,
     pub size: Size,
     pub top: Vec<Place>,
+    /// As the engine writes them: U+FFFD for each byte that is not UTF-8.
     pub paths: Vec<PathText>,
+    /// Those of `paths` that are not UTF-8, with their own bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths_raw: Vec<RawPath>,
 }
 
 /// An anonymous volume and what it holds. It is never removed with the container, but
@@ -452,6 +458,7 @@ impl Report {
                     size: sizes.get(&Some(class)).copied().unwrap_or_default(),
                     top: top_places(changes.iter().copied(), 4),
                     paths: changes.iter().map(|c| c.path.clone()).collect(),
+                    paths_raw: raw_paths(changes.iter().map(|c| &c.path)),
                 }
             })
             .collect();

@@ -30,7 +30,7 @@ use crate::container::{ContainerInfo, Inspected, State};
 use crate::context::Context;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::layer::{PathText, Reader};
+use crate::layer::{raw_paths, PathText, RawPath, Reader};
 use crate::lock::Lock;
 use crate::names::shown;
 use crate::remember;
@@ -95,7 +95,10 @@ pub struct Outcome {
     /// The image `--commit` made.
     pub image: Option<String>,
     /// Files written while the container stopped, which nobody was shown.
-    pub appeared: Vec<String>,
+    pub appeared: Vec<PathText>,
+    /// Those of `appeared` that are not UTF-8, with their own bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub appeared_raw: Vec<RawPath>,
     /// How long berth held it paused (milliseconds), where it paused it.
     pub paused_ms: Option<u64>,
     /// What `--save-packages` wrote: each list, and the packages it gained.
@@ -140,7 +143,7 @@ impl Outcome {
                     self.appeared
                         .iter()
                         .take(8)
-                        .map(|p| format!("  {}", shown(p.as_bytes()))),
+                        .map(|p| format!("  {}", p.shown())),
                 )
                 .hint(format!(
                     "retire it again to see them, or `berth deploy {}` to start it",
@@ -498,6 +501,7 @@ async fn check_and_prepare(job: &Job<'_>, reader: &mut Reader<'_>) -> Result<Ste
         rescued: None,
         image: None,
         appeared: Vec::new(),
+        appeared_raw: Vec::new(),
         paused_ms: None,
         saved_packages: Vec::new(),
     };
@@ -784,16 +788,17 @@ async fn remove(
         let after = reader.read_stamped(false).await?;
         // A file shown, then written again as it stopped (a checkpoint on SIGTERM):
         // what it holds now, nobody has seen either.
-        let rewritten: HashSet<String> = match (&seen.signatures, &after.stamp) {
+        let rewritten: HashSet<&[u8]> = match (&seen.signatures, &after.stamp) {
             (Some(before), Some(now)) => now
                 .files
                 .iter()
                 .filter(|(path, sig)| before.get(path).is_some_and(|was| was != sig))
-                .map(|(path, _)| String::from_utf8_lossy(path).into_owned())
+                .map(|(path, _)| path.as_slice())
                 .collect(),
             _ => HashSet::new(),
         };
-        let unseen = |path: &PathText| !seen.changed.contains(path) || rewritten.contains(&**path);
+        let unseen =
+            |path: &PathText| !seen.changed.contains(path) || rewritten.contains(path.bytes());
         layer = assess(after.list, &seen.own, &Disposable::new(&target.disposable));
         if !keeps {
             // Only what nobody saw matters now; a rescue needs the whole layer.
@@ -806,11 +811,12 @@ async fn remove(
             .unsaved
             .iter()
             .filter(|c| unseen(&c.path))
-            .map(|c| c.path.to_string())
+            .map(|c| c.path.clone())
             .collect();
     }
     if !appeared.is_empty() && !keeps {
         outcome.action = Action::StoppedNotRemoved;
+        outcome.appeared_raw = raw_paths(&appeared);
         outcome.appeared = appeared;
         return Ok(outcome);
     }
@@ -862,6 +868,7 @@ async fn remove(
             "{} path(s) written while it stopped, which you were not shown, are kept too",
             appeared.len()
         ));
+        outcome.appeared_raw = raw_paths(&appeared);
         outcome.appeared = appeared;
     }
     engine.remove(id).await?;
@@ -988,7 +995,7 @@ pub async fn copy_into(
         let mut details: Vec<String> = missing
             .iter()
             .take(8)
-            .map(|p| format!("  {}", shown(p.as_bytes())))
+            .map(|p| format!("  {}", p.shown()))
             .collect();
         details.extend(partly_rescued(
             &extractor,

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::assess::{parents, Assessment, Change, Disposable};
 use crate::container::ChangeKind;
+use crate::layer::PathText;
 use crate::names::lossy;
 pub use crate::unpack::{Extractor, Failure, Folder, Special};
 
@@ -120,12 +121,12 @@ impl Root {
 
 /// Which of `unsaved` the rescue did not copy (nor list as special): each means the
 /// rescue is not complete. Names the engine reported lossily match lossily.
-pub fn missing<'a>(extractor: &Extractor, unsaved: &'a [Change]) -> Vec<&'a str> {
+pub fn missing<'a>(extractor: &Extractor, unsaved: &'a [Change]) -> Vec<&'a PathText> {
     let seen: HashSet<String> = extractor.seen().iter().map(|p| lossy(p)).collect();
     unsaved
         .iter()
-        .filter(|c| c.kind != ChangeKind::Deleted && !seen.contains(&*c.path))
-        .map(|c| &*c.path)
+        .filter(|c| c.kind != ChangeKind::Deleted && !seen.contains(c.path.as_str()))
+        .map(|c| &c.path)
         .collect()
 }
 
@@ -335,7 +336,7 @@ mod tests {
             change("/a/2", Added),
             change("/a/gone", Deleted),
         ];
-        assert_eq!(missing(&x, &unsaved), ["/a/2"]);
+        assert_eq!(missing(&x, &unsaved), [&PathText::from("/a/2")]);
     }
 
     #[test]

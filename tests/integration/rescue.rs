@@ -147,6 +147,33 @@ fn names_that_are_not_utf8_or_hold_control_characters_are_rescued_under_their_ow
         !text.lines().any(|l| l.starts_with("retired everything")),
         "a name forged a line: {text}"
     );
+    // The JSON gives such names lossily in `paths`, and losslessly in `paths_raw`,
+    // wherever berth read the layer itself (the engine's changes call cannot).
+    let out = sb.berth(&["retire", &sb.project, "--dry-run", "--json"]);
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(outcome["read_by"]["source"], "engine", "{outcome:#}");
+    let raw: Vec<(&str, &str)> = outcome["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|class| class["paths_raw"].as_array().into_iter().flatten())
+        .map(|raw| {
+            (
+                raw["path"].as_str().unwrap(),
+                raw["base64"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // "/opt/names/x\xff\xfe" and "/etc/y\xff"
+    assert!(
+        raw.contains(&("/opt/names/x\u{FFFD}\u{FFFD}", "L29wdC9uYW1lcy94//4=")),
+        "{outcome:#}"
+    );
+    assert!(
+        raw.contains(&("/etc/y\u{FFFD}", "L2V0Yy95/w==")),
+        "{outcome:#}"
+    );
+    assert_eq!(raw.len(), 2, "{outcome:#}");
 
     let (_, folder, _) = retire_rescue(&sb);
     let names = folder.join("opt/names");

@@ -47,27 +47,6 @@ pub fn push_lossy(out: &mut String, name: &[u8]) {
     }
 }
 
-/// `bytes` in standard base64 (RFC 4648, with padding): the lossless form of a name
-/// that is not UTF-8 in berth's JSON (`base64 -d` reads it).
-pub fn base64(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(DIGITS[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Lower-case hex, two digits a byte: a digest per file, so no `format!`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -102,20 +81,6 @@ mod tests {
         assert_eq!(shown(b"/opt/\xff\xfe.bin"), "/opt/\\xff\\xfe.bin");
         assert_ne!(shown(b"\xff"), shown(b"\\xff"));
         assert_eq!(shown(b"\\xff"), "\\\\xff");
-    }
-
-    #[test]
-    fn base64_is_rfc_4648_with_padding() {
-        for (bytes, text) in [
-            (&b""[..], ""),
-            (b"f", "Zg=="),
-            (b"fo", "Zm8="),
-            (b"foo", "Zm9v"),
-            (b"foob", "Zm9vYg=="),
-            (b"/tmp/caf\xe9\xff", "L3RtcC9jYWbp/w=="),
-        ] {
-            assert_eq!(base64(bytes), text, "{bytes:?}");
-        }
     }
 
     #[test]

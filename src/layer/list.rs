@@ -86,9 +86,10 @@ impl PathText {
         crate::names::shown(self.bytes())
     }
 
-    /// The lossless form of a name that is not UTF-8, for JSON: its bytes in base64.
-    pub fn base64(&self) -> Option<String> {
-        self.raw().map(crate::names::base64)
+    /// The lossless form of a name that is not UTF-8, for JSON: its bytes in hex, as a
+    /// backup's manifest writes such a name.
+    pub fn hex(&self) -> Option<String> {
+        self.raw().map(crate::names::hex)
     }
 }
 
@@ -158,11 +159,11 @@ impl Serialize for PathText {
 }
 
 /// A path that is not UTF-8, as berth's JSON gives it beside a list of paths: the
-/// list's lossy text, and the name's own bytes in base64.
+/// list's lossy text, and the name's own bytes in hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RawPath {
     pub path: PathText,
-    pub base64: String,
+    pub hex: String,
 }
 
 /// Those of `paths` that are not UTF-8, in order, as [`RawPath`]s.
@@ -171,7 +172,7 @@ pub fn raw_paths<'a>(paths: impl IntoIterator<Item = &'a PathText>) -> Vec<RawPa
         .into_iter()
         .filter_map(|path| {
             Some(RawPath {
-                base64: path.base64()?,
+                hex: path.hex()?,
                 path: path.clone(),
             })
         })
@@ -230,11 +231,11 @@ impl Serialize for ChangeList {
             kind: ChangeKind,
             path: PathText,
             #[serde(skip_serializing_if = "Option::is_none")]
-            path_base64: Option<String>,
+            path_hex: Option<String>,
         }
         serializer.collect_seq(self.shared().map(|(path, kind)| Change {
             kind,
-            path_base64: path.base64(),
+            path_hex: path.hex(),
             path,
         }))
     }
@@ -399,14 +400,14 @@ mod tests {
         assert_eq!(PathText::from_bytes(b"/tmp/caf\xe8"), paths[2]);
         let json = serde_json::to_value(&list).unwrap();
         assert_eq!(json[0]["path"], "/tmp/caf\u{FFFD}");
-        assert_eq!(json[0]["path_base64"], "L3RtcC9jYWbp");
-        assert!(json[1].get("path_base64").is_none());
+        assert_eq!(json[0]["path_hex"], "2f746d702f636166e9");
+        assert!(json[1].get("path_hex").is_none());
         let raw = serde_json::to_value(raw_paths(&paths)).unwrap();
         assert_eq!(
             raw,
             serde_json::json!([
-                {"path": "/tmp/caf\u{FFFD}", "base64": "L3RtcC9jYWbp"},
-                {"path": "/tmp/caf\u{FFFD}", "base64": "L3RtcC9jYWbo"},
+                {"path": "/tmp/caf\u{FFFD}", "hex": "2f746d702f636166e9"},
+                {"path": "/tmp/caf\u{FFFD}", "hex": "2f746d702f636166e8"},
             ])
         );
     }

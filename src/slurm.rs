@@ -82,6 +82,55 @@ fn gres(gpus: Option<&str>) -> Result<Option<String>> {
     }
 }
 
+/// A Slurm time limit in seconds (`sbatch --time`: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`,
+/// `D-H:M:S`); `None` for no limit (`0`, `UNLIMITED`, `INFINITE`), `Err` for what Slurm
+/// would not read.
+fn time_limit(text: &str) -> std::result::Result<Option<u64>, ()> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("unlimited") || text.eq_ignore_ascii_case("infinite") {
+        return Ok(None);
+    }
+    let number = |part: &str| -> std::result::Result<u64, ()> {
+        match !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            true => part.parse().map_err(|_| ()),
+            false => Err(()),
+        }
+    };
+    let (days, clock) = match text.split_once('-') {
+        Some((days, clock)) => (Some(number(days)?), clock),
+        None => (None, text),
+    };
+    let parts = clock
+        .split(':')
+        .map(number)
+        .collect::<std::result::Result<Vec<u64>, ()>>()?;
+    let seconds = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) => (h * 60 + m) * 60 + s,
+        (Some(d), [h]) => (d * 24 + h) * 3600,
+        (Some(d), [h, m]) => (d * 24 + h) * 3600 + m * 60,
+        (Some(d), [h, m, s]) => ((d * 24 + h) * 60 + m) * 60 + s,
+        _ => return Err(()),
+    };
+    Ok((seconds > 0).then_some(seconds))
+}
+
+/// Refuses a time limit that leaves no room for the rescue: Slurm signals the job
+/// [`WARN_SECONDS`] before its limit, and its signals come a minute apart at best.
+fn check_time(time: &str) -> Result<()> {
+    match time_limit(time) {
+        Err(()) => Err(Error::usage(format!(
+            "--time {time}: not a time Slurm reads"
+        ))
+        .hint("minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S, as sbatch --time takes it")),
+        Ok(Some(seconds)) if seconds < 2 * u64::from(WARN_SECONDS) => Err(Error::usage(format!(
+            "--time {time} is too short: berth has Slurm signal the job {WARN_SECONDS} s before its limit to rescue the work, so a job needs at least 2 minutes"
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The batch script: berth itself, on the node.
 fn script(berth: &Path, args: &Path) -> String {
     format!(
@@ -150,6 +199,9 @@ pub async fn submit(args: &DeployArgs, printer: &Printer) -> Result<()> {
         .clone()
         .or_else(|| value(&settings.slurm_partition));
     let time = args.time.clone().or_else(|| value(&settings.slurm_time));
+    if let Some(time) = &time {
+        check_time(time)?;
+    }
     let account = value(&settings.slurm_account);
     let options = settings
         .slurm_options
@@ -540,6 +592,36 @@ pub async fn job(args: &SlurmJobArgs, printer: &Printer) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_limits_are_read_as_sbatch_reads_them() {
+        for (text, seconds) in [
+            ("30", Some(1800)),
+            ("2:30", Some(150)),
+            ("1:00:00", Some(3600)),
+            ("2-0", Some(172_800)),
+            ("1-2:3", Some(93_780)),
+            ("1-0:0:5", Some(86_405)),
+            ("0", None),
+            ("UNLIMITED", None),
+            ("infinite", None),
+        ] {
+            assert_eq!(time_limit(text), Ok(seconds), "{text}");
+        }
+        for bad in ["", "1h", "1:2:3:4", "-5", "1-", "a-1", "1-1:2:3:4", "1.5"] {
+            assert_eq!(time_limit(bad), Err(()), "{bad:?}");
+        }
+        assert!(check_time("2").is_ok());
+        assert!(check_time("0").is_ok());
+        let short = check_time("1").unwrap_err();
+        assert!(short.message.contains("too short"), "{}", short.message);
+        assert!(check_time("1:59").is_err());
+        assert!(check_time("2:00").is_ok());
+        assert!(check_time("soon")
+            .unwrap_err()
+            .message
+            .contains("not a time"));
+    }
 
     #[test]
     fn gpus_go_to_slurm_as_a_count() {

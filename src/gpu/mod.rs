@@ -79,25 +79,65 @@ pub struct Utilisation {
     pub percent: f64,
 }
 
-/// The GPUs' utilisation now, from `nvidia-smi`; why not, when it is missing or fails.
+/// How long `nvidia-smi` may take. One that hangs (as it does when a GPU has fallen off
+/// the bus) must not hold the reaper: past this it is killed and the GPUs are unread.
+/// `BERTH_NVIDIA_SMI_TIMEOUT_MS` sets it (the tests' hanging `nvidia-smi`).
+fn smi_timeout() -> std::time::Duration {
+    let ms = std::env::var("BERTH_NVIDIA_SMI_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(10_000);
+    std::time::Duration::from_millis(ms)
+}
+
+/// The GPUs' utilisation now, from `nvidia-smi`; why not, when it is missing, fails or
+/// does not answer in time ([`smi_timeout`]).
 pub fn utilisation() -> std::result::Result<Vec<Utilisation>, String> {
-    let out = std::process::Command::new("nvidia-smi")
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("nvidia-smi")
         .args([
             "--query-gpu=index,uuid,utilization.gpu",
             "--format=csv,noheader,nounits",
         ])
-        .stdin(std::process::Stdio::null())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|err| format!("cannot run nvidia-smi: {err}"))?;
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "nvidia-smi failed ({}): {}",
-            out.status,
-            said.trim()
-        ));
+    let timeout = smi_timeout();
+    let deadline = std::time::Instant::now() + timeout;
+    // Its answer is a line per GPU, far below a pipe's buffer: waiting first is safe.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                child.kill().ok();
+                child.wait().ok();
+                return Err(format!(
+                    "nvidia-smi did not answer within {} s",
+                    timeout.as_secs_f64()
+                ));
+            }
+            Err(err) => return Err(format!("cannot wait for nvidia-smi: {err}")),
+        }
+    };
+    let read = |pipe: Option<&mut dyn Read>| {
+        let mut bytes = Vec::new();
+        if let Some(pipe) = pipe {
+            pipe.read_to_end(&mut bytes).ok();
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
+    let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn Read));
+    if !status.success() {
+        return Err(format!("nvidia-smi failed ({status}): {}", stderr.trim()));
     }
-    parse_utilisation(&String::from_utf8_lossy(&out.stdout))
+    parse_utilisation(&stdout)
 }
 
 /// `0, GPU-8a1f…, 37` per line; a line that does not read so (`[N/A]`, `[Not Supported]`)

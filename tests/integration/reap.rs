@@ -302,6 +302,23 @@ fn gpus_that_cannot_be_read_are_not_idle_and_the_reason_is_logged() {
     assert!(logged);
 }
 
+#[test]
+fn an_nvidia_smi_that_hangs_is_given_up_on_and_the_gpus_are_not_idle() {
+    let sb = gpu_sandbox(Some("0")).env("BERTH_NVIDIA_SMI_TIMEOUT_MS", "300");
+    // As one does when a GPU has fallen off the bus.
+    let smi = sb.path().join("bin/nvidia-smi");
+    fs::write(&smi, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    set_mode(&smi, 0o755);
+    reap(&sb, &[]);
+    sleep(PAST_WINDOW);
+    let me = &mine(&sb);
+    assert_eq!(me["decision"], "keep", "{me}");
+    let reason = me["reason"].as_str().unwrap();
+    assert!(reason.starts_with("not idle by GPU"), "{me}");
+    assert!(reason.contains("did not answer within 0.3 s"), "{me}");
+    assert_eq!(sb.state(), "running");
+}
+
 fn decision(sb: &Sandbox) -> (String, String) {
     let me = mine(sb);
     let field = |key: &str| me[key].as_str().unwrap_or_default().to_string();

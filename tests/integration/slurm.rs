@@ -190,6 +190,22 @@ fn the_slurm_section_shapes_the_job_and_a_policy_can_require_slurm() {
     let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "--slurm"]);
     assert_code(&out, 2);
     assert_stderr_has(&out, "is not one sbatch option berth can pass on");
+
+    // A limit that leaves no minute for the rescue, from the file or the flag.
+    sb.project_toml("[slurm]\ntime = \"1\"\n");
+    let out = sb.berth(&["deploy", &sb.project, "--image", &sb.image.tag, "--slurm"]);
+    assert_code(&out, 2);
+    assert_stderr_has(&out, "--time 1 is too short");
+    let (out, _, _) = deploy(&sb, &conf, &["--time", "1:30"]);
+    assert_code(&out, 2);
+    assert_stderr_has(&out, "--time 1:30 is too short");
+    let named = format!("berth:{}:{}", whoami(), sb.project);
+    let queued = std::process::Command::new("squeue")
+        .args(["-h", "-n", &named, "-o", "%i"])
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&queued).trim(), "", "nothing submitted");
     wait_gone(&sb);
 }
 

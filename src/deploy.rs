@@ -16,7 +16,7 @@ use crate::container::State;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events;
-use crate::gpu;
+use crate::gpu::{self, claim::Confirmed};
 use crate::identity;
 use crate::launch::{self, Prepared};
 use crate::lock::Lock;
@@ -37,6 +37,10 @@ struct DeployOutcome<'a> {
     /// What the new container's mounts hide of its image.
     hidden: Vec<launch::Hidden>,
 }
+
+/// How many times a deploy creates its container when it keeps giving way to another
+/// berth's claim of the same GPUs ([`gpu::claim::Claim::confirm`]).
+const GIVE_WAY_TRIES: u32 = 3;
 
 /// `berth deploy PROJECT`; one event for what it did or why not (a dry run changes
 /// nothing and records nothing).
@@ -358,51 +362,67 @@ async fn create(
     // From here until the container has started, or has been removed, a signal waits:
     // an interrupted deploy leaves no container half-made.
     let mut signals = Signals::install()?;
-    // From here until the create has returned and been checked, the GPU lock is held.
-    let claim = gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer)
-        .await
-        .map_err(take_back)?;
-    let made = prepared.make_volumes(engine).await.map_err(take_back)?;
-    let created = match engine.create(&spec).await {
-        Ok(created) => created,
-        Err(err) => {
-            // Nothing mounted them: they go with the container that was not made.
-            for volume in &made {
-                engine.remove_volume(volume).await.ok();
+    let base = spec;
+    let mut attempt = 1;
+    let (id, gpus) = loop {
+        let mut spec = base.clone();
+        // From here until the create has returned and been checked, the GPU lock is held.
+        let claim = gpu::claim::begin(engine, ctx.policy.as_ref(), &ctx.user, &mut spec, printer)
+            .await
+            .map_err(take_back)?;
+        let made = prepared.make_volumes(engine).await.map_err(take_back)?;
+        let created = match engine.create(&spec).await {
+            Ok(created) => created,
+            Err(err) => {
+                // Nothing mounted them: they go with the container that was not made.
+                for volume in &made {
+                    engine.remove_volume(volume).await.ok();
+                }
+                return Err(take_back(err));
             }
-            return Err(take_back(err));
+        };
+        if created.is_some() && attempt == 1 {
+            for note in folders.notes(&ctx.workspace, &plan.image) {
+                printer.note(&note);
+            }
         }
-    };
-    if created.is_some() {
-        for note in folders.notes(&ctx.workspace, &plan.image) {
-            printer.note(&note);
+        let Some(id) = created else {
+            drop(claim);
+            drop(signals);
+            signals::exit_on_signal(*printer)?;
+            // The project lock keeps this user's deploys apart, but not those of another
+            // state dir: use the container a deploy there created first.
+            let container = engine
+                .find(ctx.project.as_str(), ctx.user.uid)
+                .await?
+                .ok_or_else(|| {
+                    Error::failed(format!(
+                        "a container named {} exists, but berth did not create it",
+                        plan.container_name
+                    ))
+                    .hint(format!(
+                        "rename or remove it: `docker rename {0} {0}.old`",
+                        plan.container_name
+                    ))
+                })?;
+            let action = resume(engine, &container.id, plan, settle, printer).await?;
+            return Ok((container.id, action));
+        };
+        let confirmed = match claim {
+            Some(claim) => claim.confirm(engine, &id).await,
+            None => Ok(Confirmed::Kept(Vec::new())),
+        };
+        match confirmed {
+            // Another berth, with a lock of its own, took a GPU of ours at the same
+            // moment, and both gave way: decide again, at a moment of our own.
+            Ok(Confirmed::GaveWay(err)) if attempt < GIVE_WAY_TRIES => {
+                printer.note(&format!("{}; trying again", err.message));
+                interrupted(&mut signals).map_err(take_back)?;
+                tokio::time::sleep(gpu::claim::retry_pause(attempt)).await;
+                attempt += 1;
+            }
+            confirmed => break (id, confirmed.and_then(Confirmed::kept)),
         }
-    }
-    let Some(id) = created else {
-        drop(claim);
-        drop(signals);
-        signals::exit_on_signal(*printer)?;
-        // The project lock keeps this user's deploys apart, but not those of another
-        // state dir: use the container a deploy there created first.
-        let container = engine
-            .find(ctx.project.as_str(), ctx.user.uid)
-            .await?
-            .ok_or_else(|| {
-                Error::failed(format!(
-                    "a container named {} exists, but berth did not create it",
-                    plan.container_name
-                ))
-                .hint(format!(
-                    "rename or remove it: `docker rename {0} {0}.old`",
-                    plan.container_name
-                ))
-            })?;
-        let action = resume(engine, &container.id, plan, settle, printer).await?;
-        return Ok((container.id, action));
-    };
-    let gpus = match claim {
-        Some(claim) => claim.confirm(engine, &id).await,
-        None => Ok(Vec::new()),
     };
     let prepared_and_started = async {
         let gpus = gpus?;

@@ -172,7 +172,7 @@ async fn run_inner(
         printer.note(&note);
     }
     if let Some(claim) = claim {
-        claim.confirm(&engine, &id).await?;
+        claim.confirm(&engine, &id).await?.kept()?;
     }
     identity::settle(&engine, &id, identity).await?;
     *created = true;

@@ -214,29 +214,86 @@ async fn decide(
         .map_err(|err| err.details([format!("(GPUs from {})", inventory.origin)]))
 }
 
+/// What [`Claim::confirm`] found on the engine.
+pub enum Confirmed {
+    /// No other container claims the GPUs: they are this one's.
+    Kept(Vec<String>),
+    /// Another did at the same moment: this container was removed, and the error says
+    /// so. Trying again, a moment later, decides anew.
+    GaveWay(Error),
+}
+
+impl Confirmed {
+    /// The GPUs kept, or the error of giving way.
+    pub fn kept(self) -> Result<Vec<String>> {
+        match self {
+            Confirmed::Kept(ids) => Ok(ids),
+            Confirmed::GaveWay(err) => Err(err),
+        }
+    }
+}
+
 impl Claim {
     /// After the create: no other container may claim one of ours. Only a berth that
     /// does not share the lock can cause that (another host's, or one with another
     /// `[gpus] lock`): the claim is settled on the engine itself, by its labels. Ours
-    /// gives way whenever it sees another (it is removed, and the deploy refused), so
-    /// that a GPU is never held twice. Keeping the one created first would not do: the
-    /// engine stamps a container's creation before the list shows it, so the later one
-    /// may have looked while the first was not yet there. Of two that see each other,
-    /// both give way, and each says to try again. Releases the lock.
-    pub async fn confirm(self, engine: &Engine, id: &str) -> Result<Vec<String>> {
+    /// gives way whenever it sees another (it is removed), so that a GPU is never held
+    /// twice. Keeping the one created first would not do: the engine stamps a
+    /// container's creation before the list shows it, so the later one may have looked
+    /// while the first was not yet there. Of two that see each other, both give way;
+    /// a deploy then tries again after a random pause ([`retry_pause`]). Releases the
+    /// lock.
+    pub async fn confirm(self, engine: &Engine, id: &str) -> Result<Confirmed> {
         let containers = engine.list(None, None, false).await?;
         let held = holdings(&self.inventory, &containers);
         let crossed = crossed(id, &self.ids, &held);
         if crossed.is_empty() {
-            return Ok(self.ids);
+            return Ok(Confirmed::Kept(self.ids));
         }
         engine.remove(id).await?;
-        Err(Error::refused(format!(
-            "GPU {} was claimed by another container while this one was being created; \
-             it was removed",
-            self.ids.join(", ")
+        Ok(Confirmed::GaveWay(
+            Error::refused(format!(
+                "GPU {} was claimed by another container while this one was being created; \
+                 it was removed",
+                self.ids.join(", ")
+            ))
+            .details(table(&crossed, &name_of))
+            .hint(
+                "another berth uses a different GPU lock (`[gpus] lock` in the policy); try again",
+            ),
         ))
-        .details(table(&crossed, &name_of))
-        .hint("another berth uses a different GPU lock (`[gpus] lock` in the policy); try again"))
+    }
+}
+
+/// How long a deploy that gave way waits before trying again after its `attempt`-th
+/// try (from 1): a random 0.5 to 2.5 s, times the attempt, so that two that gave way to
+/// each other try again at moments further apart than a create takes.
+pub fn retry_pause(attempt: u32) -> Duration {
+    let noise = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    pause(attempt, noise)
+}
+
+fn pause(attempt: u32, noise: u32) -> Duration {
+    let ms = 500 + u64::from(noise % 2000);
+    Duration::from_millis(ms * u64::from(attempt.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_after_giving_way_is_half_a_second_to_two_and_a_half_times_the_attempt() {
+        for noise in [0, 1, 1999, 2000, 123_456_789, u32::MAX] {
+            for attempt in 1..=3 {
+                let pause = pause(attempt, noise).as_millis();
+                let attempt = u128::from(attempt);
+                assert!((500 * attempt..2500 * attempt).contains(&pause), "{pause}");
+            }
+        }
+        assert_ne!(pause(1, 7), pause(1, 8), "the noise decides");
     }
 }

@@ -37,8 +37,10 @@ use crate::spec::{ContainerSpec, MountSpec};
 mod reader;
 mod ssh;
 mod watchdog;
+mod writer;
 pub use reader::BlockingReader;
 pub use watchdog::silenced;
+pub use writer::BlockingWriter;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -818,7 +820,7 @@ impl Engine {
     pub async fn build(
         &self,
         request: &BuildRequest,
-        context: impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static,
+        context: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
         mut output: impl FnMut(&str),
     ) -> Result<String> {
         let options = bollard::query_parameters::BuildImageOptions {
@@ -832,7 +834,7 @@ impl Engine {
         };
         let mut stream =
             self.docker
-                .build_image(options, None, Some(bollard::body_stream(context)));
+                .build_image(options, None, Some(bollard::body_try_stream(context)));
         let mut step = None;
         let mut id = None;
         let failed = |why: String, step: &Option<String>| {

@@ -15,13 +15,11 @@ pub mod walk;
 pub use schedule::{due, Done};
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::archive::{self, Writer};
 use crate::cli::BackupArgs;
@@ -641,50 +639,6 @@ impl Bar {
     }
 }
 
-/// A writer that hands what it is given to an engine's upload in chunks.
-pub struct Chunks {
-    sender: mpsc::Sender<io::Result<Bytes>>,
-    buffer: Vec<u8>,
-    /// Bytes handed over.
-    pub sent: u64,
-}
-
-impl Chunks {
-    const SIZE: usize = 1 << 20;
-
-    pub fn new(sender: mpsc::Sender<io::Result<Bytes>>) -> Self {
-        Self {
-            sender,
-            buffer: Vec::with_capacity(Self::SIZE),
-            sent: 0,
-        }
-    }
-
-    pub fn send(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(Self::SIZE),
-        ));
-        self.sent += chunk.len() as u64;
-        self.sender
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::other("the engine stopped taking the volume"))
-    }
-}
-
-impl Write for Chunks {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= Self::SIZE {
-            self.send()?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// The chunks an upload of berth's own archive goes in
+/// ([`crate::engine::BlockingWriter`]).
+pub const UPLOAD_CHUNK: usize = 1 << 20;

@@ -13,17 +13,16 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use super::Chunks;
+use super::UPLOAD_CHUNK;
 use crate::archive::{below_first, Hashing};
 use crate::cli::MoveArgs;
 use crate::config::file::FileConfig;
 use crate::container::State;
 use crate::content;
 use crate::context::Context;
+use crate::engine::BlockingWriter;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::label;
@@ -229,11 +228,8 @@ async fn copy(
         for (at, volume) in volumes.iter().enumerate() {
             let path = content::volume_path(at);
             let reader = stop.reader(here.download_reader(&from, &path));
-            let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(8);
-            let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-                receiver.recv().await.map(|chunk| (chunk, receiver))
-            });
-            let sending = tokio::task::spawn_blocking(move || relay(reader, sender));
+            let (writer, body) = BlockingWriter::new(UPLOAD_CHUNK, "the volume");
+            let sending = tokio::task::spawn_blocking(move || relay(reader, writer));
             let (sent, uploaded) = tokio::join!(sending, there.upload_stream(&to, &path, body));
             let sent = sent
                 .map_err(|err| Error::failed(format!("the move stopped: {err}")))?
@@ -296,19 +292,22 @@ struct Sent {
 }
 
 /// Re-emits the engine's archive of a volume folder (named after its last component)
-/// as the entries below it, into `sender`, listing each as it passes.
-fn relay(archive: impl Read, sender: mpsc::Sender<io::Result<Bytes>>) -> io::Result<Sent> {
-    let mut out = tar::Builder::new(Chunks::new(sender));
+/// as the entries below it, into `writer`, listing each as it passes.
+fn relay(archive: impl Read, writer: BlockingWriter) -> io::Result<Sent> {
+    let mut out = tar::Builder::new(writer);
     let entries = listing(archive, Some(&mut out))?;
-    let mut chunks = out.into_inner()?;
-    chunks.send()?;
-    let bytes = chunks.sent;
+    let mut writer = out.into_inner()?;
+    writer.send()?;
+    let bytes = writer.sent;
     Ok(Sent { entries, bytes })
 }
 
 /// Lists an archive of a volume folder, and copies each entry below the folder into
 /// `out` where given.
-fn listing(archive: impl Read, mut out: Option<&mut tar::Builder<Chunks>>) -> io::Result<Listing> {
+fn listing(
+    archive: impl Read,
+    mut out: Option<&mut tar::Builder<BlockingWriter>>,
+) -> io::Result<Listing> {
     let mut listed = Listing::new();
     let mut archive = tar::Archive::new(archive);
     for entry in archive.entries()? {

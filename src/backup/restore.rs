@@ -15,16 +15,15 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use super::{Chunks, DataRoot, Header};
+use super::{DataRoot, Header, UPLOAD_CHUNK};
 use crate::archive::{self, Entry, Kind};
 use crate::cli::RestoreArgs;
 use crate::config::file::FileConfig;
 use crate::content;
 use crate::context::Context;
+use crate::engine::BlockingWriter;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::label;
@@ -451,13 +450,10 @@ async fn write(
         pending.save(state_dir, project)?;
         let id = content::volume_helper(engine, PURPOSE, &names, false, Some(&name)).await?;
         for (at, (volume, _)) in volumes.iter().enumerate() {
-            let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(8);
-            let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-                receiver.recv().await.map(|chunk| (chunk, receiver))
-            });
+            let (writer, body) = BlockingWriter::new(UPLOAD_CHUNK, "the volume");
             let (helper, path) = (id.clone(), content::volume_path(at));
             uploads.push(async move { engine.upload_stream(&helper, &path, body).await });
-            senders.insert(volume.entry.clone(), sender);
+            senders.insert(volume.entry.clone(), writer);
         }
         helper = Some(id);
     }
@@ -474,7 +470,7 @@ async fn write(
             rescued,
             volumes: senders
                 .into_iter()
-                .map(|(entry, sender)| (entry, Volume::new(sender)))
+                .map(|(entry, writer)| (entry, Volume::new(writer)))
                 .collect(),
         };
         let whole = archive::read(
@@ -618,13 +614,13 @@ fn link(entry: &Entry) -> Vec<u8> {
 
 /// One volume's tar stream, as the engine's upload takes it.
 struct Volume {
-    tar: tar::Builder<Chunks>,
+    tar: tar::Builder<BlockingWriter>,
 }
 
 impl Volume {
-    fn new(sender: mpsc::Sender<io::Result<Bytes>>) -> Self {
+    fn new(writer: BlockingWriter) -> Self {
         Self {
-            tar: tar::Builder::new(Chunks::new(sender)),
+            tar: tar::Builder::new(writer),
         }
     }
 

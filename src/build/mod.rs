@@ -14,12 +14,9 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
-
 use crate::cli::BuildArgs;
 use crate::context::Context;
-use crate::engine::{BuildRequest, Engine};
+use crate::engine::{BlockingWriter, BuildRequest, Engine};
 use crate::error::{Error, Result};
 use crate::host::image_repo;
 use crate::label;
@@ -536,7 +533,9 @@ pub async fn run(
     let tar_bytes = measured.bytes + (measured.files + 2) * 1024;
     let shown = progress::Shown::new(printer, &image, tar_bytes);
     let counter = shown.counter();
-    let (sender, receiver) = mpsc::channel::<Bytes>(8);
+    let (writer, body) = BlockingWriter::new(CONTEXT_CHUNK, "the build context");
+    let bar = counter.clone();
+    let writer = writer.on_send(move |n| bar.inc(n));
     let context = inputs.context.clone();
     let never = inputs.never.clone();
     let extra = inputs
@@ -549,10 +548,10 @@ pub async fn run(
             never: &never,
             always: &always,
         };
-        send_context(&context, &rules, extra, Chunks::new(sender, counter))
-    });
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
+        let sent = send_context(&context, &rules, extra, writer);
+        // Whatever the estimate, all of it is sent now.
+        counter.set_length(counter.position());
+        sent
     });
     let built = engine
         .build(&request, body, |line| {
@@ -705,6 +704,9 @@ fn open_log(path: &Path) -> Option<std::fs::File> {
     std::fs::File::create(path).ok()
 }
 
+/// The chunks a build context goes to the engine in.
+const CONTEXT_CHUNK: usize = 256 * 1024;
+
 /// Writes the context as a tar stream into `sender`, `extra` (a generated Dockerfile,
 /// held in memory) first, hashing the walk on the way; returns the hash of what the
 /// walk sent.
@@ -712,10 +714,10 @@ fn send_context(
     root: &Path,
     rules: &Rules<'_>,
     extra: Option<(String, Vec<u8>)>,
-    chunks: Chunks,
+    writer: BlockingWriter,
 ) -> std::result::Result<String, Refusal> {
     let mut hasher = Hasher::default();
-    let mut tar = tar::Builder::new(chunks);
+    let mut tar = tar::Builder::new(writer);
     if let Some((name, content)) = extra {
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
@@ -756,68 +758,10 @@ fn send_context(
             }
         }
     })?;
-    let chunks = tar
-        .into_inner()
-        .map_err(|err| Refusal::Io("the context".into(), err))?;
-    chunks
-        .finish()
+    tar.into_inner()
+        .and_then(|mut writer| writer.send())
         .map_err(|err| Refusal::Io("the context".into(), err))?;
     Ok(hasher.finish())
-}
-
-/// A writer that hands what it is given to the engine's request in chunks, and counts
-/// them on the build's status line.
-struct Chunks {
-    sender: mpsc::Sender<Bytes>,
-    buffer: Vec<u8>,
-    sent: indicatif::ProgressBar,
-}
-
-impl Chunks {
-    const SIZE: usize = 256 * 1024;
-
-    fn new(sender: mpsc::Sender<Bytes>, sent: indicatif::ProgressBar) -> Self {
-        Self {
-            sender,
-            buffer: Vec::with_capacity(Self::SIZE),
-            sent,
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(Self::SIZE),
-        ));
-        self.sent.inc(chunk.len() as u64);
-        self.sender
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::other("the engine stopped reading the build context"))
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        self.send()?;
-        // Whatever the estimate, all of it is sent now.
-        self.sent.set_length(self.sent.position());
-        Ok(())
-    }
-}
-
-impl Write for Chunks {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= Self::SIZE {
-            self.send()?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -16,15 +16,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use super::{metas_in, root, Meta};
 use crate::archive;
-use crate::backup::Chunks;
+use crate::backup::UPLOAD_CHUNK;
 use crate::container::State;
 use crate::context::Context;
+use crate::engine::BlockingWriter;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lock::Lock;
@@ -352,11 +351,8 @@ async fn put_back(
             ))
         })?;
     }
-    let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(8);
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    });
-    let writing = tokio::task::spawn_blocking(move || write(local, &now, force, sender));
+    let (writer, body) = BlockingWriter::new(UPLOAD_CHUNK, "the snapshot's files");
+    let writing = tokio::task::spawn_blocking(move || write(local, &now, force, writer));
     let (written, uploaded) = tokio::join!(writing, engine.upload_stream(id, "/", body));
     let restored = written
         .map_err(|err| Error::failed(format!("the restore stopped: {err}")))?
@@ -370,15 +366,15 @@ async fn put_back(
     Ok(restored)
 }
 
-/// Writes the archive of what is to be restored into `sender`; says what it did.
+/// Writes the archive of what is to be restored into `writer`; says what it did.
 fn write(
     local: Vec<Local>,
     now: &HashMap<Vec<u8>, Now>,
     force: bool,
-    sender: mpsc::Sender<io::Result<Bytes>>,
+    writer: BlockingWriter,
 ) -> io::Result<Restored> {
     let mut restored = Restored::default();
-    let mut out = tar::Builder::new(Chunks::new(sender));
+    let mut out = tar::Builder::new(writer);
     for l in &local {
         let verdict = verdict(l, now.get(&l.path))?;
         let shown_path = shown(&l.path);
@@ -425,8 +421,7 @@ fn write(
             }
         }
     }
-    let mut chunks = out.into_inner()?;
-    chunks.send()?;
+    out.into_inner()?.send()?;
     Ok(restored)
 }
 

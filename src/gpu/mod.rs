@@ -93,7 +93,6 @@ fn smi_timeout() -> std::time::Duration {
 /// The GPUs' utilisation now, from `nvidia-smi`; why not, when it is missing, fails or
 /// does not answer in time ([`smi_timeout`]).
 pub fn utilisation() -> std::result::Result<Vec<Utilisation>, String> {
-    use std::io::Read;
     use std::process::Stdio;
     let mut child = std::process::Command::new("nvidia-smi")
         .args([
@@ -108,9 +107,9 @@ pub fn utilisation() -> std::result::Result<Vec<Utilisation>, String> {
     let timeout = smi_timeout();
     let deadline = std::time::Instant::now() + timeout;
     // Its answer is a line per GPU, far below a pipe's buffer: waiting first is safe.
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(_)) => break,
             Ok(None) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -124,20 +123,20 @@ pub fn utilisation() -> std::result::Result<Vec<Utilisation>, String> {
             }
             Err(err) => return Err(format!("cannot wait for nvidia-smi: {err}")),
         }
-    };
-    let read = |pipe: Option<&mut dyn Read>| {
-        let mut bytes = Vec::new();
-        if let Some(pipe) = pipe {
-            pipe.read_to_end(&mut bytes).ok();
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
-    let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn Read));
-    if !status.success() {
-        return Err(format!("nvidia-smi failed ({status}): {}", stderr.trim()));
     }
-    parse_utilisation(&stdout)
+    // It has exited: what it wrote is all in the pipes.
+    let out = child
+        .wait_with_output()
+        .map_err(|err| format!("cannot read nvidia-smi's answer: {err}"))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "nvidia-smi failed ({}): {}",
+            out.status,
+            said.trim()
+        ));
+    }
+    parse_utilisation(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// `0, GPU-8a1f…, 37` per line; a line that does not read so (`[N/A]`, `[Not Supported]`)

@@ -57,15 +57,6 @@ impl PathText {
         }
     }
 
-    /// A path from its bytes, which need not be UTF-8.
-    pub fn from_bytes(path: &[u8]) -> Self {
-        let mut builder = Builder::default();
-        builder.push_bytes(path, ChangeKind::Added);
-        let list = builder.finish().expect("a path shorter than 4 GiB");
-        let (path, _) = list.shared().next().expect("the one path pushed");
-        path
-    }
-
     pub fn as_str(&self) -> &str {
         &self.text.text[self.start as usize..self.end as usize]
     }
@@ -397,7 +388,6 @@ mod tests {
         assert_eq!(paths[0].shown(), "/tmp/caf\\xe9");
         assert_eq!(paths[3].shown(), "/tmp/esc\\e[2J\\nforged");
         assert_eq!(paths[3].raw(), None, "control characters are UTF-8");
-        assert_eq!(PathText::from_bytes(b"/tmp/caf\xe8"), paths[2]);
         let json = serde_json::to_value(&list).unwrap();
         assert_eq!(json[0]["path"], "/tmp/caf\u{FFFD}");
         assert_eq!(json[0]["path_hex"], "2f746d702f636166e9");

@@ -529,14 +529,7 @@ fn deploy_takes_a_context_and_list_shows_every_context() {
     let out = sb
         .command(
             env!("CARGO_BIN_EXE_berth"),
-            &[
-                "deploy",
-                &sb.project,
-                "--image",
-                &sb.image.tag,
-                "--context",
-                "far",
-            ],
+            &sb.deploy_args(&["--context", "far"]),
         )
         .env("DOCKER_HOST", "unix:///nowhere.sock")
         .env("PATH", &path)
@@ -585,16 +578,7 @@ fn a_context_elsewhere_books_the_gpus_the_policy_lists_for_it_or_none() {
     let deploy = |sb: &Sandbox, policy: &str| {
         std::fs::write(&sb.policy, policy).unwrap();
         create_context(&docker_dir(sb), "far", &server.host());
-        let args = [
-            "deploy",
-            &sb.project,
-            "--image",
-            &sb.image.tag,
-            "--gpus",
-            "1",
-            "--context",
-            "far",
-        ];
+        let args = sb.deploy_args(&["--gpus", "1", "--context", "far"]);
         sb.command(env!("CARGO_BIN_EXE_berth"), &args)
             .env("PATH", &path)
             .stdin(Stdio::null())

@@ -45,14 +45,7 @@ fn gpu_label(c: &Value) -> Vec<String> {
 }
 
 fn deploy_gpus(sb: &Sandbox, gpus: &str) -> Output {
-    sb.berth(&[
-        "deploy",
-        &sb.project,
-        "--image",
-        &sb.image.tag,
-        "--gpus",
-        gpus,
-    ])
+    sb.berth(&sb.deploy_args(&["--gpus", gpus]))
 }
 
 /// `deploy PROJECT --gpus 1` in every sandbox at once; their outputs, in order.
@@ -60,14 +53,7 @@ fn deploy_at_once(sandboxes: &[Sandbox]) -> Vec<Output> {
     let children: Vec<_> = sandboxes
         .iter()
         .map(|sb| {
-            let args = [
-                "deploy",
-                &sb.project,
-                "--image",
-                &sb.image.tag,
-                "--gpus",
-                "1",
-            ];
+            let args = sb.deploy_args(&["--gpus", "1"]);
             sb.command(env!("CARGO_BIN_EXE_berth"), &args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -187,14 +173,7 @@ fn explicit_devices_are_checked_for_conflicts_by_deploy_and_run() {
         env_of(&c[0], "NVIDIA_VISIBLE_DEVICES").as_deref(),
         Some(inventory[0].as_str())
     );
-    let out = second.berth(&[
-        "deploy",
-        &second.project,
-        "--image",
-        &second.image.tag,
-        "--gpus",
-        "1",
-    ]);
+    let out = second.berth(&second.deploy_args(&["--gpus", "1"]));
     assert_code(&out, 3);
     assert_stderr_has(&out, "0 free of 2");
 }

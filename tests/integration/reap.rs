@@ -255,16 +255,7 @@ fn gpu_sandbox(answer: Option<&str>) -> Sandbox {
         "[reap]\nidle_after = \"1s\"\n[gpus]\ninventory = [\"{gpu}\"]\nrequest = \"env\"\n"
     );
     fs::write(&sb.policy, policy).unwrap();
-    let args = [
-        "deploy",
-        &sb.project,
-        "--image",
-        &sb.image.tag,
-        "--gpus",
-        "1",
-    ];
-    let mut args = args.to_vec();
-    args.extend(["--", "sh", "-c", "while :; do :; done"]);
+    let args = sb.deploy_args(&["--gpus", "1", "--", "sh", "-c", "while :; do :; done"]);
     assert_code(&sb.berth(&args), 0);
     sb
 }

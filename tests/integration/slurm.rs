@@ -29,14 +29,7 @@ fn env_of(inspected: &Value, key: &str) -> Option<String> {
 /// `deploy PROJECT --slurm EXTRA… --json -- sleep 3600`: its output, what it printed,
 /// and a guard that cancels its job.
 fn deploy(sb: &Sandbox, conf: &Path, extra: &[&str]) -> (Output, Value, JobGuard) {
-    let mut args = vec![
-        "deploy",
-        &sb.project,
-        "--image",
-        &sb.image.tag,
-        "--slurm",
-        "--json",
-    ];
+    let mut args = sb.deploy_args(&["--slurm", "--json"]);
     args.extend_from_slice(extra);
     args.extend(["--", "sleep", "3600"]);
     let out = sb.berth(&args);
@@ -110,15 +103,7 @@ fn no_wait_gives_the_job_id_at_once_and_gpus_go_by_count() {
         format!("berth:{}:{}", whoami(), sb.project)
     );
 
-    let out = sb.berth(&[
-        "deploy",
-        &sb.project,
-        "--image",
-        &sb.image.tag,
-        "--slurm",
-        "--gpus",
-        "all",
-    ]);
+    let out = sb.berth(&sb.deploy_args(&["--slurm", "--gpus", "all"]));
     assert_code(&out, 2);
     assert_stderr_has(&out, "Slurm hands out GPUs by count");
     drop(job);
@@ -236,19 +221,7 @@ fn a_deploy_for_busy_gpus_waits_in_slurms_queue_and_says_why() {
     let mut child = sb
         .command(
             env!("CARGO_BIN_EXE_berth"),
-            &[
-                "deploy",
-                &sb.project,
-                "--image",
-                &sb.image.tag,
-                "--slurm",
-                "--gpus",
-                "1",
-                "--json",
-                "--",
-                "sleep",
-                "3600",
-            ],
+            &sb.deploy_args(&["--slurm", "--gpus", "1", "--json", "--", "sleep", "3600"]),
         )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -371,6 +371,13 @@ impl Sandbox {
         out
     }
 
+    /// `deploy PROJECT --image IMAGE EXTRA…` for this sandbox, as arguments.
+    pub fn deploy_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["deploy", &self.project, "--image", &self.image.tag];
+        args.extend_from_slice(extra);
+        args
+    }
+
     /// Runs the `berth` binary with a clean, hermetic environment and no terminal.
     pub fn berth(&self, args: &[&str]) -> Output {
         self.run(env!("CARGO_BIN_EXE_berth"), args)

@@ -385,7 +385,9 @@ pub fn jobs_by_container() -> BTreeMap<String, Listed> {
     if reports.is_empty() {
         return BTreeMap::new();
     }
-    let args = ["-h", "-o", "%i|%T"].map(str::to_string);
+    // Only these jobs: a cluster's whole queue can hold tens of thousands.
+    let ids: Vec<&str> = reports.iter().map(|r| r.job.as_str()).collect();
+    let args = ["-h", "-o", "%i|%T", "-j", &ids.join(",")].map(str::to_string);
     let states: BTreeMap<String, String> = run("squeue", &args, None)
         .unwrap_or_default()
         .lines()
